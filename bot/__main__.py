@@ -1,0 +1,88 @@
+"""`python -m bot [run | migrate [--check] | usage-export --since YYYY-MM-DD]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import date
+
+import discord
+
+from bot.client import StreamcordBot, open_bot
+from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
+from bot.db import Database, MigrationError, run_migrate_command
+from bot.store.usage import UsageStore
+
+log = logging.getLogger("bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Streamcord Discord bot")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the bot (the default)")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate.add_argument(
+        "--check", action="store_true", help="report pending migrations without applying them"
+    )
+    export = commands.add_parser("usage-export", help="write usage rows as CSV to stdout")
+    export.add_argument("--since", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "migrate":
+            return asyncio.run(run_migrate_command(load_database_path(), check=args.check, out=sys.stdout))
+        if args.command == "usage-export":
+            return asyncio.run(_export(args.since))
+        config = load_config()
+    except ConfigError as exc:
+        print(
+            f"Configuration error: {exc} See .env.example for every setting and its meaning.", file=sys.stderr
+        )
+        return 2
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(run(config))
+    except discord.LoginFailure:
+        print(
+            "Discord rejected DISCORD_TOKEN. Copy the bot token from the Developer Portal "
+            "(Bot → Reset Token) into .env.",
+            file=sys.stderr,
+        )
+        return 2
+    except MigrationError as exc:
+        print(f"Database error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def run(config: Config) -> None:
+    async with open_bot(config) as bot:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda s=sig: _shutdown(bot, s))
+        await bot.start(config.discord_token)
+    log.info("Stopped cleanly")
+
+
+def _shutdown(bot: StreamcordBot, sig: signal.Signals) -> None:
+    log.info("Received %s: finishing in-flight answers and shutting down", sig.name)
+    asyncio.get_running_loop().create_task(bot.close())
+
+
+async def _export(since: date) -> int:
+    db = await Database.open(load_database_path())
+    try:
+        rows = await UsageStore(db).export_csv(since, sys.stdout)
+    finally:
+        await db.close()
+    print(f"{rows} rows", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,44 @@
+"""Whether a request may go to the model: channel enabled, user cooldown, daily token quota."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.settings import ChannelSettings
+from bot.store.settings import SettingsStore
+from bot.store.usage import UsageStore
+
+
+class Refused(Exception):
+    """str(refusal) is the short message shown to the user."""
+
+
+class Admission:
+    def __init__(self, settings: SettingsStore, usage: UsageStore, defaults: ChannelSettings) -> None:
+        self._settings = settings
+        self._usage = usage
+        self._defaults = defaults
+
+    async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
+        """The settings to answer with, or Refused."""
+        settings = await self._settings.get(guild_id, channel_id, self._defaults)
+        if not settings.enabled:
+            raise Refused(
+                "I'm switched off in this channel. A server admin can turn me on with `/config set`."
+            )
+        if guild_id is None:
+            return settings
+        if settings.cooldown_seconds:
+            last = await self._usage.last_request_at(guild_id, user_id)
+            if last is not None:
+                wait = settings.cooldown_seconds - (datetime.now(UTC) - last).total_seconds()
+                if wait > 0:
+                    raise Refused(f"Slow down a little: you can ask again in {wait:.0f} s.")
+        if settings.daily_token_quota is not None:
+            used = await self._usage.tokens_today(guild_id, user_id)
+            if used >= settings.daily_token_quota:
+                raise Refused(
+                    f"You've used your {settings.daily_token_quota:,} tokens for today on this server. "
+                    "The quota resets at 00:00 UTC."
+                )
+        return settings

@@ -1,0 +1,143 @@
+"""The bot: owns the services the cogs call, loads the cogs, and shuts down in the right order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.admission import Admission
+from bot.config import Config
+from bot.db import Database
+from bot.discord_targets import NO_MENTIONS
+from bot.llm import LLMClient
+from bot.recovery import finalize_orphans
+from bot.store.inflight import InflightStore
+from bot.store.settings import SettingsStore
+from bot.store.usage import UsageStore
+from bot.streaming.manager import StreamManager
+from bot.streaming.pacer import Pacer
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
+SHUTDOWN_TIMEOUT = 10.0
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+    add_reactions=True,
+    manage_messages=True,
+    embed_links=True,
+)
+
+
+class StreamcordBot(commands.Bot):
+    def __init__(self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer) -> None:
+        # Intents.default() carries reactions and guild messages; mentions of the bot include their content
+        # without the privileged message-content intent.
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=NO_MENTIONS,
+            http_trace=pacer.trace_config(),
+            help_command=None,
+        )
+        self.config = config
+        self.db = db
+        self.llm = llm
+        self.pacer = pacer
+        self.settings = SettingsStore(db)
+        self.usage = UsageStore(db)
+        self.inflight = InflightStore(db)
+        self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.streams = StreamManager(llm=llm, pacer=pacer, usage=self.usage, inflight=self.inflight)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def setup_hook(self) -> None:
+        self.tree.on_error = self.on_app_command_error
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.tree.sync()
+        task = asyncio.create_task(finalize_orphans(self, self.inflight, self.pacer))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        invite = discord.utils.oauth_url(
+            self.user.id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+        )
+        log.info(
+            "Ready as %s (%s) in %d servers. Invite: %s", self.user, self.user.id, len(self.guilds), invite
+        )
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: mentions are answered by the chat cog's listener."""
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+            message = str(error) or "You can't use this command here."
+        else:
+            log.error(
+                "Command /%s failed for user %s in channel %s",
+                interaction.command.qualified_name if interaction.command else "?",
+                interaction.user.id,
+                interaction.channel_id,
+                exc_info=error,
+            )
+            message = "Something went wrong running that command. The error has been logged."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException:
+            log.warning("Could not tell user %s about a failed command", interaction.user.id)
+
+    async def close(self) -> None:
+        # Streams first, while Discord and the database can still record how they ended.
+        await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await super().close()
+
+
+@contextlib.asynccontextmanager
+async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
+    """Resources open around the bot and close after it, in reverse order: the database outlives every
+    stream's final usage write."""
+    use_discord_endpoints(config.discord_api_base, config.discord_gateway_url)
+    db = await Database.open(config.database_path)
+    try:
+        llm = LLMClient(
+            base_url=config.openai_base_url,
+            api_key=config.openai_api_key,
+            timeout=config.llm_timeout,
+            max_retries=config.llm_max_retries,
+        )
+        pacer = Pacer(global_per_second=config.global_rate_limit)
+        await pacer.start()
+        try:
+            async with StreamcordBot(config=config, db=db, llm=llm, pacer=pacer) as bot:
+                yield bot
+        finally:
+            await pacer.close()
+            await llm.close()
+    finally:
+        await db.close()
+
+
+def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:
+    """Send REST calls to a proxy or the loopback test server; webhook routes read the same Route.BASE."""
+    if api_base:
+        discord.http.Route.BASE = api_base
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)

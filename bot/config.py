@@ -1,0 +1,120 @@
+"""The one place configuration comes from: the environment, plus an optional `.env` file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from bot.settings import ChannelSettings, SettingError, parse_value
+
+
+class ConfigError(Exception):
+    """A missing or malformed variable; the message names it and is shown to the operator as is."""
+
+
+@dataclass(frozen=True)
+class Config:
+    discord_token: str = field(repr=False)
+    openai_api_key: str = field(repr=False)
+    openai_base_url: str
+    defaults: ChannelSettings
+    database_path: Path
+    log_level: str = "INFO"
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 2
+    global_rate_limit: int = 50
+
+
+_DEFAULT_DATABASE = "data/streamcord.sqlite3"
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Config:
+    """Build the Config; real environment variables win over `.env` values."""
+    if env is None:
+        merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        merged.update(os.environ)
+        env = merged
+
+    def get(name: str, default: str | None = None) -> str:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise ConfigError(f"{name} is not set.")
+        return default
+
+    def number(name: str, default: str, kind: type[int] | type[float], low: float, high: float) -> float:
+        raw = get(name, default)
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}.")
+        return value
+
+    def setting(key: str, name: str, default: str) -> object:
+        try:
+            return parse_value(key, get(name, default))
+        except SettingError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+    base_url = get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https://, got {base_url!r}.")
+    api_base = env.get("DISCORD_API_BASE", "").strip().rstrip("/") or None
+    if api_base and not api_base.startswith(("http://", "https://")):
+        raise ConfigError(f"DISCORD_API_BASE must start with http:// or https://, got {api_base!r}.")
+    gateway = env.get("DISCORD_GATEWAY_URL", "").strip() or None
+    if gateway and not gateway.startswith(("ws://", "wss://")):
+        raise ConfigError(f"DISCORD_GATEWAY_URL must start with ws:// or wss://, got {gateway!r}.")
+    level = get("LOG_LEVEL", "INFO").upper()
+    if level not in _LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
+
+    defaults = ChannelSettings(
+        model=get("DEFAULT_MODEL"),
+        system_prompt=setting(
+            "system_prompt", "SYSTEM_PROMPT", "You are a helpful assistant in a Discord server."
+        ),
+        temperature=setting("temperature", "TEMPERATURE", "0.7"),
+        max_tokens=setting("max_tokens", "MAX_TOKENS", "1024"),
+        enabled=True,
+        history=setting("history", "HISTORY_TURNS", "10"),
+        cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
+        daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+    )
+    return Config(
+        discord_token=get("DISCORD_TOKEN"),
+        openai_api_key=get("OPENAI_API_KEY", "not-needed"),
+        openai_base_url=base_url,
+        defaults=defaults,
+        database_path=Path(get("DATABASE_PATH", _DEFAULT_DATABASE)),
+        log_level=level,
+        discord_api_base=api_base,
+        discord_gateway_url=gateway,
+        llm_timeout=number("LLM_TIMEOUT", "60", float, 1, 600),
+        llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
+        global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # At DEBUG these print interaction tokens and user prompts.
+    for name in ("discord.http", "discord.webhook", "discord.gateway", "openai", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def load_database_path(env_file: str | Path = ".env") -> Path:
+    """For the maintenance commands, which need no Discord or model settings."""
+    value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
+    return Path(value or _DEFAULT_DATABASE)

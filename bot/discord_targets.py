@@ -1,0 +1,150 @@
+"""The two ways a reply reaches Discord, behind the engine's ReplyTarget: an interaction (/chat) and plain
+channel messages (mentions, and /chat replies that outlive their 15-minute interaction token)."""
+
+from __future__ import annotations
+
+import time
+
+import discord
+
+from bot.streaming.routes import route_key
+from bot.streaming.target import DeliveryFailed, MessageGone, Route, TargetExpired
+
+NO_MENTIONS = discord.AllowedMentions.none()
+STOP_EMOJI = "🛑"
+# Interaction tokens live 15 minutes; leave a margin for a request in flight.
+TOKEN_LIFETIME = 14 * 60.0
+
+_GONE = {10003, 10008, 50001}  # unknown channel, unknown message, missing access
+_EXPIRED = {10015, 10062, 50027}  # unknown webhook, unknown interaction, invalid webhook token
+
+
+def _translate(exc: discord.HTTPException) -> Exception:
+    if exc.code in _GONE or isinstance(exc, discord.Forbidden):
+        return MessageGone(f"{exc.status} {exc.code}")
+    if exc.code in _EXPIRED or exc.status == 401:
+        return TargetExpired(f"{exc.status} {exc.code}")
+    return DeliveryFailed(f"{exc.status} {exc.code} {exc.text[:200]}")
+
+
+class ChannelTarget:
+    """Pages as ordinary channel messages, the first one replying to the prompt when there is one."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        channel_id: int,
+        *,
+        reply_to: int | None = None,
+        message_ids: list[int] | None = None,
+    ) -> None:
+        self.channel_id = channel_id
+        self.message_ids = message_ids if message_ids is not None else []
+        self._client = client
+        self._channel = client.get_partial_messageable(channel_id)
+        self._reply_to = reply_to
+
+    def route(self, page: int) -> Route:
+        if page >= len(self.message_ids):
+            return Route(self.channel_id, route_key("POST", f"/channels/{self.channel_id}/messages"), True)
+        return Route(
+            self.channel_id,
+            route_key("PATCH", f"/channels/{self.channel_id}/messages/{self.message_ids[page]}"),
+            True,
+        )
+
+    async def put(self, page: int, content: str) -> None:
+        try:
+            if page < len(self.message_ids):
+                await self._channel.get_partial_message(self.message_ids[page]).edit(
+                    content=content, allowed_mentions=NO_MENTIONS
+                )
+                return
+            reference = None
+            if page == 0 and self._reply_to is not None:
+                reference = discord.MessageReference(
+                    message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False
+                )
+            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
+            self.message_ids.append(message.id)
+        except discord.HTTPException as exc:
+            raise _translate(exc) from exc
+
+    def reaction_route(self) -> Route:
+        message_id = self.message_ids[0] if self.message_ids else 0
+        path = f"/channels/{self.channel_id}/messages/{message_id}/reactions/{STOP_EMOJI}/@me"
+        return Route(None, route_key("PUT", path), True)
+
+    async def set_stop_button(self, shown: bool) -> None:
+        message = self._channel.get_partial_message(self.message_ids[0])
+        if shown:
+            await message.add_reaction(STOP_EMOJI)
+        else:
+            await message.remove_reaction(STOP_EMOJI, discord.Object(self._client.user.id))  # type: ignore[union-attr]
+
+    def fall_back(self) -> None:
+        """Channel messages have no token to expire."""
+
+
+class InteractionTarget:
+    """The first page is the interaction's own response; later pages are follow-ups, all edited through the
+    interaction webhook, which Discord exempts from the global rate limit."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.channel_id: int = interaction.channel_id  # type: ignore[assignment]
+        self._interaction = interaction
+        self._channel = ChannelTarget(interaction.client, self.channel_id)
+        self.message_ids = self._channel.message_ids
+        self._expires_at = time.monotonic() + TOKEN_LIFETIME
+        self._expired = False
+
+    @property
+    def _webhook(self) -> str:
+        return f"/webhooks/{self._interaction.application_id}/{self._interaction.token}"
+
+    def _use_channel(self) -> bool:
+        self._expired = self._expired or time.monotonic() >= self._expires_at
+        return self._expired
+
+    def route(self, page: int) -> Route:
+        if self._use_channel():
+            return self._channel.route(page)
+        if not self.message_ids:
+            path = f"/interactions/{self._interaction.id}/{self._interaction.token}/callback"
+            return Route(None, route_key("POST", path), False)
+        if page >= len(self.message_ids):
+            return Route(self.channel_id, route_key("POST", self._webhook), False)
+        message = "@original" if page == 0 else str(self.message_ids[page])
+        return Route(self.channel_id, route_key("PATCH", f"{self._webhook}/messages/{message}"), False)
+
+    async def put(self, page: int, content: str) -> None:
+        if self._use_channel():
+            await self._channel.put(page, content)
+            return
+        interaction = self._interaction
+        try:
+            if not self.message_ids:
+                response = await interaction.response.send_message(content, allowed_mentions=NO_MENTIONS)
+                if response.message_id is None:
+                    raise DeliveryFailed("the interaction response carried no message id")
+                self.message_ids.append(response.message_id)
+            elif page == 0:
+                await interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+            elif page < len(self.message_ids):
+                await interaction.followup.edit_message(
+                    self.message_ids[page], content=content, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                message = await interaction.followup.send(content, wait=True, allowed_mentions=NO_MENTIONS)
+                self.message_ids.append(message.id)
+        except discord.HTTPException as exc:
+            raise _translate(exc) from exc
+
+    def reaction_route(self) -> Route:
+        return self._channel.reaction_route()
+
+    async def set_stop_button(self, shown: bool) -> None:
+        await self._channel.set_stop_button(shown)
+
+    def fall_back(self) -> None:
+        self._expired = True

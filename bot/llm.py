@@ -1,0 +1,123 @@
+"""The model server: one AsyncOpenAI client for the process, streamed chat completions, user-facing errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx2
+import openai
+
+log = logging.getLogger(__name__)
+
+_MODELS_TTL = 300.0
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, str]]
+    temperature: float
+    max_tokens: int | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last event of a stream: why the model stopped, and the server's usage if it sent one."""
+
+    reason: str | None
+    usage: Usage | None
+
+
+class LLMClient:
+    def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
+        # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
+        # gap between two chunks, not the whole answer.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=openai.Timeout(timeout, connect=10.0),
+            max_retries=max_retries,
+        )
+        self._models: list[str] = []
+        self._models_at = float("-inf")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+        """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
+        the HTTP response, which stops generation upstream."""
+        stream = await self._client.chat.completions.create(
+            model=request.model,
+            messages=request.messages,  # type: ignore[arg-type]
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        reason: str | None = None
+        usage: Usage | None = None
+        async with stream:
+            # Keep reading after finish_reason: the usage chunk comes last.
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        yield choice.delta.content
+                    if choice.finish_reason:
+                        reason = choice.finish_reason
+        yield Finish(reason, usage)
+
+    async def list_models(self) -> list[str]:
+        """Model ids the server offers, cached for a few minutes; [] when the server cannot list them."""
+        if time.monotonic() - self._models_at < _MODELS_TTL:
+            return self._models
+        try:
+            self._models = sorted([m.id async for m in self._client.models.list()])
+        except (openai.OpenAIError, httpx2.HTTPError) as exc:
+            log.warning("Could not list models from the model server: %s", type(exc).__name__)
+            return self._models
+        self._models_at = time.monotonic()
+        return self._models
+
+
+def describe_error(exc: BaseException, model: str) -> str:
+    """A short message for the Discord user; the details go to the log."""
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "The model server rejected the bot's API key. Ask the bot's owner to check it."
+    if isinstance(exc, openai.RateLimitError):
+        return "The model server is rate limiting requests. Try again in a moment."
+    if isinstance(exc, openai.NotFoundError):
+        return f"The model `{model}` is not available on the model server."
+    if isinstance(exc, openai.BadRequestError):
+        if _error_code(exc) == "context_length_exceeded":
+            return "The conversation is too long for this model. Start a new one or lower `history`."
+        return "The model server refused the request."
+    if isinstance(exc, openai.APIStatusError):
+        return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
+        return "The model server took too long to answer."
+    if isinstance(exc, openai.APIConnectionError):
+        return "Could not reach the model server."
+    if isinstance(exc, httpx2.HTTPError | openai.APIError):
+        return "The model server dropped the connection mid-answer."
+    return "Something went wrong while generating this answer."
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
+            return inner["code"]
+    return getattr(exc, "code", None)

@@ -1,0 +1,141 @@
+"""Per-channel settings: the keys, how user input is validated, and how overrides resolve (pure code)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SYSTEM_PROMPT_MAX = 4000
+MAX_TOKENS_LIMIT = 32768
+_TRUE = frozenset({"true", "on", "yes"})
+_FALSE = frozenset({"false", "off", "no"})
+# Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
+_EMPTY = frozenset({"", "none", "unlimited"})
+
+
+class SettingError(ValueError):
+    """Invalid setting key or value; str(error) is a short message fit to show the user."""
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    model: str
+    system_prompt: str = "You are a helpful assistant chatting in Discord. Keep answers concise."
+    temperature: float = 0.7
+    max_tokens: int | None = None
+    enabled: bool = True
+    history: int = 10
+    cooldown_seconds: int = 0
+    daily_token_quota: int | None = None
+
+
+KEYS: dict[str, str] = {
+    "model": "Model used for replies (must be offered by the API)",
+    "system_prompt": f"Instructions sent before the conversation (up to {SYSTEM_PROMPT_MAX} characters)",
+    "temperature": "Sampling temperature, 0 (focused) to 2 (random)",
+    "max_tokens": f"Longest reply in tokens, 1 to {MAX_TOKENS_LIMIT}, or none for the model's limit",
+    "enabled": "Whether the bot answers here: on or off",
+    "history": "How many earlier messages to include as context, 0 to 50",
+    "cooldown_seconds": "Seconds a user must wait between requests, 0 to 3600",
+    "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+}
+
+
+def _int_in(key: str, low: int, high: int | None, raw: str, *, optional: bool = False) -> int | None:
+    text = raw.strip()
+    if optional and text.lower() in _EMPTY:
+        return None
+    if high is None:
+        expected = f"{key} must be a whole number of at least {low}"
+    else:
+        expected = f"{key} must be a whole number from {low} to {high}"
+    if optional:
+        expected += ", or none"
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingError(expected) from None
+    if value < low or (high is not None and value > high):
+        raise SettingError(expected)
+    return value
+
+
+def _model(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 200 or any(c.isspace() for c in value):
+        raise SettingError("model must be a model name like gpt-4o-mini")
+    return value
+
+
+def _system_prompt(raw: str) -> str:
+    value = raw.strip()
+    if len(value) > SYSTEM_PROMPT_MAX:
+        raise SettingError(f"system_prompt must be at most {SYSTEM_PROMPT_MAX} characters (got {len(value)})")
+    return value
+
+
+def _temperature(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingError("temperature must be a number between 0 and 2") from None
+    if not math.isfinite(value) or not 0 <= value <= 2:
+        raise SettingError("temperature must be between 0 and 2")
+    return value
+
+
+def _enabled(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingError("enabled must be on or off (true/false, yes/no also work)")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "model": _model,
+    "system_prompt": _system_prompt,
+    "temperature": _temperature,
+    "max_tokens": lambda raw: _int_in("max_tokens", 1, MAX_TOKENS_LIMIT, raw, optional=True),
+    "enabled": _enabled,
+    "history": lambda raw: _int_in("history", 0, 50, raw),
+    "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, 3600, raw),
+    "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+}
+
+
+def check_key(key: str) -> str:
+    """Normalise a key typed by a user, or raise SettingError naming the valid keys."""
+    normalised = key.strip().lower()
+    if normalised not in KEYS:
+        raise SettingError(f"Unknown setting `{key[:50]}`. Valid settings: {', '.join(KEYS)}")
+    return normalised
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """Validate user input for ``key``; returns the typed value (None = no limit for the optional limits)."""
+    return _PARSERS[check_key(key)](raw)
+
+
+def format_value(key: str, value: Any) -> str:
+    """Render a stored value the way a user would type it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if key == "system_prompt" and value == "":
+        return "(empty)"
+    return str(value)
+
+
+def resolve(
+    defaults: ChannelSettings, guild: Mapping[str, Any], channel: Mapping[str, Any]
+) -> ChannelSettings:
+    """Channel overrides beat server overrides beat defaults; unknown keys (from newer code) are ignored."""
+    merged = {k: v for k, v in guild.items() if k in KEYS}
+    merged.update((k, v) for k, v in channel.items() if k in KEYS)
+    return dataclasses.replace(defaults, **merged)

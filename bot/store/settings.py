@@ -1,0 +1,162 @@
+"""Server/channel setting overrides with an audit trail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bot.db import Database, from_db_time, to_db_time, utcnow
+from bot.settings import ChannelSettings, check_key, parse_value, resolve
+
+Scope = Literal["guild", "channel"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    guild_id: int
+    scope: Scope
+    scope_id: int
+    key: str
+    old_value: Any
+    new_value: Any
+    user_id: int
+    at: datetime
+    old_set: bool  # False: there was no override before (old_value is None)
+    new_set: bool  # False: the override was reset (new_value is None)
+
+
+class SettingsStore:
+    """Reads are cached per (scope, scope_id); every write invalidates the scope it touched."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+        self._cache: dict[tuple[Scope, int], dict[str, Any]] = {}
+        # Bumped on every invalidation so a read that raced a write never caches the stale result.
+        self._generation = 0
+
+    async def get(self, guild_id: int | None, channel_id: int, defaults: ChannelSettings) -> ChannelSettings:
+        guild, channel = await self.overrides(guild_id, channel_id)
+        return resolve(defaults, guild, channel)
+
+    async def overrides(self, guild_id: int | None, channel_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(server overrides, channel overrides) as typed values; direct messages (no guild) have none."""
+        if guild_id is None:
+            return {}, {}
+        return await self._scope_values("guild", guild_id), await self._scope_values("channel", channel_id)
+
+    async def set(
+        self, guild_id: int, scope: Scope, scope_id: int, key: str, value: str, user_id: int
+    ) -> Any:
+        """Validate ``value`` (raises SettingError) and store it; returns the previous override or None."""
+        key = check_key(key)
+        new_json = json.dumps(parse_value(key, value))
+        _check_scope(guild_id, scope, scope_id)
+        now = to_db_time(self._clock())
+        async with self._db.transaction():
+            row = await self._db.fetchone(
+                "SELECT value FROM settings WHERE scope = ? AND scope_id = ? AND key = ?",
+                (scope, scope_id, key),
+            )
+            old_json = row["value"] if row else None
+            await self._db.execute(
+                "INSERT INTO settings (scope, scope_id, guild_id, key, value, updated_by, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (scope, scope_id, key) DO UPDATE SET"
+                " value = excluded.value, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                (scope, scope_id, guild_id, key, new_json, user_id, now),
+            )
+            await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
+        self._invalidate(scope, scope_id)
+        return None if old_json is None else json.loads(old_json)
+
+    async def reset(
+        self, guild_id: int, scope: Scope, scope_id: int, key: str | None, user_id: int
+    ) -> dict[str, Any]:
+        """Remove one override (all at that scope when key is None); returns the removed {key: old value}."""
+        _check_scope(guild_id, scope, scope_id)
+        now = to_db_time(self._clock())
+        sql = "SELECT key, value FROM settings WHERE scope = ? AND scope_id = ?"
+        params: tuple[Any, ...] = (scope, scope_id)
+        if key is not None:
+            key = check_key(key)
+            sql += " AND key = ?"
+            params += (key,)
+        async with self._db.transaction():
+            rows = await self._db.fetchall(sql, params)
+            for row in rows:
+                await self._db.execute(
+                    "DELETE FROM settings WHERE scope = ? AND scope_id = ? AND key = ?",
+                    (scope, scope_id, row["key"]),
+                )
+                await self._audit(guild_id, scope, scope_id, row["key"], row["value"], None, user_id, now)
+        self._invalidate(scope, scope_id)
+        return {row["key"]: json.loads(row["value"]) for row in rows}
+
+    async def history(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The server's most recent setting changes, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, guild_id, scope, scope_id, key, old_value, new_value, user_id, at"
+            " FROM config_audit WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [
+            AuditEntry(
+                id=row["id"],
+                guild_id=row["guild_id"],
+                scope=row["scope"],
+                scope_id=row["scope_id"],
+                key=row["key"],
+                old_value=None if row["old_value"] is None else json.loads(row["old_value"]),
+                new_value=None if row["new_value"] is None else json.loads(row["new_value"]),
+                user_id=row["user_id"],
+                at=from_db_time(row["at"]),
+                old_set=row["old_value"] is not None,
+                new_set=row["new_value"] is not None,
+            )
+            for row in rows
+        ]
+
+    async def _scope_values(self, scope: Scope, scope_id: int) -> dict[str, Any]:
+        cached = self._cache.get((scope, scope_id))
+        if cached is None:
+            generation = self._generation
+            rows = await self._db.fetchall(
+                "SELECT key, value FROM settings WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+            )
+            cached = {row["key"]: json.loads(row["value"]) for row in rows}
+            if generation == self._generation:
+                self._cache[(scope, scope_id)] = cached
+        return dict(cached)
+
+    def _invalidate(self, scope: Scope, scope_id: int) -> None:
+        self._generation += 1
+        self._cache.pop((scope, scope_id), None)
+
+    async def _audit(
+        self,
+        guild_id: int,
+        scope: Scope,
+        scope_id: int,
+        key: str,
+        old_json: str | None,
+        new_json: str | None,
+        user_id: int,
+        at: str,
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO config_audit (guild_id, scope, scope_id, key, old_value, new_value, user_id, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (guild_id, scope, scope_id, key, old_json, new_json, user_id, at),
+        )
+
+
+def _check_scope(guild_id: int, scope: Scope, scope_id: int) -> None:
+    if scope not in ("guild", "channel"):
+        raise ValueError(f"scope must be 'guild' or 'channel', not {scope!r}")
+    if scope == "guild" and scope_id != guild_id:
+        raise ValueError("a guild-scope setting's scope_id must be the guild id")

@@ -1,0 +1,125 @@
+"""Keeps what Discord shows of one reply in step with the latest text, one paced request at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.streaming.pacer import Pacer
+from bot.streaming.render import render
+from bot.streaming.target import DeliveryFailed, MessageGone, ReplyTarget, TargetExpired
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER = render("", streaming=True)[0]
+
+
+class ReplyDisplay:
+    """Latest text wins: the text is rendered only when the pacer lets a request go, so a slow channel
+    drops intermediate versions, never text."""
+
+    def __init__(
+        self,
+        target: ReplyTarget,
+        pacer: Pacer,
+        key: str,
+        *,
+        on_gone: Callable[[], None],
+        on_page: Callable[[list[int]], Awaitable[None]],
+    ) -> None:
+        self._target = target
+        self._pacer = pacer
+        self._key = key
+        self._on_gone = on_gone
+        self._on_page = on_page
+        self._text = ""
+        self._footer = ""
+        self._final = False
+        self._opened = False  # something (even the placeholder) was asked to show
+        self._shown: list[str] = []
+        self._synced = asyncio.Event()
+        self.gone = False
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self._shown) and self._shown[0] != _PLACEHOLDER
+
+    def update(self, text: str) -> None:
+        self._text = text
+        self._schedule()
+
+    def show_placeholder(self) -> None:
+        """Put the in-progress marker up now: an interaction must be answered within 3 s."""
+        self._opened = True
+        self._schedule()
+
+    def finish(self, text: str, footer: str) -> None:
+        self._text, self._footer, self._final = text, footer, True
+        self._opened = True
+        self._schedule()
+
+    async def wait_synced(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._synced.wait(), timeout)
+        except TimeoutError:
+            log.warning("Reply %s: final edit not delivered within %.0f s", self._key, timeout)
+            return False
+        return True
+
+    def _schedule(self) -> None:
+        if self.gone:
+            self._synced.set()
+            return
+        if not (self._text or self._opened):
+            return
+        self._synced.clear()
+        page = len(self._shown) - 1 if self._shown else 0
+        route = self._target.route(page)
+        first_text = not self.has_text and bool(self._text)
+        self._pacer.submit(
+            self._key,
+            self._flush,
+            channel_id=route.channel_id,
+            route=route.key,
+            uses_global=route.uses_global,
+            priority=self._final or first_text,
+        )
+
+    async def _flush(self) -> None:
+        if self.gone:
+            return
+        pages = render(self._text, streaming=not self._final, footer=self._footer)
+        stale = [i for i, content in enumerate(pages) if i >= len(self._shown) or self._shown[i] != content]
+        if not stale:
+            if self._final:
+                self._synced.set()
+            return
+        page = stale[0]
+        try:
+            await self._target.put(page, pages[page])
+        except MessageGone:
+            self.gone = True
+            self._synced.set()
+            self._on_gone()
+            return
+        except TargetExpired:
+            log.info("Reply %s: interaction token expired, continuing in channel messages", self._key)
+            self._target.fall_back()
+            self._schedule()
+            return
+        except DeliveryFailed as exc:
+            # Retrying the same request would fail the same way; skip this version.
+            log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
+        await self._record(page, pages[page])
+        if len(stale) > 1:
+            self._schedule()
+        elif self._final:
+            self._synced.set()
+
+    async def _record(self, page: int, content: str) -> None:
+        if page == len(self._shown):
+            self._shown.append(content)
+            await self._on_page(list(self._target.message_ids))
+        else:
+            self._shown[page] = content

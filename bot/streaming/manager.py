@@ -1,0 +1,101 @@
+"""Every answer in flight: start them, find them by message, stop them, and stop them all on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from bot.llm import ChatRequest, LLMClient
+from bot.store.inflight import InflightStore
+from bot.store.usage import UsageStore
+from bot.streaming.pacer import Pacer
+from bot.streaming.stream import ReplyStream, Requester, Status, StopRequest
+from bot.streaming.target import ReplyTarget
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
+
+
+class StreamManager:
+    def __init__(self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore) -> None:
+        self._llm = llm
+        self._pacer = pacer
+        self._usage = usage
+        self._inflight = inflight
+        self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def start(
+        self,
+        *,
+        chat: ChatRequest,
+        requester: Requester,
+        target: ReplyTarget,
+        prompt_message_id: int | None = None,
+    ) -> ReplyStream:
+        request_id = uuid.uuid4().hex
+        stream = ReplyStream(
+            request_id=request_id,
+            chat=chat,
+            requester=requester,
+            target=target,
+            llm=self._llm,
+            pacer=self._pacer,
+            usage=self._usage,
+            inflight=self._inflight,
+        )
+        task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
+        self._streams[request_id] = (stream, task, prompt_message_id)
+        task.add_done_callback(lambda t: self._forget(request_id, t))
+        log.info(
+            "Request %s started in channel %s for user %s (model %s)",
+            request_id,
+            requester.channel_id,
+            requester.user_id,
+            chat.model,
+        )
+        return stream
+
+    def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
+        self._streams.pop(request_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Request %s crashed", request_id, exc_info=task.exception())
+
+    def by_message(self, message_id: int) -> ReplyStream | None:
+        """The answer showing in this message, or answering this prompt message."""
+        for stream, _, prompt_id in self._streams.values():
+            if message_id == prompt_id or message_id in stream.message_ids:
+                return stream
+        return None
+
+    def latest_for(self, channel_id: int, user_id: int) -> ReplyStream | None:
+        mine = [
+            s
+            for s, _, _ in self._streams.values()
+            if s.requester.channel_id == channel_id and s.requester.user_id == user_id
+        ]
+        return mine[-1] if mine else None
+
+    def stop(self, stream: ReplyStream, status: Status, footer: str, *, reply_gone: bool = False) -> bool:
+        stopped = stream.stop(StopRequest(status, footer, reply_gone))
+        if stopped:
+            log.info("Request %s stopping: %s", stream.request_id, status.value)
+        return stopped
+
+    async def shutdown(self, timeout: float) -> None:
+        """Finalise every answer as interrupted and record its usage before the connections close."""
+        entries = list(self._streams.values())
+        for stream, _, _ in entries:
+            self.stop(stream, Status.INTERRUPTED, INTERRUPTED_FOOTER)
+        tasks = [task for _, task, _ in entries]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%d answers did not finish within %.0f s of shutdown", len(pending), timeout)

@@ -1,0 +1,207 @@
+"""One answer: read deltas from the model, keep the text, show it, and account for it however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.store.inflight import InflightStore
+from bot.store.usage import UsageStore
+from bot.streaming.display import ReplyDisplay
+from bot.streaming.pacer import Pacer
+from bot.streaming.target import ReplyTarget
+
+log = logging.getLogger(__name__)
+
+ACK_WINDOW = 2.0  # show the placeholder if the model is silent this long; Discord wants an answer within 3 s
+FINAL_EDIT_TIMEOUT = 30.0
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    status: Status
+    footer: str
+    reply_gone: bool = False  # the reply was deleted: nothing left to edit
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token: the usual rule of thumb when the server sends no usage."""
+    return math.ceil(len(text) / 4)
+
+
+class ReplyStream:
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        chat: ChatRequest,
+        requester: Requester,
+        target: ReplyTarget,
+        llm: LLMClient,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+    ) -> None:
+        self.request_id = request_id
+        self.chat = chat
+        self.requester = requester
+        self.target = target
+        self._llm = llm
+        self._pacer = pacer
+        self._usage = usage
+        self._inflight = inflight
+        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.text = ""
+        self._deltas = 0
+        self._finish: Finish | None = None
+        self._stop: StopRequest | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._started = time.monotonic()
+        self._first_token_at: float | None = None
+        self.done = asyncio.Event()
+
+    @property
+    def message_ids(self) -> list[int]:
+        return self.target.message_ids
+
+    def stop(self, request: StopRequest) -> bool:
+        """Cancel generation; closing the HTTP response stops the model server billing more tokens.
+        Returns False when the answer was already over."""
+        if self._stop is not None or self._consumer is None or self._consumer.done():
+            return False
+        self._stop = request
+        if request.reply_gone:
+            self.display.gone = True
+            self._pacer.cancel(self.request_id)
+        self._consumer.cancel()
+        return True
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.done.set()
+
+    async def _run(self) -> None:
+        r = self.requester
+        await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+        await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
+        placeholder = asyncio.get_running_loop().call_later(ACK_WINDOW, self.display.show_placeholder)
+        self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
+        error: BaseException | None = None
+        try:
+            await self._consumer
+        except asyncio.CancelledError:
+            if self._stop is None:  # our own task was cancelled, not the consumer
+                self._consumer.cancel()
+                raise
+        except Exception as exc:
+            error = exc
+            log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
+        finally:
+            placeholder.cancel()
+        status, footer = self._outcome(error)
+        if self.target.message_ids and not self.display.gone:
+            self._remove_stop_button()
+        self.display.finish(self.text, footer)
+        await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
+        await self._record(status, error)
+
+    async def _consume(self) -> None:
+        async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+            async for event in events:
+                if isinstance(event, Finish):
+                    self._finish = event
+                    continue
+                if self._first_token_at is None:
+                    self._first_token_at = time.monotonic()
+                self.text += event
+                self._deltas += 1
+                self.display.update(self.text)
+
+    def _outcome(self, error: BaseException | None) -> tuple[Status, str]:
+        if self._stop is not None:
+            return self._stop.status, self._stop.footer
+        if error is not None:
+            return Status.ERROR, f"⚠️ {describe_error(error, self.chat.model)}"
+        if self._finish is not None and self._finish.reason == "length":
+            return Status.COMPLETED, "*(stopped at the output limit)*"
+        return Status.COMPLETED, ""
+
+    async def _on_page(self, message_ids: list[int]) -> None:
+        if len(message_ids) == 1:
+            self._pacer.submit(
+                f"{self.request_id}:stop-button", self._show_stop_button, **self._reaction_route()
+            )
+        await self._inflight.set_messages(self.request_id, message_ids)
+
+    async def _show_stop_button(self) -> None:
+        if self._consumer is not None and not self._consumer.done():
+            await self.target.set_stop_button(True)
+
+    def _remove_stop_button(self) -> None:
+        self._pacer.submit(
+            f"{self.request_id}:stop-button", self._clear_stop_button, **self._reaction_route()
+        )
+
+    async def _clear_stop_button(self) -> None:
+        try:
+            await self.target.set_stop_button(False)
+        except Exception as exc:  # the reply may be gone or permissions changed: nothing to undo
+            log.info("Request %s: could not remove the stop reaction: %r", self.request_id, exc)
+
+    def _reaction_route(self) -> dict[str, object]:
+        route = self.target.reaction_route()
+        return {"channel_id": route.channel_id, "route": route.key, "uses_global": route.uses_global}
+
+    def _on_gone(self) -> None:
+        self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
+
+    async def _record(self, status: Status, error: BaseException | None) -> None:
+        usage = self._finish.usage if self._finish else None
+        if usage is not None:
+            prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        else:
+            prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
+            # Servers send about one token a delta.
+            completion, estimated = self._deltas, True
+        ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
+        await self._usage.finish(
+            self.request_id,
+            status=status.value,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            estimated=estimated,
+            ttft_ms=ttft,
+            duration_ms=round((time.monotonic() - self._started) * 1000),
+            error=None if error is None else type(error).__name__,
+        )
+        await self._inflight.remove(self.request_id)
+        log.info(
+            "Request %s %s: %d+%d tokens%s",
+            self.request_id,
+            status.value,
+            prompt,
+            completion,
+            " (estimated)" if estimated else "",
+        )

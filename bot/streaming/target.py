@@ -1,0 +1,50 @@
+"""How the stream engine sees Discord: a reply made of numbered pages, each one message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request costs: the channel's message budget (None: exempt), its route key, the global limit."""
+
+    channel_id: int | None
+    key: str
+    uses_global: bool
+
+
+class MessageGone(Exception):
+    """The reply (or its channel) no longer exists: stop generating."""
+
+
+class DeliveryFailed(Exception):
+    """Discord refused a request in a way that retrying would not fix."""
+
+
+class TargetExpired(Exception):
+    """The interaction token expired: continue through plain channel messages."""
+
+
+class ReplyTarget(Protocol):
+    channel_id: int
+    message_ids: list[int]
+
+    def route(self, page: int) -> Route:
+        """The route the next put() of this page will take."""
+        ...
+
+    async def put(self, page: int, content: str) -> None:
+        """Create the page (page == len(message_ids)) or edit it."""
+        ...
+
+    def reaction_route(self) -> Route: ...
+
+    async def set_stop_button(self, shown: bool) -> None:
+        """Add or remove the bot's own 🛑 reaction on the first page."""
+        ...
+
+    def fall_back(self) -> None:
+        """Switch to plain channel messages after TargetExpired."""
+        ...

@@ -1,0 +1,112 @@
+"""/chat and mentions: turn a Discord request into a streamed answer."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.admission import Refused
+from bot.client import StreamcordBot
+from bot.conversation import Turn, build_request
+from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
+from bot.streaming.render import MARKER
+from bot.streaming.routes import route_key
+from bot.streaming.stream import Requester
+
+log = logging.getLogger(__name__)
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: StreamcordBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="chat", description="Ask the model; the answer streams in as it is written.")
+    @app_commands.describe(prompt="What to ask")
+    async def chat(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 4000]) -> None:
+        assert interaction.channel_id is not None
+        try:
+            settings = await self.bot.admission.check(
+                interaction.guild_id, interaction.channel_id, interaction.user.id
+            )
+        except Refused as refusal:
+            await interaction.response.send_message(
+                str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        self.bot.streams.start(
+            chat=build_request(settings, prompt),
+            requester=Requester(interaction.user.id, interaction.guild_id, interaction.channel_id),
+            target=InteractionTarget(interaction),
+        )
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if me is None or message.author.bot or not self._addressed(message, me):
+            return
+        prompt = message.content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "").strip()
+        if not prompt:
+            return
+        guild_id = message.guild.id if message.guild else None
+        try:
+            settings = await self.bot.admission.check(guild_id, message.channel.id, message.author.id)
+        except Refused as refusal:
+            await self._reply(message, str(refusal))
+            return
+        history = await self._history(message, me, settings.history)
+        self.bot.streams.start(
+            chat=build_request(settings, prompt, history),
+            requester=Requester(message.author.id, guild_id, message.channel.id),
+            target=ChannelTarget(self.bot, message.channel.id, reply_to=message.id),
+            prompt_message_id=message.id,
+        )
+
+    @staticmethod
+    def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:
+        if me in message.mentions:
+            return True
+        replied = message.reference.resolved if message.reference else None
+        return isinstance(replied, discord.Message) and replied.author.id == me.id
+
+    async def _history(self, message: discord.Message, me: discord.ClientUser, limit: int) -> list[Turn]:
+        """Earlier turns of the reply chain this message continues, oldest first."""
+        turns: list[Turn] = []
+        reference = message.reference
+        while reference is not None and reference.message_id is not None and len(turns) < limit:
+            previous = reference.resolved
+            if not isinstance(previous, discord.Message):
+                try:
+                    previous = await self._fetch(message.channel.id, reference.message_id)
+                except discord.HTTPException:
+                    break
+            content = previous.content.removesuffix(MARKER).replace(f"<@{me.id}>", "").strip()
+            if content:
+                turns.append(Turn("assistant" if previous.author.id == me.id else "user", content))
+            reference = previous.reference
+        return turns[::-1]
+
+    async def _fetch(self, channel_id: int, message_id: int) -> discord.Message:
+        message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
+        path = f"/channels/{channel_id}/messages/{message_id}"
+        return await self.bot.pacer.run(
+            message.fetch, channel_id=None, route=route_key("GET", path), uses_global=True
+        )
+
+    async def _reply(self, message: discord.Message, text: str) -> None:
+        path = f"/channels/{message.channel.id}/messages"
+        try:
+            await self.bot.pacer.run(
+                lambda: message.reply(text, allowed_mentions=NO_MENTIONS),
+                channel_id=message.channel.id,
+                route=route_key("POST", path),
+                uses_global=True,
+            )
+        except discord.HTTPException as exc:
+            log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
+
+
+async def setup(bot: StreamcordBot) -> None:
+    await bot.add_cog(Chat(bot))

@@ -1,0 +1,229 @@
+"""/config show|set|reset|history: per-server and per-channel settings, for members with Manage Server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import StreamcordBot
+from bot.discord_targets import NO_MENTIONS
+from bot.settings import KEYS, SettingError, check_key, format_value, parse_value
+from bot.store.settings import Scope
+
+log = logging.getLogger(__name__)
+
+ScopeChoice = Literal["channel", "server"]
+_SCOPES: dict[ScopeChoice, Scope] = {"channel": "channel", "server": "guild"}
+AUTOCOMPLETE_TIMEOUT = 2.0  # Discord drops autocomplete answers after 3 s
+HISTORY_LIMIT = 10
+_VALUE_CHARS = 80
+_MESSAGE_LIMIT = 2000
+
+
+class ManageServerRequired(app_commands.CheckFailure):
+    def __init__(self) -> None:
+        super().__init__("You need the Manage Server permission to view or change Streamcord's settings.")
+
+
+def _short(key: str, value: Any) -> str:
+    text = format_value(key, value).replace("`", "'").replace("\n", " ")
+    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+
+
+def _where(scope: Scope) -> str:
+    return "this channel" if scope == "channel" else "the whole server"
+
+
+def _fit(lines: list[str]) -> str:
+    """Join lines, dropping the ones that would push the reply past Discord's 2000 characters."""
+    text = ""
+    for line in lines:
+        if len(text) + len(line) + 1 > _MESSAGE_LIMIT - 2:
+            return text + "…"
+        text += line + "\n"
+    return text.rstrip("\n")
+
+
+class ConfigCommands(commands.Cog, name="Config"):
+    config = app_commands.Group(
+        name="config",
+        description="View or change Streamcord's settings for this server or channel",
+        default_permissions=discord.Permissions(manage_guild=True),
+        guild_only=True,
+    )
+
+    def __init__(self, bot: StreamcordBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # default_permissions only hides the commands; server admins can re-grant them to anyone.
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            raise ManageServerRequired
+        return True
+
+    @config.command(name="show", description="Show the settings in effect here, or one scope's overrides")
+    @app_commands.describe(scope="Only list the overrides set for this channel or for the whole server")
+    async def show(self, interaction: discord.Interaction, scope: ScopeChoice | None = None) -> None:
+        guild_id, channel_id = self._ids(interaction)
+        guild, channel = await self.bot.settings.overrides(guild_id, channel_id)
+        if scope is not None:
+            overrides = channel if scope == "channel" else guild
+            where = _where(_SCOPES[scope])
+            if not overrides:
+                await self._reply(interaction, f"No settings are overridden for {where}.")
+                return
+            lines = [f"**Overrides for {where}:**"]
+            lines += [f"`{key}` = `{_short(key, value)}`" for key, value in overrides.items()]
+            await self._reply(interaction, _fit(lines))
+            return
+        effective = await self.bot.settings.get(guild_id, channel_id, self.bot.config.defaults)
+        lines = ["**Settings in this channel** (channel override → server override → default):"]
+        for key in KEYS:
+            source = "channel" if key in channel else "server" if key in guild else "default"
+            lines.append(f"`{key}` = `{_short(key, getattr(effective, key))}` ({source})")
+        await self._reply(interaction, _fit(lines))
+
+    @config.command(name="set", description="Change a setting for this channel or the whole server")
+    @app_commands.describe(
+        key="Which setting", value="The new value", scope="Where it applies (default: this channel)"
+    )
+    async def set_(
+        self, interaction: discord.Interaction, key: str, value: str, scope: ScopeChoice = "channel"
+    ) -> None:
+        guild_id, channel_id = self._ids(interaction)
+        store_scope = _SCOPES[scope]
+        scope_id = channel_id if store_scope == "channel" else guild_id
+        try:
+            key = check_key(key)
+            parsed = parse_value(key, value)
+        except SettingError as exc:
+            await self._reply(interaction, str(exc))
+            return
+        note = ""
+        if key == "model":
+            await interaction.response.defer(ephemeral=True, thinking=True)  # listing models may be slow
+            models = await self.bot.llm.list_models()
+            if not models:
+                note = " (the model server did not list its models, so the name is unchecked)"
+            elif parsed not in models:
+                suggestions = ", ".join(f"`{m}`" for m in models[:10])
+                await self._reply(
+                    interaction,
+                    f"The model server has no model `{_short(key, parsed)}`. "
+                    f"Available: {suggestions}{'…' if len(models) > 10 else ''}",
+                )
+                return
+        before = await self._overrides(guild_id, channel_id, scope)
+        previous = f"was `{_short(key, before[key])}`" if key in before else "was not set"
+        await self.bot.settings.set(guild_id, store_scope, scope_id, key, value, interaction.user.id)
+        log.info("User %s set %s=%r for %s %s", interaction.user.id, key, parsed, store_scope, scope_id)
+        await self._reply(
+            interaction,
+            f"Set `{key}` to `{_short(key, parsed)}` for {_where(store_scope)} ({previous}).{note}",
+        )
+
+    @config.command(name="reset", description="Remove an override so the server value or default applies")
+    @app_commands.describe(
+        key="Which setting (leave empty to reset all of them)", scope="Default: this channel"
+    )
+    async def reset(
+        self, interaction: discord.Interaction, key: str | None = None, scope: ScopeChoice = "channel"
+    ) -> None:
+        guild_id, channel_id = self._ids(interaction)
+        store_scope = _SCOPES[scope]
+        scope_id = channel_id if store_scope == "channel" else guild_id
+        try:
+            removed = await self.bot.settings.reset(guild_id, store_scope, scope_id, key, interaction.user.id)
+        except SettingError as exc:
+            await self._reply(interaction, str(exc))
+            return
+        where = _where(store_scope)
+        if not removed:
+            what = f"`{check_key(key)}` isn't" if key else "no setting is"
+            await self._reply(interaction, f"Nothing to reset: {what} overridden for {where}.")
+            return
+        effective = await self.bot.settings.get(guild_id, channel_id, self.bot.config.defaults)
+        lines = [f"Reset for {where}:"]
+        lines += [
+            f"`{k}` (was `{_short(k, old)}`, now `{_short(k, getattr(effective, k))}` here)"
+            for k, old in removed.items()
+        ]
+        await self._reply(interaction, _fit(lines))
+
+    @config.command(name="history", description="Recent setting changes in this server")
+    async def history(self, interaction: discord.Interaction) -> None:
+        guild_id, _ = self._ids(interaction)
+        entries = await self.bot.settings.history(guild_id, limit=HISTORY_LIMIT)
+        if not entries:
+            await self._reply(interaction, "No settings have been changed in this server yet.")
+            return
+        lines = ["**Recent changes** (newest first):"]
+        for entry in entries:
+            where = "server" if entry.scope == "guild" else f"<#{entry.scope_id}>"
+            old = f"`{_short(entry.key, entry.old_value)}`" if entry.old_set else "unset"
+            new = f"`{_short(entry.key, entry.new_value)}`" if entry.new_set else "reset"
+            lines.append(
+                f"<t:{int(entry.at.timestamp())}:R> <@{entry.user_id}> `{entry.key}` ({where}): {old} → {new}"
+            )
+        await self._reply(interaction, _fit(lines))
+
+    @set_.autocomplete("key")
+    @reset.autocomplete("key")
+    async def key_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        needle = current.strip().lower()
+        return [
+            app_commands.Choice(name=f"{key}: {description}"[:100], value=key)
+            for key, description in KEYS.items()
+            if needle in key or needle in description.lower()
+        ][:25]
+
+    @set_.autocomplete("value")
+    async def value_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if not interaction.permissions.manage_guild:
+            return []  # checks don't run for autocomplete; don't reveal the model list
+        key = str(getattr(interaction.namespace, "key", "") or "").strip().lower()
+        if key == "enabled":
+            options = ["on", "off"]
+        elif key == "model":
+            try:
+                # Shielded so a slow listing still fills the model cache for the next keystroke.
+                options = await asyncio.wait_for(
+                    asyncio.shield(self.bot.llm.list_models()), AUTOCOMPLETE_TIMEOUT
+                )
+            except TimeoutError:
+                return []
+        elif key in ("max_tokens", "daily_token_quota"):
+            options = ["none"]
+        else:
+            return []
+        needle = current.strip().lower()
+        return [app_commands.Choice(name=o[:100], value=o[:100]) for o in options if needle in o.lower()][:25]
+
+    @staticmethod
+    def _ids(interaction: discord.Interaction) -> tuple[int, int]:
+        assert interaction.guild_id is not None and interaction.channel_id is not None  # guild_only + check
+        return interaction.guild_id, interaction.channel_id
+
+    async def _overrides(self, guild_id: int, channel_id: int, scope: ScopeChoice) -> dict[str, Any]:
+        guild, channel = await self.bot.settings.overrides(guild_id, channel_id)
+        return channel if scope == "channel" else guild
+
+    @staticmethod
+    async def _reply(interaction: discord.Interaction, content: str) -> None:
+        if interaction.response.is_done():  # deferred (ephemeral): replace the "thinking…" message
+            await interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+async def setup(bot: StreamcordBot) -> None:
+    await bot.add_cog(ConfigCommands(bot))

@@ -1,0 +1,88 @@
+"""Fixtures: the loopback Discord and model servers, and the real bot running against them in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import pytest
+
+from bot.client import StreamcordBot, open_bot
+from bot.config import load_config
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.llm_server import FakeLLM
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    llm: FakeLLM
+    guild_id: int
+    channel_id: int
+    alice: int  # asks questions
+    bob: int  # another member, no special permissions
+    mod: int  # Manage Messages
+    admin: int  # Manage Server
+    db_path: Path
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "DISCORD_TOKEN": self.discord.token,
+            "DEFAULT_MODEL": "fake-model",
+            "OPENAI_BASE_URL": self.llm.base_url,
+            "OPENAI_API_KEY": self.llm.api_key,
+            "DATABASE_PATH": str(self.db_path),
+            "DISCORD_API_BASE": self.discord.api_base,
+            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            "LLM_MAX_RETRIES": "0",
+            "LLM_TIMEOUT": "5",
+        }
+        env.update(overrides)
+        return env
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async with FakeDiscord() as fake_discord, FakeLLM() as fake_llm:
+        guild = fake_discord.add_guild("Streamcord Test")
+        yield World(
+            discord=fake_discord,
+            llm=fake_llm,
+            guild_id=guild,
+            channel_id=fake_discord.add_channel(guild, "general"),
+            alice=fake_discord.add_user(guild, "Alice"),
+            bob=fake_discord.add_user(guild, "Bob"),
+            mod=fake_discord.add_user(guild, "Mo", manage_messages=True),
+            admin=fake_discord.add_user(guild, "Ada", manage_guild=True),
+            db_path=tmp_path / "streamcord.sqlite3",
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
+    """The real bot, assembled exactly as `python -m bot` does, connected to the loopback servers."""
+    config = load_config(world.env(**env), env_file=os.devnull)
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        async with open_bot(config) as bot:
+            task = asyncio.create_task(bot.start(config.discord_token))
+            try:
+                await world.discord.wait_ready()
+                await asyncio.wait_for(bot.wait_until_ready(), 10)
+                yield bot
+            finally:
+                await bot.close()
+                await task
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+@pytest.fixture
+async def bot(world: World) -> AsyncIterator[StreamcordBot]:
+    async with running_bot(world) as running:
+        yield running

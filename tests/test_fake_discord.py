@@ -1,0 +1,444 @@
+"""Drive the real discord.py client against tests/fakes/discord_server.FakeDiscord."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.discord_server import FLAG_LOADING, FakeDiscord
+
+
+@contextlib.asynccontextmanager
+async def pointed_at(fake: FakeDiscord) -> AsyncIterator[None]:
+    """Point discord.py's REST base and gateway at the fake, restoring both afterwards."""
+    old_base, old_gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+
+def make_bot(*, members: bool = False) -> commands.Bot:
+    intents = discord.Intents.default()
+    intents.members = members
+    # A short guild_ready_timeout keeps on_ready prompt; production keeps discord.py's 2 s default.
+    return commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    fake: FakeDiscord, bot: commands.Bot, *, sync_guild: int | None = None
+) -> AsyncIterator[commands.Bot]:
+    await bot.login(fake.token)
+    if sync_guild is not None:
+        bot.tree.copy_global_to(guild=discord.Object(sync_guild))
+        await bot.tree.sync(guild=discord.Object(sync_guild))
+    task = asyncio.create_task(bot.connect())
+    try:
+        await fake.wait_ready()
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+
+
+class World:
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.guild = fake.add_guild()
+        self.channel = fake.add_channel(self.guild)
+        self.alice = fake.add_user(self.guild, "alice")
+        self.mod = fake.add_user(self.guild, "mod", manage_messages=True, manage_guild=True)
+
+
+@contextlib.asynccontextmanager
+async def world(**kwargs: Any) -> AsyncIterator[World]:
+    async with FakeDiscord(**kwargs) as fake, pointed_at(fake):
+        yield World(fake)
+
+
+@pytest.fixture
+async def w() -> AsyncIterator[World]:
+    async with world() as w:
+        yield w
+
+
+async def test_ready_populates_guild_cache(w: World) -> None:
+    async with running(w.fake, make_bot(members=True)) as bot:
+        assert bot.user is not None and bot.user.id == w.fake.bot_user_id
+        assert bot.application_id == w.fake.application_id
+        guild = bot.get_guild(w.guild)
+        assert guild is not None and guild.name == "Test Guild"
+        channel = guild.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel) and channel.name == "general"
+        assert {m.id for m in guild.members} == {w.fake.bot_user_id, w.alice, w.mod}
+        me_perms = channel.permissions_for(guild.me)
+        assert me_perms.send_messages and me_perms.manage_messages and me_perms.add_reactions
+        mod = guild.get_member(w.mod)
+        assert mod is not None
+        assert mod.guild_permissions.manage_messages and mod.guild_permissions.manage_guild
+        alice = guild.get_member(w.alice)
+        assert alice is not None and not alice.guild_permissions.manage_messages
+
+
+async def test_without_members_intent_only_bot_member_is_sent(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        guild = bot.get_guild(w.guild)
+        assert guild is not None and [m.id for m in guild.members] == [w.fake.bot_user_id]
+
+
+async def test_slash_command_respond_edit_followup(w: World) -> None:
+    bot = make_bot()
+    seen: dict[str, Any] = {}
+    done = asyncio.Event()
+
+    @bot.tree.command(name="ask", description="Ask something")
+    async def ask(interaction: discord.Interaction, prompt: str, n: int = 1) -> None:
+        seen.update(prompt=prompt, n=n, perms=interaction.permissions.manage_messages)
+        await interaction.response.send_message(
+            f"thinking about {prompt}", allowed_mentions=discord.AllowedMentions.none()
+        )
+        await interaction.edit_original_response(content="answer")
+        await interaction.followup.send("followup", ephemeral=True)
+        done.set()
+
+    group = app_commands.Group(name="config", description="Settings")
+
+    @group.command(name="set", description="Set a value")
+    async def config_set(interaction: discord.Interaction, key: str, value: int) -> None:
+        seen.update(key=key, value=value)
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    bot.tree.add_command(group)
+    async with running(w.fake, bot, sync_guild=w.guild):
+        assert {c["name"] for c in w.fake.commands} == {"ask", "config"}
+        inter = await w.fake.run_slash_command(w.guild, w.channel, w.mod, "ask", {"prompt": "life", "n": 3})
+        await asyncio.wait_for(done.wait(), 5)
+        assert seen == {"prompt": "life", "n": 3, "perms": True}
+        assert inter.response_type == 4 and inter.message_id is not None
+        original = w.fake.messages[inter.message_id]
+        assert [v.content for v in original.versions] == ["thinking about life", "answer"]
+        assert original.versions[0].allowed_mentions == {"parse": []}
+        assert original.interaction_id == inter.id and not original.ephemeral
+        followup = w.fake.messages[inter.followup_ids[0]]
+        assert followup.content == "followup" and followup.ephemeral
+        assert followup.created_at > original.versions[-1].at
+        assert [m.id for m in w.fake.channel_messages(w.channel)] == [original.id, followup.id]
+
+        cfg = await w.fake.run_slash_command(
+            w.guild, w.channel, w.mod, "config set", {"key": "k", "value": "7"}
+        )
+        await w.fake.wait_for(lambda: cfg.response_type is not None, what="config set response")
+        assert seen["key"] == "k" and seen["value"] == 7
+        assert w.fake.messages[cfg.message_id].ephemeral  # type: ignore[index]
+
+
+async def test_defer_then_followup_fills_thinking_message(w: World) -> None:
+    bot = make_bot()
+
+    @bot.tree.command(name="slow", description="Deferred")
+    async def slow(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.followup.send("done")
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        inter = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "slow")
+        await w.fake.wait_for(
+            lambda: inter.message_id is not None and len(w.fake.messages[inter.message_id].versions) == 2,
+            what="followup",
+        )
+        msg = w.fake.messages[inter.message_id]  # type: ignore[index]
+        assert inter.response_type == 5
+        states = [(v.content, v.flags & FLAG_LOADING) for v in msg.versions]
+        assert states == [("", FLAG_LOADING), ("done", 0)]
+        assert inter.followup_ids == []
+
+
+async def test_autocomplete_choices_recorded(w: World) -> None:
+    bot = make_bot()
+
+    @bot.tree.command(name="model", description="Pick a model")
+    async def model(interaction: discord.Interaction, name: str) -> None:
+        await interaction.response.send_message(name)
+
+    @model.autocomplete("name")
+    async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        names = [n for n in ("gpt-a", "gpt-b", "other") if n.startswith(current)]
+        return [app_commands.Choice(name=n, value=n) for n in names]
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        inter = await w.fake.run_autocomplete(w.guild, w.channel, w.alice, "model", {"name": "gp"}, "name")
+        await w.fake.wait_for(lambda: inter.choices is not None, what="autocomplete")
+        assert [c["value"] for c in inter.choices or []] == ["gpt-a", "gpt-b"]
+
+
+async def test_channel_send_edit_delete_and_gateway_echo(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        deleted = asyncio.ensure_future(bot.wait_for("raw_message_delete", timeout=5))
+        msg = await channel.send(f"hi <@{w.alice}>", allowed_mentions=discord.AllowedMentions(users=False))
+        assert msg.mentions == []  # allowed_mentions suppressed the ping
+        edited = await msg.edit(
+            content=f"edited <@{w.alice}>", allowed_mentions=discord.AllowedMentions(users=True)
+        )
+        assert [u.id for u in edited.mentions] == [w.alice]
+        await msg.delete()
+        event = await deleted
+        assert event.message_id == msg.id
+        record = w.fake.messages[msg.id]
+        assert [v.content for v in record.versions] == [f"hi <@{w.alice}>", f"edited <@{w.alice}>"]
+        assert record.versions[0].allowed_mentions == {"parse": ["everyone", "roles"], "replied_user": True}
+        assert record.versions[1].allowed_mentions is not None
+        assert set(record.versions[1].allowed_mentions["parse"]) == {"users", "everyone", "roles"}
+        assert record.deleted_at is not None and record.author_id == w.fake.bot_user_id
+        assert msg.created_at.timestamp() == pytest.approx(time.time(), abs=5)
+
+        # Files go as multipart with payload_json; a file alone makes a message non-empty.
+        with_file = await channel.send(file=discord.File(io.BytesIO(b"hello"), "note.txt"))
+        assert w.fake.messages[with_file.id].content == ""
+        assert w.fake.requests[-1].json["attachments"][0]["filename"] == "note.txt"
+
+
+async def test_user_messages_reach_bot_with_message_content_rules(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        got: list[discord.Message] = []
+
+        async def on_message(message: discord.Message) -> None:
+            got.append(message)
+
+        bot.add_listener(on_message)
+        plain = await w.fake.post_message(w.channel, w.alice, "no mention here")
+        pinged = await w.fake.post_message(
+            w.channel, w.alice, f"<@{w.fake.bot_user_id}> hello", reply_to=plain
+        )
+        await w.fake.wait_for(lambda: len(got) == 2, what="two on_message events")
+        by_id = {m.id: m for m in got}
+        # Intents.default() lacks MESSAGE_CONTENT, so like Discord the fake blanks unmentioned content.
+        assert by_id[plain].content == ""
+        assert by_id[pinged].content == f"<@{w.fake.bot_user_id}> hello"
+        assert bot.user in by_id[pinged].mentions
+        assert by_id[pinged].reference is not None and by_id[pinged].reference.message_id == plain
+        assert w.fake.messages[plain].content == "no mention here"
+
+
+async def test_validation_errors_surface_as_http_exceptions(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        with pytest.raises(discord.HTTPException) as too_long:
+            await channel.send("x" * 2001)
+        assert (too_long.value.status, too_long.value.code) == (400, 50035)
+        assert "content" in too_long.value.text
+        with pytest.raises(discord.HTTPException) as empty:
+            await channel.send("")
+        assert (empty.value.status, empty.value.code) == (400, 50006)
+        with pytest.raises(discord.NotFound) as unknown:
+            await channel.fetch_message(12345)
+        assert unknown.value.code == 10008
+        user_msg = await w.fake.post_message(w.channel, w.alice, "mine")
+        with pytest.raises(discord.Forbidden) as forbidden:
+            await channel.get_partial_message(user_msg).edit(content="hijack")
+        assert forbidden.value.code == 50005
+        with pytest.raises(discord.NotFound) as no_channel:
+            await bot.http.send_message(999, params=discord.http.handle_message_parameters(content="x"))
+        assert no_channel.value.code == 10003
+        with pytest.raises(discord.NotFound):
+            await bot.http.request(discord.http.Route("GET", "/nope/{x}", x=1))
+        assert w.fake.unknown_routes == ["GET /nope/1"]
+        assert len(w.fake.channel_messages(w.channel)) == 1  # nothing invalid was stored
+
+
+async def test_rate_limit_429_is_retried_by_discord_py(w: World) -> None:
+    w.fake.bucket_limits["channel_messages"] = (5, 1.0)  # same shape as Discord's 5/5 s, faster test
+    bot = make_bot()
+    holder: dict[str, discord.Interaction] = {}
+
+    @bot.tree.command(name="start", description="Start")
+    async def start(interaction: discord.Interaction) -> None:
+        holder["i"] = interaction
+        await interaction.response.send_message("0")
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        inter = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "start")
+        await w.fake.wait_for(lambda: inter.message_id is not None, what="interaction response")
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        msg = await channel.send("0")
+        # Unpaced edits across the channel route and the interaction webhook share one channel budget.
+        edits = [msg.edit(content=f"c{i}") for i in range(4)]
+        edits += [holder["i"].edit_original_response(content=f"w{i}") for i in range(3)]
+        await asyncio.wait_for(asyncio.gather(*edits), 15)
+        assert w.fake.count_429() > 0
+        assert len(w.fake.messages[msg.id].versions) == 5
+        assert len(w.fake.messages[inter.message_id].versions) == 4  # type: ignore[index]
+        limited = [r for r in w.fake.requests if r.status == 429]
+        assert limited
+        assert all("Retry-After" in r.headers and "X-RateLimit-Scope" in r.headers for r in limited)
+        ok_edits = [r for r in w.fake.requests if r.method == "PATCH" and r.status == 200]
+        assert ok_edits and all(
+            {
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "X-RateLimit-Reset-After",
+                "X-RateLimit-Bucket",
+            }
+            <= r.headers.keys()
+            for r in ok_edits
+        )
+        assert {r.headers["X-RateLimit-Scope"] for r in limited} <= {"user", "shared"}
+        # A 429 is not applied: applied writes are exactly the send + 7 edits.
+        applied = [
+            r
+            for r in w.fake.requests
+            if r.status == 200 and r.method in ("POST", "PATCH") and "/messages" in r.path
+        ]
+        assert len(applied) == 1 + 7
+
+
+async def test_global_rate_limit(w: World) -> None:
+    w.fake.global_limit = 3
+    async with running(w.fake, make_bot()) as bot:
+        before = w.fake.count_429()
+        fetches = [bot.fetch_channel(w.channel) for _ in range(6)]
+        channels = await asyncio.wait_for(asyncio.gather(*fetches), 10)
+        assert all(c.id == w.channel for c in channels)
+        limited = [r for r in w.fake.requests if r.status == 429]
+        assert w.fake.count_429() > before
+        assert any(r.headers.get("X-RateLimit-Global") == "true" for r in limited)
+
+
+async def test_reactions_both_ways(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        msg = await channel.send("react to me")
+        await msg.add_reaction("🛑")
+        assert w.fake.messages[msg.id].reactions["🛑"] == {w.fake.bot_user_id}
+        waiter = asyncio.ensure_future(
+            bot.wait_for("raw_reaction_add", check=lambda p: p.user_id == w.alice, timeout=5)
+        )
+        await w.fake.add_reaction(w.channel, msg.id, w.alice, "🛑")
+        payload = await waiter
+        assert payload.emoji.name == "🛑" and payload.message_id == msg.id
+        assert payload.member is not None and payload.member.id == w.alice
+        await msg.remove_reaction("🛑", discord.Object(w.alice))
+        assert w.fake.messages[msg.id].reactions["🛑"] == {w.fake.bot_user_id}
+
+
+async def test_ack_deadline_and_token_ttl() -> None:
+    async with world(ack_deadline=0.2, token_ttl=0.4) as w:
+        bot = make_bot()
+        gate = asyncio.Event()
+        errors: list[discord.HTTPException] = []
+        holder: dict[str, discord.Interaction] = {}
+
+        @bot.tree.command(name="late", description="Responds late")
+        async def late(interaction: discord.Interaction) -> None:
+            await gate.wait()
+            try:
+                await interaction.response.send_message("too late")
+            except discord.HTTPException as exc:
+                errors.append(exc)
+
+        @bot.tree.command(name="quick", description="Responds now")
+        async def quick(interaction: discord.Interaction) -> None:
+            holder["i"] = interaction
+            await interaction.response.send_message("now")
+
+        async with running(w.fake, bot, sync_guild=w.guild):
+            slow = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "late")
+            fast = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "quick")
+            await w.fake.wait_for(lambda: fast.response_type == 4, what="quick response")
+            # Waiting for a deadline to pass is the one place a clock wait is inherent.
+            await w.fake.wait_for(lambda: time.monotonic() - slow.created_at > 0.2, what="ack deadline")
+            gate.set()
+            await w.fake.wait_for(lambda: bool(errors), what="late response error")
+            assert isinstance(errors[0], discord.NotFound) and errors[0].code == 10062
+            assert slow.response_type is None
+
+            # A second callback for an acknowledged interaction is rejected the same way.
+            url = f"{w.fake.api_base}/interactions/{fast.id}/{fast.token}/callback"
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(url, json={"type": 4, "data": {"content": "again"}}) as resp,
+            ):
+                assert resp.status == 404 and (await resp.json())["code"] == 10062
+
+            await w.fake.wait_for(lambda: time.monotonic() - fast.created_at > 0.4, what="token expiry")
+            with pytest.raises(discord.HTTPException) as expired:
+                await holder["i"].edit_original_response(content="edit after expiry")
+            assert (expired.value.status, expired.value.code) == (401, 50027)
+
+
+async def test_bot_restart_reidentifies_and_server_survives(w: World) -> None:
+    async with running(w.fake, make_bot()):
+        pass
+    await w.fake.wait_for(lambda: w.fake.connected == 0, what="first socket closed")
+    async with running(w.fake, make_bot()) as bot:
+        assert w.fake.ready_count == 2
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        msg = await channel.send("after restart")
+        assert w.fake.messages[msg.id].content == "after restart"
+
+
+async def test_gateway_resume_replays_missed_events(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        resumed = asyncio.ensure_future(bot.wait_for("resumed", timeout=5))
+        got = asyncio.ensure_future(bot.wait_for("message", timeout=5))
+        # Drop the socket from the server side, like a network blip, and post while it is down.
+        for conn in list(w.fake._conns):
+            await conn.ws.close(code=4000)
+        mid = await w.fake.post_message(w.channel, w.alice, f"<@{w.fake.bot_user_id}> still there?")
+        await resumed
+        assert (await got).id == mid  # replayed from the session backlog on RESUME
+        await w.fake.wait_ready()
+        assert w.fake.ready_count == 2  # initial READY + RESUMED
+
+
+async def test_bad_token_is_rejected(w: World) -> None:
+    bot = make_bot()
+    with pytest.raises(discord.LoginFailure):
+        await bot.login("not-the-token")
+    await bot.close()
+
+
+async def test_fixed_window_headers_and_429_shape(w: World) -> None:
+    url = f"{w.fake.api_base}/channels/{w.channel}/messages"
+    auth = {"Authorization": f"Bot {w.fake.token}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        seen = []
+        for i in range(6):
+            async with http.post(url, json={"content": f"m{i}"}) as resp:
+                seen.append((resp.status, dict(resp.headers), await resp.json()))
+    assert [s for s, _, _ in seen] == [200] * 5 + [429]
+    assert [h["X-RateLimit-Remaining"] for _, h, _ in seen[:5]] == ["4", "3", "2", "1", "0"]
+    assert len({h["X-RateLimit-Bucket"] for _, h, _ in seen[:5]}) == 1
+    assert all(
+        h["X-RateLimit-Limit"] == "5" and 0 < float(h["X-RateLimit-Reset-After"]) <= 5 for _, h, _ in seen[:5]
+    )
+    _, headers, body = seen[5]
+    assert headers["X-RateLimit-Scope"] == "user" and "X-RateLimit-Global" not in headers
+    assert int(headers["Retry-After"]) >= 1 and headers["Via"]
+    assert body["message"] == "You are being rate limited." and body["global"] is False and body["code"] == 0
+    assert 0 < body["retry_after"] <= 5
+    assert len(w.fake.channel_messages(w.channel)) == 5  # the 429 was not applied
+    assert w.fake.count_429() == 1

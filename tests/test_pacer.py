@@ -1,0 +1,639 @@
+"""Pacer tests in real time with tiny windows; assertions use recorded times, never durations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.streaming.pacer import Pacer
+from bot.streaming.routes import major_parameters, route_key
+
+clock = time.monotonic
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 3.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the conditions are plain pacer state, not events
+            await asyncio.sleep(0.002)
+
+
+@dataclass
+class Call:
+    key: Hashable
+    payload: Any
+    start: float
+    end: float = float("inf")
+
+
+@dataclass
+class Recorder:
+    """Fake Discord actions: record when each started/finished, optionally with a slow 'network'."""
+
+    calls: list[Call] = field(default_factory=list)
+    running: Counter[Hashable] = field(default_factory=Counter)
+    max_running_per_key: int = 0
+    latency: Callable[[], float] = lambda: 0.0
+
+    def action(self, key: Hashable, payload: Any) -> Callable[[], Awaitable[Any]]:
+        async def send() -> Any:
+            call = Call(key, payload, clock())
+            self.calls.append(call)
+            self.running[key] += 1
+            self.max_running_per_key = max(self.max_running_per_key, self.running[key])
+            try:
+                delay = self.latency()
+                if delay:
+                    await asyncio.sleep(delay)
+                return payload
+            finally:
+                self.running[key] -= 1
+                call.end = clock()
+
+        return send
+
+    def payloads(self, key: Hashable) -> list[Any]:
+        return [c.payload for c in self.calls if c.key == key]
+
+
+def max_in_any_window(intervals: list[tuple[float, float]], window: float) -> int:
+    """Most requests a fixed server window [t, t + window) could have received, each arriving anywhere
+    between its dispatch and its completion."""
+    best = 0
+    for _, t in intervals:
+        best = max(best, sum(1 for start, end in intervals if end >= t and start < t + window))
+    return best
+
+
+def jain(counts: list[int]) -> float:
+    return sum(counts) ** 2 / (len(counts) * sum(c * c for c in counts))
+
+
+def edit_route(channel: int, message: int = 1) -> str:
+    return route_key("PATCH", f"/channels/{channel}/messages/{message}")
+
+
+@pytest.fixture
+async def make_pacer() -> AsyncIterator[Callable[..., Awaitable[Pacer]]]:
+    pacers: list[Pacer] = []
+
+    async def make(**kwargs: Any) -> Pacer:
+        pacer = Pacer(**kwargs)
+        await pacer.start()
+        pacers.append(pacer)
+        return pacer
+
+    yield make
+    for pacer in pacers:
+        await pacer.close()
+
+
+async def stream(
+    pacer: Pacer,
+    rec: Recorder,
+    key: Hashable,
+    *,
+    channel: int,
+    route: str,
+    until: float,
+    period: float = 0.005,
+    uses_global: bool = True,
+) -> int:
+    """Re-submit a growing 'message' every token like a streaming reply, then a final priority edit."""
+    n = 0
+    while clock() < until:
+        n += 1
+        pacer.submit(key, rec.action(key, n), channel_id=channel, route=route, uses_global=uses_global)
+        await asyncio.sleep(period)
+    n += 1
+    await asyncio.wait_for(
+        pacer.submit(
+            key, rec.action(key, n), channel_id=channel, route=route, uses_global=uses_global, priority=True
+        ),
+        5,
+    )
+    return n
+
+
+# --------------------------------------------------------------------------- latest wins / per key
+
+
+async def test_latest_wins_while_in_flight(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(channel_window=0.2)
+    rec = Recorder()
+    gate = asyncio.Event()
+
+    async def first() -> str:
+        await rec.action("k", 0)()
+        await gate.wait()
+        return "first"
+
+    f0 = pacer.submit("k", first, channel_id=1, route=edit_route(1), uses_global=True)
+    await wait_until(lambda: len(rec.calls) == 1)
+    futures = [
+        pacer.submit("k", rec.action("k", i), channel_id=1, route=edit_route(1), uses_global=True)
+        for i in range(1, 10)
+    ]
+    gate.set()
+    results = await asyncio.wait_for(asyncio.gather(f0, *futures), 3)
+    assert rec.payloads("k") == [0, 9]
+    assert results == ["first"] + [9] * 9
+    assert pacer.stats.dispatched == 2
+    assert pacer.stats.replaced == 8
+
+
+async def test_never_two_in_flight_per_key_and_last_version_delivered(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+) -> None:
+    pacer = await make_pacer(channel_limit=5, channel_window=0.1)
+    rec = Recorder(latency=lambda: random.uniform(0.0, 0.03))
+    until = clock() + 0.25
+    finals = await asyncio.gather(
+        *(stream(pacer, rec, f"s{i}", channel=i % 2, route=f"route-{i}", until=until) for i in range(4))
+    )
+    assert rec.max_running_per_key == 1
+    for i, final in enumerate(finals):
+        sent = rec.payloads(f"s{i}")
+        assert sent[-1] == final
+        assert sent == sorted(sent)  # versions only move forward
+    assert pacer.stats.replaced > 0
+
+
+async def test_cancel_drops_pending_job(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(channel_limit=1, channel_window=30)  # second job waits for the window
+    rec = Recorder()
+    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="r", uses_global=True)
+    fut = pacer.submit("b", rec.action("b", 1), channel_id=1, route="r", uses_global=True)
+    pacer.cancel("b")
+    with pytest.raises(asyncio.CancelledError):
+        await fut
+    pacer.cancel("unknown")  # no-op
+    assert rec.payloads("b") == []
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+async def test_channel_window_never_exceeded_with_slow_network(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+) -> None:
+    window = 0.2
+    pacer = await make_pacer(channel_limit=5, channel_window=window)
+    rec = Recorder(latency=lambda: random.choice([0.0, 0.01, 0.05, 0.12]))
+    until = clock() + 0.7
+    await asyncio.gather(
+        *(stream(pacer, rec, ("s", i), channel=7, route=f"route-{i}", until=until) for i in range(6)),
+        *(stream(pacer, rec, ("t", i), channel=8, route=f"route-t{i}", until=until) for i in range(2)),
+    )
+    for channel_keys in ([("s", i) for i in range(6)], [("t", i) for i in range(2)]):
+        intervals = [(c.start, c.end) for c in rec.calls if c.key in channel_keys]
+        assert max_in_any_window(intervals, window) <= 5
+    assert len([c for c in rec.calls if c.key[0] == "s"]) >= 10  # and it did keep sending
+
+
+async def test_global_window_never_exceeded(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    window = 0.25
+    pacer = await make_pacer(
+        global_per_second=12, global_headroom=2, global_window=window, channel_window=0.1
+    )
+    rec = Recorder(latency=lambda: random.choice([0.0, 0.02, 0.08]))
+    until = clock() + 0.6
+    await asyncio.gather(
+        *(stream(pacer, rec, i, channel=i, route=edit_route(i), until=until) for i in range(12)),
+        # Interaction webhook traffic does not count against the global limit.
+        stream(pacer, rec, "webhook", channel=99, route="webhook", until=until, uses_global=False),
+    )
+    paced = [(c.start, c.end) for c in rec.calls if c.key != "webhook"]
+    assert max_in_any_window(paced, window) <= 10
+    assert len(paced) >= 20
+    assert len(rec.payloads("webhook")) > max_in_any_window(paced, window) // 2  # not starved by the global
+
+
+async def test_lone_stream_is_spaced(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(channel_limit=5, channel_window=0.5)  # 1 edit per 0.1 s
+    rec = Recorder()
+    first = pacer.submit("s", rec.action("s", 0), channel_id=1, route="r", uses_global=True, priority=True)
+    await first
+    until = clock() + 0.4
+    n = 0
+    while clock() < until:
+        n += 1
+        pacer.submit("s", rec.action("s", n), channel_id=1, route="r", uses_global=True)
+        await asyncio.sleep(0.002)
+    starts = [c.start for c in rec.calls]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) >= 3
+    assert min(gaps) >= 0.1 - 0.01  # a recorded start lags its dispatch by about a loop iteration
+
+
+async def test_priority_skips_spacing_but_not_the_window(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(channel_limit=3, channel_window=30)  # spacing 10 s; 3 per 30 s
+    rec = Recorder()
+    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
+    slow = pacer.submit("b", rec.action("b", 1), channel_id=1, route="rb", uses_global=True)
+    await asyncio.wait_for(
+        pacer.submit("c", rec.action("c", 1), channel_id=1, route="rc", uses_global=True, priority=True), 2
+    )
+    assert not slow.done()  # still held by the spacing rule
+    await asyncio.wait_for(
+        pacer.submit("d", rec.action("d", 1), channel_id=1, route="rd", uses_global=True, priority=True), 2
+    )
+    over = pacer.submit("e", rec.action("e", 1), channel_id=1, route="re", uses_global=True, priority=True)
+    await wait_until(lambda: pacer.stats.throttled > 0)
+    assert not over.done()  # 3 per window already used: priority does not skip the window
+    assert [c.key for c in rec.calls] == ["a", "c", "d"]
+
+
+async def test_priority_jumps_the_queue_in_a_channel(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(channel_limit=1, channel_window=0.05)
+    rec = Recorder()
+    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
+    futures = [
+        pacer.submit("b", rec.action("b", 1), channel_id=1, route="rb", uses_global=True),
+        pacer.submit("c", rec.action("c", 1), channel_id=1, route="rc", uses_global=True),
+        pacer.submit("p", rec.action("p", 1), channel_id=1, route="rp", uses_global=True, priority=True),
+    ]
+    await asyncio.wait_for(asyncio.gather(*futures), 3)
+    assert [c.key for c in rec.calls] == ["a", "p", "b", "c"]
+
+
+async def test_priority_jumps_the_queue_across_channels(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    pacer = await make_pacer(global_per_second=2, global_headroom=1, global_window=0.05)
+    rec = Recorder()
+    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
+    futures = [
+        pacer.submit("b", rec.action("b", 1), channel_id=2, route="rb", uses_global=True),
+        pacer.submit("c", rec.action("c", 1), channel_id=3, route="rc", uses_global=True),
+        pacer.submit("p", rec.action("p", 1), channel_id=4, route="rp", uses_global=True, priority=True),
+    ]
+    await asyncio.wait_for(asyncio.gather(*futures), 3)
+    assert [c.key for c in rec.calls] == ["a", "p", "b", "c"]
+
+
+async def test_fair_across_50_channels(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
+    # The global budget (40 per 0.2 s) is the bottleneck: 50 channels could use 250 per 0.2 s.
+    pacer = await make_pacer(global_per_second=42, global_headroom=2, global_window=0.2, channel_window=0.2)
+    rec = Recorder(latency=lambda: random.uniform(0.0, 0.01))
+    until = clock() + 0.8
+    await asyncio.gather(
+        *(stream(pacer, rec, i, channel=i, route=edit_route(i), until=until, period=0.01) for i in range(50))
+    )
+    counts = Counter(c.key for c in rec.calls)
+    assert len(counts) == 50
+    assert jain([counts[i] for i in range(50)]) >= 0.95
+    assert max_in_any_window([(c.start, c.end) for c in rec.calls], 0.2) <= 40
+
+
+async def test_many_streams_resolve_with_their_final_version(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+) -> None:
+    pacer = await make_pacer(global_per_second=100_000, global_headroom=0, channel_window=0.05)
+    rec = Recorder()
+    futures: dict[int, list[asyncio.Future[Any]]] = {}
+    for version in range(30):
+        for key in range(1000):
+            futures.setdefault(key, []).append(
+                pacer.submit(
+                    key, rec.action(key, version), channel_id=key % 200, route=f"r{key}", uses_global=True
+                )
+            )
+        await asyncio.sleep(0)
+    for key, futs in futures.items():
+        results = await asyncio.wait_for(asyncio.gather(*futs), 5)
+        assert results[-1] == 29
+        assert rec.payloads(key)[-1] == 29
+    assert pacer.stats.dispatched < 30 * 1000 / 2  # most intermediate versions were never sent
+    assert pacer.stats.max_queue >= 200
+
+
+# --------------------------------------------------------------------------- failures and lifecycle
+
+
+async def test_exception_reaches_the_future_and_pacer_keeps_running(
+    make_pacer: Callable[..., Awaitable[Pacer]], caplog: pytest.LogCaptureFixture
+) -> None:
+    pacer = await make_pacer()
+    secret = "/webhooks/1/SECRET-TOKEN/messages/2"
+
+    async def boom() -> None:
+        raise ValueError(f"bad request to {secret}")
+
+    with caplog.at_level(logging.DEBUG, logger="bot.streaming.pacer"):
+        with pytest.raises(ValueError, match="bad request"):
+            await pacer.submit("x", boom, channel_id=1, route="r", uses_global=True)
+    assert "SECRET-TOKEN" not in caplog.text
+    assert "bad request" in caplog.text
+    assert await pacer.run(lambda: asyncio.sleep(0, "ok"), channel_id=1, route="r2", uses_global=True) == "ok"
+
+
+async def test_close_waits_for_in_flight_and_cancels_pending() -> None:
+    pacer = Pacer(channel_limit=1, channel_window=30)
+    await pacer.start()
+    gate = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def slow() -> str:
+        await gate.wait()
+        finished.set()
+        return "done"
+
+    running = pacer.submit("a", slow, channel_id=1, route="ra", uses_global=True)
+    pending = pacer.submit("b", slow, channel_id=1, route="rb", uses_global=True)
+    await wait_until(lambda: pacer.stats.dispatched == 1)
+    closing = asyncio.create_task(pacer.close())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closing.done() and not pending.done()
+    gate.set()
+    await asyncio.wait_for(closing, 2)
+    assert finished.is_set() and running.result() == "done"
+    assert pending.cancelled()
+    late = pacer.submit("c", slow, channel_id=1, route="rc", uses_global=True)
+    assert late.cancelled()
+
+
+# --------------------------------------------------------------------------- trace hooks vs a real server
+
+
+@dataclass
+class Hit:
+    at: float
+    method: str
+    path: str
+    status: int
+
+
+class RateLimitedServer:
+    """Tiny Discord-like server: fixed-window buckets per route key, plus scripted one-shot responses."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.windows: dict[str, tuple[float, int]] = {}
+        self.scripted: dict[str, tuple[int, dict[str, str]]] = {}
+        self.hits: list[Hit] = []
+        self.base = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        now = clock()
+        path = request.path.removeprefix("/api/v10")
+        if path in self.scripted:
+            status, headers = self.scripted.pop(path)
+            self.hits.append(Hit(now, request.method, path, status))
+            return web.json_response({"retry_after": 0}, status=status, headers=headers)
+        # Like Discord, all message creates/edits of a channel share one bucket.
+        key = route_key(request.method, path)
+        bucket = (
+            "messages" if "/messages" in path else hashlib.sha256(key.partition(":")[0].encode()).hexdigest()
+        )
+        key = f"{bucket}:{major_parameters(key)}"
+        start, count = self.windows.get(key, (-1e9, 0))
+        if now >= start + self.window:
+            start, count = now, 0
+        reset_after = start + self.window - now
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Reset-After": f"{reset_after:.6f}",
+            "X-RateLimit-Reset": f"{start + self.window:.6f}",
+            "X-RateLimit-Bucket": bucket,
+        }
+        if count >= self.limit:
+            self.hits.append(Hit(now, request.method, path, 429))
+            headers |= {
+                "X-RateLimit-Remaining": "0",
+                "Retry-After": f"{reset_after:.6f}",
+                "X-RateLimit-Scope": "user",
+            }
+            return web.json_response(
+                {"retry_after": reset_after, "global": False}, status=429, headers=headers
+            )
+        self.windows[key] = (start, count + 1)
+        self.hits.append(Hit(now, request.method, path, 200))
+        headers["X-RateLimit-Remaining"] = str(self.limit - count - 1)
+        return web.json_response({"id": "1"}, headers=headers)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RateLimitedServer]:
+    fake = RateLimitedServer(limit=2, window=0.25)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.base = f"http://{host}:{port}/api/v10"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def traced() -> AsyncIterator[Callable[[Pacer], aiohttp.ClientSession]]:
+    sessions: list[aiohttp.ClientSession] = []
+
+    def make(pacer: Pacer) -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(trace_configs=[pacer.trace_config()])
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        await session.close()
+
+
+def http_action(
+    session: aiohttp.ClientSession, method: str, url: str, started: list[float] | None = None
+) -> Callable[[], Awaitable[int]]:
+    async def send() -> int:
+        if started is not None:
+            started.append(clock())
+        async with session.request(method, url) as response:
+            await response.read()
+            return response.status
+
+    return send
+
+
+async def test_learns_route_buckets_from_headers_and_never_hits_429(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    # Channel budget out of the way: only the learned bucket (2 per 0.25 s, shared by the channel's
+    # creates and edits, as the X-RateLimit-Bucket header says) limits.
+    pacer = await make_pacer(channel_limit=1000, channel_window=0.01)
+    session = traced(pacer)
+    create = "/channels/5/messages"
+
+    def edit(message: int) -> Callable[[], Awaitable[int]]:
+        return http_action(session, "PATCH", f"{server.base}{create}/{message}")
+
+    def submit(key: Hashable, method: str, path: str, action: Callable[[], Awaitable[int]]) -> Any:
+        return pacer.submit(key, action, channel_id=5, route=route_key(method, path), uses_global=True)
+
+    # Learn both route keys first: a never-seen route can only probe one request at a time.
+    assert await submit("e1", "PATCH", f"{create}/1", edit(1)) == 200
+    assert await submit("c1", "POST", create, http_action(session, "POST", server.base + create)) == 200
+    statuses = await asyncio.wait_for(
+        asyncio.gather(
+            submit("e2", "PATCH", f"{create}/2", edit(2)),
+            submit("e3", "PATCH", f"{create}/3", edit(3)),
+            submit("c2", "POST", create, http_action(session, "POST", server.base + create)),
+            submit("c3", "POST", create, http_action(session, "POST", server.base + create)),
+        ),
+        5,
+    )
+    assert statuses == [200] * 4
+    assert [h.status for h in server.hits] == [200] * 6
+    assert pacer.stats.rate_limited == 0
+    assert pacer.stats.unpaced == 0
+
+
+async def test_remaining_zero_blocks_route_until_reset(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    pacer = await make_pacer()
+    session = traced(pacer)
+    path = "/channels/9/messages"
+    server.scripted[path] = (
+        200,
+        {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.3"},
+    )
+    route = route_key("POST", path)
+    assert (
+        await pacer.run(
+            http_action(session, "POST", server.base + path), channel_id=9, route=route, uses_global=True
+        )
+        == 200
+    )
+    started: list[float] = []
+    await pacer.run(
+        http_action(session, "POST", server.base + path, started), channel_id=9, route=route, uses_global=True
+    )
+    assert started[0] >= server.hits[0].at + 0.3
+
+
+async def test_429_blocks_the_route_and_is_redacted(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pacer = await make_pacer()
+    session = traced(pacer)
+    token = "SECRET_interaction_token"
+    path = f"/webhooks/77/{token}/messages/@original"
+    server.scripted[path] = (429, {"Retry-After": "0.4", "X-RateLimit-Scope": "user"})
+    with caplog.at_level(logging.DEBUG, logger="bot.streaming.pacer"):
+        # An unpaced request (discord.py's own) gets the 429; the pacer learns from it through the trace.
+        async with session.patch(server.base + path) as response:
+            assert response.status == 429
+    assert pacer.stats.rate_limited == 1 and pacer.stats.unpaced == 1
+    blocked_started: list[float] = []
+    blocked = pacer.submit(
+        "blocked",
+        http_action(session, "PATCH", server.base + path, blocked_started),
+        channel_id=None,
+        route=route_key("PATCH", path),
+        uses_global=False,
+    )
+    other = pacer.submit(
+        "other",
+        http_action(session, "PATCH", server.base + "/channels/1/messages/2"),
+        channel_id=1,
+        route=edit_route(1, 2),
+        uses_global=True,
+    )
+    assert await asyncio.wait_for(other, 2) == 200
+    assert not blocked.done()  # a different route is not held back
+    assert await asyncio.wait_for(blocked, 2) == 200
+    assert blocked_started[0] >= server.hits[0].at + 0.4
+    assert token not in caplog.text
+    assert "429" in caplog.text
+
+
+async def test_global_429_blocks_global_jobs_only(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    pacer = await make_pacer()
+    session = traced(pacer)
+    server.scripted["/gateway/bot"] = (
+        429,
+        {"Retry-After": "0.4", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
+    )
+    async with session.get(server.base + "/gateway/bot") as response:
+        assert response.status == 429
+    started: list[float] = []
+    global_job = pacer.submit(
+        "g",
+        http_action(session, "PATCH", server.base + "/channels/3/messages/4", started),
+        channel_id=3,
+        route=edit_route(3, 4),
+        uses_global=True,
+    )
+    webhook_path = "/webhooks/8/tok/messages/@original"
+    assert (
+        await asyncio.wait_for(
+            pacer.run(
+                http_action(session, "PATCH", server.base + webhook_path),
+                channel_id=4,
+                route=route_key("PATCH", webhook_path),
+                uses_global=False,
+            ),
+            2,
+        )
+        == 200
+    )
+    assert not global_job.done()
+    assert await asyncio.wait_for(global_job, 2) == 200
+    assert started[0] >= server.hits[0].at + 0.4
+
+
+async def test_unpaced_requests_count_in_the_global_window(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    window = 0.3
+    pacer = await make_pacer(global_per_second=4, global_headroom=1, global_window=window)
+    session = traced(pacer)
+    server.limit = 100
+
+    async def unpaced(i: int) -> int:
+        async with session.get(f"{server.base}/users/{i}") as response:
+            return response.status
+
+    # Six at once: the trace holds the last two back so the hard limit (4 per window) holds.
+    assert await asyncio.wait_for(asyncio.gather(*(unpaced(i) for i in range(6))), 3) == [200] * 6
+    assert max_in_any_window([(h.at, h.at) for h in server.hits], window) <= 4
+    assert pacer.stats.unpaced == 6
+    # The paced budget (3 per window) is already used by the unpaced requests.
+    started: list[float] = []
+    await asyncio.wait_for(
+        pacer.run(
+            http_action(session, "PATCH", server.base + "/channels/1/messages/1", started),
+            channel_id=1,
+            route=edit_route(1),
+            uses_global=True,
+        ),
+        3,
+    )
+    hits = sorted(h.at for h in server.hits[:6])
+    assert started[0] >= hits[3] + window  # 4 of the 6 slots had to expire
+    assert max_in_any_window([(h.at, h.at) for h in server.hits], window) <= 4

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.streaming.routes import (
+    api_path,
+    major_parameters,
+    message_budget_channel,
+    redact,
+    route_key,
+    token_hash,
+    uses_global,
+)
+
+TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpzZWNyZXQ.very-secret_token"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key"),
+    [
+        ("POST", "/channels/10/messages", "POST /channels/{channel_id}/messages:10"),
+        ("PATCH", "/channels/10/messages/99", "PATCH /channels/{channel_id}/messages/{message_id}:10"),
+        ("DELETE", "/channels/10/messages/99", "DELETE /channels/{channel_id}/messages/{message_id}:10"),
+        ("GET", "/channels/10/messages/99", "GET /channels/{channel_id}/messages/{message_id}:10"),
+        (
+            "PUT",
+            "/channels/10/messages/99/reactions/%F0%9F%9B%91/@me",
+            "PUT /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me:10",
+        ),
+        (
+            "DELETE",
+            "/channels/10/messages/99/reactions/🛑/42",
+            "DELETE /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{id}:10",
+        ),
+        ("GET", "/guilds/7/members/42", "GET /guilds/{guild_id}/members/{user_id}:7"),
+        ("GET", "/users/@me", "GET /users/@me"),
+        ("GET", "/gateway/bot", "GET /gateway/bot"),
+        ("get", "/channels/10/messages?limit=50", "GET /channels/{channel_id}/messages:10"),
+    ],
+)
+def test_route_keys(method: str, path: str, key: str) -> None:
+    assert route_key(method, path) == key
+
+
+def test_minor_ids_share_a_key_and_major_ids_do_not() -> None:
+    assert route_key("PATCH", "/channels/1/messages/2") == route_key("PATCH", "/channels/1/messages/3")
+    assert route_key("PATCH", "/channels/1/messages/2") != route_key("PATCH", "/channels/4/messages/2")
+    assert route_key("POST", "/channels/1/messages") != route_key("PATCH", "/channels/1/messages/2")
+
+
+def test_full_urls_and_api_prefixes_give_the_same_key() -> None:
+    key = route_key("PATCH", "/channels/1/messages/2")
+    assert route_key("PATCH", "https://discord.com/api/v10/channels/1/messages/2") == key
+    assert route_key("PATCH", "http://127.0.0.1:5000/api/v10/channels/1/messages/2") == key
+    assert route_key("PATCH", "/api/v10/channels/1/messages/2") == key
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("POST", f"/webhooks/55/{TOKEN}", "POST /webhooks/{webhook_id}/{webhook_token}"),
+        (
+            "PATCH",
+            f"/webhooks/55/{TOKEN}/messages/@original",
+            "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original",
+        ),
+        (
+            "PATCH",
+            f"/webhooks/55/{TOKEN}/messages/77",
+            "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+        ),
+        (
+            "POST",
+            f"/interactions/66/{TOKEN}/callback",
+            "POST /interactions/{webhook_id}/{webhook_token}/callback",
+        ),
+    ],
+)
+def test_token_routes_keep_a_hash_never_the_token(method: str, path: str, template: str) -> None:
+    key = route_key(method, path)
+    assert TOKEN not in key
+    assert token_hash(TOKEN) in key
+    assert len(token_hash(TOKEN)) == 12
+    assert key.startswith(template + ":")
+    assert major_parameters(key).endswith("+" + token_hash(TOKEN))
+
+
+def test_different_tokens_are_different_buckets() -> None:
+    assert route_key("POST", "/webhooks/1/aaa") != route_key("POST", "/webhooks/1/bbb")
+
+
+def test_major_parameters() -> None:
+    assert major_parameters(route_key("PATCH", "/channels/1/messages/2")) == "1"
+    assert major_parameters(route_key("GET", "/gateway/bot")) == ""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/channels/1/messages", True),
+        ("PATCH", "/channels/1/messages/2", True),
+        ("PUT", "/channels/1/messages/2/reactions/x/@me", True),
+        ("GET", "/gateway/bot", True),
+        ("GET", "/webhooks/5", True),  # bot-authenticated, no token
+        ("POST", f"/interactions/6/{TOKEN}/callback", False),
+        ("POST", f"/webhooks/5/{TOKEN}", False),
+        ("PATCH", f"/webhooks/5/{TOKEN}/messages/@original", False),
+        ("PATCH", f"http://127.0.0.1:1/api/v10/webhooks/5/{TOKEN}/messages/9", False),
+    ],
+)
+def test_uses_global(method: str, path: str, expected: bool) -> None:
+    assert uses_global(method, path) is expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/channels/1/messages", 1),
+        ("PATCH", "/channels/1/messages/2", 1),
+        ("DELETE", "/channels/1/messages/2", 1),
+        ("GET", "/channels/1/messages/2", None),
+        ("POST", "/channels/1/messages/bulk-delete", None),
+        ("PUT", "/channels/1/messages/2/reactions/x/@me", None),
+        ("PATCH", f"/webhooks/5/{TOKEN}/messages/9", None),
+    ],
+)
+def test_message_budget_channel(method: str, path: str, expected: int | None) -> None:
+    assert message_budget_channel(method, path) == expected
+
+
+def test_api_path() -> None:
+    assert api_path("https://discord.com/api/v10/channels/1?x=1") == "/channels/1"
+    assert api_path("/api/v10/gateway/bot") == "/gateway/bot"
+    assert api_path("https://cdn.discordapp.com/attachments/1/2/a.png") is None
+    assert api_path("/gateway") is None
+
+
+def test_redact() -> None:
+    text = (
+        f"PATCH https://discord.com/api/v10/webhooks/5/{TOKEN}/messages/@original failed; "
+        f"/interactions/6/{TOKEN}/callback"
+    )
+    redacted = redact(text)
+    assert TOKEN not in redacted
+    assert redacted.count(token_hash(TOKEN)) == 2
+    assert "/webhooks/5/" in redacted and "/messages/@original" in redacted
+    assert redact("/channels/1/messages/2") == "/channels/1/messages/2"
