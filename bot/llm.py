@@ -91,7 +91,7 @@ class LLMClient:
         return self._models
 
 
-def describe_error(exc: BaseException, model: str) -> str:
+def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
     """A short message for the Discord user; the details go to the log."""
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return "The model server rejected the bot's API key. Ask the bot's owner to check it."
@@ -107,10 +107,10 @@ def describe_error(exc: BaseException, model: str) -> str:
         return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         return "The model server took too long to answer."
-    if isinstance(exc, openai.APIConnectionError):
-        return "Could not reach the model server."
     if isinstance(exc, httpx2.HTTPError | openai.APIError):
-        return "The model server dropped the connection mid-answer."
+        if mid_answer:
+            return "The model server dropped the connection mid-answer."
+        return "Could not reach the model server."
     return "Something went wrong while generating this answer."
 
 

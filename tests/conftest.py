@@ -73,7 +73,10 @@ async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
             task = asyncio.create_task(bot.start(config.discord_token))
             try:
                 await world.discord.wait_ready()
-                await asyncio.wait_for(bot.wait_until_ready(), 10)
+                # Not wait_until_ready(): discord.py holds READY back 2 s for guild chunking.
+                await world.discord.wait_for(
+                    lambda: bot.get_guild(world.guild_id) is not None, what="guild cached"
+                )
                 yield bot
             finally:
                 await bot.close()

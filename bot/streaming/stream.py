@@ -143,7 +143,10 @@ class ReplyStream:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
-            return Status.ERROR, f"⚠️ {describe_error(error, self.chat.model)}"
+            return (
+                Status.ERROR,
+                f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
+            )
         if self._finish is not None and self._finish.reason == "length":
             return Status.COMPLETED, "*(stopped at the output limit)*"
         return Status.COMPLETED, ""

@@ -704,7 +704,7 @@ class FakeDiscord:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         what: str = "",
     ) -> None:
         """Wait until predicate() is true; re-checked on every fake state change (and every 50 ms, so
@@ -726,7 +726,7 @@ class FakeDiscord:
         """Open gateway connections that have received READY (or RESUMED)."""
         return sum(1 for c in self._conns if c.ready and not c.ws.closed)
 
-    async def wait_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until a currently connected bot has IDENTIFYed and received READY + all GUILD_CREATEs."""
         await self.wait_for(
             lambda: self.connected > 0, timeout, "a bot to IDENTIFY and receive READY + GUILD_CREATE"

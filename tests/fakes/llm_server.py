@@ -258,7 +258,7 @@ class FakeLLM:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         what: str = "",
     ) -> None:
         """Wait until ``predicate()`` holds; re-checked on every server state change (and every 50 ms)."""

@@ -1,0 +1,179 @@
+"""/chat and mentions end to end: real discord.py and openai against the loopback servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.client import StreamcordBot
+from bot.streaming.render import fences_balanced, render
+from tests.conftest import World, running_bot
+from tests.fakes.llm_server import Scenario
+from tests.replies import assert_grew_monotonically, assert_no_pings, bot_messages, usage_rows
+
+STORY = " ".join(f"word{i}" for i in range(60)) + "."
+
+
+async def chat(world: World, prompt: str, user: int | None = None) -> int:
+    """Run /chat as a user and return the id of the reply's first message once it exists."""
+    interaction = await world.discord.run_slash_command(
+        world.guild_id, world.channel_id, user or world.alice, "chat", {"prompt": prompt}
+    )
+    await world.discord.wait_for(lambda: interaction.message_id is not None, what="interaction response")
+    assert interaction.message_id is not None
+    return interaction.message_id
+
+
+async def wait_final(world: World, message_id: int, predicate=None) -> None:
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(
+        lambda: not message.content.endswith("▌") and (predicate is None or predicate(message.content)),
+        timeout=20,
+        what=f"final version of message {message_id}",
+    )
+
+
+async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(Scenario(text=STORY, tokens_per_second=40))
+    message_id = await chat(world, "Tell me a story")
+    await wait_final(world, message_id)
+    await world.discord.wait_for(
+        lambda: not world.discord.messages[message_id].reactions.get("🛑"), what="stop button removed"
+    )
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+
+    message = world.discord.messages[message_id]
+    assert message.content == STORY
+    assert len(message.versions) >= 3, "the reply should grow in place"
+    assert_grew_monotonically(message, STORY)
+    assert world.discord.count_429() == 0
+    assert_no_pings(world)
+    assert [m.id for m in bot_messages(world)] == [message_id]
+    # First text went out with the interaction response itself.
+    assert message.versions[0].content.startswith("word0")
+
+    request = world.llm.requests[0]
+    assert request.body["messages"][-1] == {"role": "user", "content": "Tell me a story"}
+    assert request.body["stream_options"] == {"include_usage": True}
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "completed"
+    assert row["estimated"] == 0
+    assert row["completion_tokens"] == request.tokens_sent
+    assert row["user_id"] == world.alice and row["channel_id"] == world.channel_id
+
+
+async def test_long_reply_splits_with_balanced_code_fences(world: World, bot: StreamcordBot) -> None:
+    code = "\n".join(f"    print('line {i}: ' + 'x' * 40)" for i in range(90))
+    text = "Here is the script:\n\n```python\n" + code + "\n```\n\nAnd the explanation " + "ok " * 300
+    world.llm.enqueue(Scenario(text=text))
+    first = await chat(world, "Write a long script")
+    expected = render(text, streaming=False)
+    assert len(expected) >= 3
+    await world.discord.wait_for(
+        lambda: [m.content for m in bot_messages(world)] == expected, timeout=30, what="every page final"
+    )
+    pages = bot_messages(world)
+    assert pages[0].id == first
+    assert all(len(v.content) <= 2000 for m in pages for v in m.versions)
+    assert all(fences_balanced(m.content) for m in pages)
+    assert world.discord.count_429() == 0
+    assert_no_pings(world)
+
+
+async def test_model_output_pings_nobody(world: World, bot: StreamcordBot) -> None:
+    text = f"@everyone look! <@&{world.guild_id}> and <@{world.bob}> @here"
+    world.llm.enqueue(Scenario(text=text))
+    message_id = await chat(world, "ping people")
+    await wait_final(world, message_id)
+    message = world.discord.messages[message_id]
+    assert message.content == text
+    assert not message.mention_everyone and not message.mentions and not message.mention_roles
+    assert_no_pings(world)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error"),
+    [
+        (Scenario(status=401), "rejected the bot's API key"),
+        (Scenario(status=429), "rate limiting"),
+        (Scenario(status=503), "HTTP 503"),
+        (Scenario(context_length_exceeded=True), "too long for this model"),
+        (Scenario(text=STORY, drop_after=5), "dropped the connection"),
+    ],
+    ids=["auth", "rate-limited", "server-error", "context-length", "dropped"],
+)
+async def test_upstream_failure_ends_in_a_clear_message(
+    world: World, bot: StreamcordBot, scenario: Scenario, error: str
+) -> None:
+    world.llm.enqueue(scenario)
+    message_id = await chat(world, "hello")
+    await wait_final(world, message_id, lambda content: "⚠️" in content)
+    content = world.discord.messages[message_id].content
+    assert error in content
+    partial = world.llm.requests[0].text_sent
+    assert content.startswith(partial)
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "error"
+
+    # The bot keeps serving.
+    world.llm.enqueue(Scenario(text="Back again."))
+    second = await chat(world, "hello again")
+    await wait_final(world, second, lambda content: content == "Back again.")
+
+
+async def test_stalled_stream_times_out_with_partial_text_kept(world: World) -> None:
+    world.llm.enqueue(Scenario(text=STORY, hang_after=4))
+    async with running_bot(world, LLM_TIMEOUT="1"):
+        message_id = await chat(world, "hello")
+        await wait_final(world, message_id, lambda content: "⚠️" in content)
+    content = world.discord.messages[message_id].content
+    assert "took too long" in content
+    assert content.startswith(world.llm.requests[0].text_sent)
+
+
+async def test_deleted_reply_cancels_generation(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(Scenario(text=STORY * 5, tokens_per_second=20))
+    message_id = await chat(world, "go on")
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
+    await world.discord.delete_message(world.channel_id, message_id)
+    request = world.llm.requests[0]
+    await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
+    assert request.finished_at is None
+    assert request.tokens_after_disconnect == 0
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="stream finished")
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "stopped"
+    assert row["estimated"] == 1
+    assert row["completion_tokens"] == request.tokens_sent
+    assert all(v.at <= message.deleted_at for v in message.versions)
+
+
+async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversation(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text="Paris is the capital of France."))
+    question = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> what is the capital of France?"
+    )
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    [reply] = bot_messages(world)
+    await wait_final(world, reply.id)
+    assert reply.content == "Paris is the capital of France."
+    assert reply.reference_id == question
+    assert world.llm.requests[0].body["messages"][-1] == {
+        "role": "user",
+        "content": "what is the capital of France?",
+    }
+
+    world.llm.enqueue(Scenario(text="About two million people."))
+    await world.discord.post_message(world.channel_id, world.alice, "And its population?", reply_to=reply.id)
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 2, what="a second reply")
+    await wait_final(world, bot_messages(world)[1].id)
+    messages = world.llm.requests[1].body["messages"]
+    assert messages[-3:] == [
+        {"role": "user", "content": "what is the capital of France?"},
+        {"role": "assistant", "content": "Paris is the capital of France."},
+        {"role": "user", "content": "And its population?"},
+    ]
+    assert_no_pings(world)
