@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +90,32 @@ async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
 async def bot(world: World) -> AsyncIterator[StreamcordBot]:
     async with running_bot(world) as running:
         yield running
+
+
+@contextlib.asynccontextmanager
+async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot` as a separate process, for signals and crashes; its log goes to log_path."""
+    ready_before = world.discord.ready_count
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env={**os.environ, **world.env(**env)},
+            cwd=log_path.parent,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        await world.discord.wait_for(
+            lambda: world.discord.ready_count > ready_before or process.returncode is not None,
+            timeout=30,
+            what="bot process connected",
+        )
+        assert process.returncode is None, log_path.read_text()
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

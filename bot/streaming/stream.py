@@ -15,6 +15,7 @@ from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
+from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class ReplyStream:
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
+        self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
         self.text = ""
         self._deltas = 0
@@ -121,8 +123,8 @@ class ReplyStream:
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
-        if self.target.message_ids and not self.display.gone:
-            self._remove_stop_button()
+        if not self.display.gone:
+            self._stop_button.hide()
         self.display.finish(self.text, footer)
         await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
         await self._record(status, error)
@@ -152,30 +154,9 @@ class ReplyStream:
         return Status.COMPLETED, ""
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        if len(message_ids) == 1:
-            self._pacer.submit(
-                f"{self.request_id}:stop-button", self._show_stop_button, **self._reaction_route()
-            )
+        if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
+            self._stop_button.show()
         await self._inflight.set_messages(self.request_id, message_ids)
-
-    async def _show_stop_button(self) -> None:
-        if self._consumer is not None and not self._consumer.done():
-            await self.target.set_stop_button(True)
-
-    def _remove_stop_button(self) -> None:
-        self._pacer.submit(
-            f"{self.request_id}:stop-button", self._clear_stop_button, **self._reaction_route()
-        )
-
-    async def _clear_stop_button(self) -> None:
-        try:
-            await self.target.set_stop_button(False)
-        except Exception as exc:  # the reply may be gone or permissions changed: nothing to undo
-            log.info("Request %s: could not remove the stop reaction: %r", self.request_id, exc)
-
-    def _reaction_route(self) -> dict[str, object]:
-        route = self.target.reaction_route()
-        return {"channel_id": route.channel_id, "route": route.key, "uses_global": route.uses_global}
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))

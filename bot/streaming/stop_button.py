@@ -1,0 +1,58 @@
+"""The bot's own 🛑 on a reply still being written: added once the reply exists, removed when it ends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.streaming.pacer import Pacer
+from bot.streaming.target import ReplyTarget
+
+log = logging.getLogger(__name__)
+
+
+class StopButton:
+    def __init__(self, target: ReplyTarget, pacer: Pacer, key: str) -> None:
+        self._target = target
+        self._pacer = pacer
+        self._key = key
+        self._wanted = False
+        self._touched = False  # an add has started, so a removal is needed
+
+    def show(self) -> None:
+        self._wanted = True
+        self._submit(self._add)
+
+    def hide(self) -> None:
+        self._wanted = False
+        if self._touched:
+            self._submit(self._remove)
+        else:
+            self._pacer.cancel(self._key)  # the add never went out: nothing to undo
+
+    def _submit(self, action: Callable[[], Awaitable[None]]) -> None:
+        route = self._target.reaction_route()
+        self._pacer.submit(
+            self._key,
+            action,
+            channel_id=route.channel_id,
+            route=route.key,  # type: ignore[arg-type]
+            uses_global=route.uses_global,
+        )
+
+    async def _add(self) -> None:
+        if not self._wanted:
+            return
+        self._touched = True
+        await self._set(True)
+
+    async def _remove(self) -> None:
+        await self._set(False)
+
+    async def _set(self, shown: bool) -> None:
+        try:
+            await self._target.set_stop_button(shown)
+        except Exception as exc:  # missing permission or a deleted reply: the answer matters more
+            log.info(
+                "Reply %s: could not %s the stop reaction: %r", self._key, "add" if shown else "remove", exc
+            )

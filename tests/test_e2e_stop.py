@@ -1,0 +1,173 @@
+"""Stop means stop: 🛑, /stop, deletions, SIGTERM and kill -9 end generation upstream and lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+from pathlib import Path
+
+from bot.client import StreamcordBot
+from tests.conftest import World, bot_process, running_bot
+from tests.fakes.llm_server import Scenario
+from tests.replies import bot_messages, usage_rows
+from tests.test_e2e_chat import chat, wait_final
+
+LONG = " ".join(f"t{i}" for i in range(400))
+STOP = "🛑"
+
+
+def slow() -> Scenario:
+    return Scenario(text=LONG, tokens_per_second=25)
+
+
+async def wait_stop_button(world: World, message_id: int) -> None:
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(
+        lambda: world.discord.bot_user_id in message.reactions.get(STOP, set()) and "t3" in message.content,
+        what="stop button on a streaming reply",
+    )
+
+
+async def wait_idle(world: World, bot: StreamcordBot) -> None:
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="every answer finished and recorded")
+
+
+async def assert_stopped(world: World, bot: StreamcordBot, message_id: int, footer: str) -> None:
+    """Upstream closed, the reply finalised with the text so far plus the footer, nothing edited after,
+    the stop button gone, and the usage row closed as stopped."""
+    request = world.llm.requests[-1]
+    await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream connection closed")
+    assert request.finished_at is None and request.tokens_after_disconnect == 0
+    await wait_final(world, message_id, lambda content: content.endswith(footer))
+    await wait_idle(world, bot)
+    message = world.discord.messages[message_id]
+    assert message.versions[-1].content.endswith(footer)
+    assert sum(footer in v.content for v in message.versions) == 1, "no edits after the final one"
+    text = message.content.removesuffix(footer).rstrip("\n")
+    assert text and request.text_sent.startswith(text)
+    assert world.discord.bot_user_id not in message.reactions.get(STOP, set())
+    [row] = await usage_rows(bot.db)
+    assert (row["status"], row["estimated"], row["completion_tokens"]) == ("stopped", 1, request.tokens_sent)
+
+
+async def test_requester_stops_with_the_reaction(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(slow())
+    message_id = await chat(world, "count")
+    await wait_stop_button(world, message_id)
+    await world.discord.add_reaction(world.channel_id, message_id, world.alice, STOP)
+    await assert_stopped(world, bot, message_id, "⏹ stopped by Alice")
+
+
+async def test_moderator_stops_someone_elses_answer(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(slow())
+    message_id = await chat(world, "count")
+    await wait_stop_button(world, message_id)
+    await world.discord.add_reaction(world.channel_id, message_id, world.mod, STOP)
+    await assert_stopped(world, bot, message_id, "⏹ stopped by Mo")
+
+
+async def test_slash_stop_stops_the_callers_answer(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(slow())
+    message_id = await chat(world, "count")
+    await wait_stop_button(world, message_id)
+    interaction = await world.discord.run_slash_command(world.guild_id, world.channel_id, world.alice, "stop")
+    await world.discord.wait_for(lambda: interaction.message_id is not None, what="/stop answered")
+    reply = world.discord.messages[interaction.message_id]  # type: ignore[index]
+    assert reply.ephemeral and reply.content == "Stopped."
+    await assert_stopped(world, bot, message_id, "⏹ stopped by Alice")
+
+
+async def test_someone_elses_reaction_is_ignored_and_removed(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(Scenario(text=LONG[:400], tokens_per_second=60))
+    message_id = await chat(world, "count")
+    await wait_stop_button(world, message_id)
+    await world.discord.add_reaction(world.channel_id, message_id, world.bob, STOP)
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(lambda: world.bob not in message.reactions.get(STOP, set()), what="removed")
+    await wait_final(world, message_id)
+    assert message.content == LONG[:400]
+    assert world.llm.requests[0].finished_at is not None
+
+
+async def test_reaction_on_a_finished_reply_does_nothing(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(Scenario(text="Done already."))
+    message_id = await chat(world, "quick")
+    await wait_final(world, message_id)
+    await wait_idle(world, bot)
+    message = world.discord.messages[message_id]
+    versions, requests = len(message.versions), len(world.discord.requests)
+    await world.discord.add_reaction(world.channel_id, message_id, world.alice, STOP)
+    # The bot answers a later command, so it has seen the reaction by then.
+    world.llm.enqueue(Scenario(text="Still here."))
+    await wait_final(world, await chat(world, "again"), lambda content: content == "Still here.")
+    assert len(message.versions) == versions
+    assert message.content == "Done already."
+    edits_after = [r for r in world.discord.requests[requests:] if str(message_id) in r.path]
+    assert edits_after == []
+
+
+async def test_deleting_the_question_stops_a_mention_reply(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(slow())
+    question = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count for me"
+    )
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    reply = bot_messages(world)[0]
+    await wait_stop_button(world, reply.id)
+    await world.discord.delete_message(world.channel_id, question)
+    await assert_stopped(world, bot, reply.id, "⏹ stopped: the question was deleted")
+
+
+def inflight_message_ids(db_path: Path) -> list[int]:
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
+    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
+
+
+async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: World, tmp_path: Path) -> None:
+    for _ in range(2):
+        world.llm.enqueue(slow())
+    async with bot_process(world, tmp_path / "bot.log") as process:
+        replies = [await chat(world, "count"), await chat(world, "count again")]
+        for message_id in replies:
+            await wait_stop_button(world, message_id)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0, (tmp_path / "bot.log").read_text()
+    for request in world.llm.requests:
+        assert request.disconnected_at is not None and request.tokens_after_disconnect == 0
+    for message_id in replies:
+        content = world.discord.messages[message_id].content
+        assert content.endswith("⏹ interrupted: the bot restarted")
+    with sqlite3.connect(world.db_path) as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM usage")]
+        assert statuses == ["interrupted", "interrupted"]
+        assert conn.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
+
+
+async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tmp_path: Path) -> None:
+    world.llm.enqueue(slow())
+    async with bot_process(world, tmp_path / "bot.log") as process:
+        message_id = await chat(world, "count")
+        await wait_stop_button(world, message_id)
+        await world.discord.wait_for(
+            lambda: inflight_message_ids(world.db_path) == [message_id], what="recorded"
+        )
+        process.kill()
+        await process.wait()
+    await world.llm.wait_for(
+        lambda: world.llm.requests[0].disconnected_at is not None, what="upstream closed"
+    )
+    shown = world.discord.messages[message_id].content
+    assert shown.endswith("▌")
+
+    async with running_bot(world) as bot:
+        await wait_final(world, message_id, lambda content: "interrupted" in content)
+        await world.discord.wait_for(lambda: inflight_message_ids(world.db_path) == [], what="orphan closed")
+        [row] = await usage_rows(bot.db)
+    assert row["status"] == "interrupted"
+    assert (
+        world.discord.messages[message_id].content
+        == shown.removesuffix(" ▌") + "\n⏹ interrupted: the bot restarted"
+    )
