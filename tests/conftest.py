@@ -113,7 +113,8 @@ async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator
             timeout=30,
             what="bot process connected",
         )
-        assert process.returncode is None, log_path.read_text()
+        if process.returncode is not None:
+            raise AssertionError(f"the bot exited with {process.returncode}; see {log_path}")
         yield process
     finally:
         if process.returncode is None:

@@ -126,8 +126,11 @@ class ReplyStream:
         if not self.display.gone:
             self._stop_button.hide()
         self.display.finish(self.text, footer)
-        await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
+        # Usage first: a shutdown may not wait for a slow channel's final edit.
         await self._record(status, error)
+        await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
+        # Only now is the reply final; until here a crash leaves it for recovery at the next start.
+        await self._inflight.remove(self.request_id)
 
     async def _consume(self) -> None:
         async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
@@ -180,7 +183,6 @@ class ReplyStream:
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
         )
-        await self._inflight.remove(self.request_id)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
