@@ -177,3 +177,32 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
         {"role": "user", "content": "And its population?"},
     ]
     assert_no_pings(world)
+
+
+async def test_slow_model_gets_a_placeholder_within_the_interaction_deadline(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text="Finally, an answer.", ttft=2.6))
+    message_id = await chat(world, "think hard")
+    message = world.discord.messages[message_id]
+    assert message.versions[0].content == "▌"
+    await wait_final(world, message_id)
+    assert message.content == "Finally, an answer."
+    [interaction] = world.discord.interactions.values()
+    assert interaction.responded_at is not None
+    assert interaction.responded_at - interaction.created_at < world.discord.ack_deadline
+
+
+async def test_reply_outliving_its_interaction_token_continues_in_channel_messages(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.discord.token_ttl = 1.0
+    text = " ".join(f"t{i}" for i in range(100))
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
+    message_id = await chat(world, "a long one")
+    await wait_final(world, message_id)
+    assert world.discord.messages[message_id].content == text
+    edits = [r for r in world.discord.requests if r.method == "PATCH" and str(message_id) in r.path]
+    assert any(r.path.startswith("/channels/") and r.status == 200 for r in edits)
+    assert sum(r.status == 401 for r in world.discord.requests) <= 1
+    assert world.discord.count_429() == 0
