@@ -108,7 +108,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
     # At DEBUG these print interaction tokens and user prompts.
     for name in ("discord.http", "discord.webhook", "discord.gateway", "openai", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,75 @@
+"""Configuration, logging and start-up failures an operator meets first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, configure_logging, load_config
+from tests.conftest import World
+
+BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
+
+
+def test_defaults_and_secrets_stay_out_of_repr() -> None:
+    config = load_config({**BASE, "OPENAI_API_KEY": "sk-secret"})
+    assert config.openai_base_url == "https://api.openai.com/v1"
+    assert config.database_path == Path("data/streamcord.sqlite3")
+    assert config.defaults.model == "gpt-4o-mini"
+    assert config.llm_timeout == 60 and config.llm_max_retries == 2
+    assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DEFAULT_MODEL": "m"}, "DISCORD_TOKEN"),
+        ({"DISCORD_TOKEN": "t"}, "DEFAULT_MODEL"),
+        ({**BASE, "OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
+        ({**BASE, "TEMPERATURE": "3"}, "TEMPERATURE"),
+        ({**BASE, "LLM_TIMEOUT": "soon"}, "LLM_TIMEOUT"),
+        ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({**BASE, "DISCORD_GATEWAY_URL": "http://x"}, "DISCORD_GATEWAY_URL"),
+    ],
+)
+def test_a_bad_variable_is_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(env)
+
+
+def test_library_loggers_that_print_tokens_stay_quiet_at_debug() -> None:
+    root = logging.getLogger()
+    saved = root.level
+    configure_logging("DEBUG")
+    root_level, root.level = root.level, saved
+    for name in ("discord.http", "discord.webhook", "discord.gateway"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
+    assert root_level == logging.DEBUG
+
+
+async def run_bot_cli(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env={"PATH": os.environ["PATH"], **env},
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, output.decode()
+
+
+async def test_an_invalid_token_exits_2_without_a_traceback(world: World, tmp_path: Path) -> None:
+    code, output = await run_bot_cli(world.env(DISCORD_TOKEN="not-the-token"), tmp_path)
+    assert code == 2
+    assert "Discord rejected DISCORD_TOKEN" in output
+    assert "Traceback" not in output
+    assert "not-the-token" not in output
