@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from bot.settings import ChannelSettings
+from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
@@ -13,25 +13,33 @@ class Refused(Exception):
     """str(refusal) is the short message shown to the user."""
 
 
+class Disabled(Refused):
+    """The bot is switched off in this channel."""
+
+
 class Admission:
     def __init__(self, settings: SettingsStore, usage: UsageStore, defaults: ChannelSettings) -> None:
         self._settings = settings
         self._usage = usage
         self._defaults = defaults
+        # Admissions the usage table may not show yet: its row is written once the answer starts.
+        self._admitted: dict[tuple[int, int], datetime] = {}
 
     async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
         """The settings to answer with, or Refused."""
         settings = await self._settings.get(guild_id, channel_id, self._defaults)
         if not settings.enabled:
-            raise Refused(
+            raise Disabled(
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
         if guild_id is None:
             return settings
+        now = datetime.now(UTC)
         if settings.cooldown_seconds:
-            last = await self._usage.last_request_at(guild_id, user_id)
+            recorded = await self._usage.last_request_at(guild_id, user_id)
+            last = max((t for t in (recorded, self._admitted.get((guild_id, user_id))) if t), default=None)
             if last is not None:
-                wait = settings.cooldown_seconds - (datetime.now(UTC) - last).total_seconds()
+                wait = settings.cooldown_seconds - (now - last).total_seconds()
                 if wait > 0:
                     raise Refused(f"Slow down a little: you can ask again in {wait:.0f} s.")
         if settings.daily_token_quota is not None:
@@ -41,4 +49,11 @@ class Admission:
                     f"You've used your {settings.daily_token_quota:,} tokens for today on this server. "
                     "The quota resets at 00:00 UTC."
                 )
+        self._remember(guild_id, user_id, now)
         return settings
+
+    def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:
+        self._admitted[guild_id, user_id] = now
+        if len(self._admitted) > 10_000:  # older entries are past any cooldown and in the usage table
+            horizon = now - timedelta(seconds=COOLDOWN_MAX)
+            self._admitted = {k: t for k, t in self._admitted.items() if t > horizon}

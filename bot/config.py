@@ -33,6 +33,7 @@ class Config:
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
+_REQUIRED = ("DISCORD_TOKEN", "DEFAULT_MODEL")
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
@@ -42,6 +43,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
         merged.update(os.environ)
         env = merged
+
+    missing = [name for name in _REQUIRED if not env.get(name, "").strip()]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set.")
 
     def get(name: str, default: str | None = None) -> str:
         value = env.get(name, "").strip()

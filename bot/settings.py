@@ -10,6 +10,7 @@ from typing import Any
 
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
+COOLDOWN_MAX = 3600
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 # Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
@@ -39,7 +40,7 @@ KEYS: dict[str, str] = {
     "max_tokens": f"Longest reply in tokens, 1 to {MAX_TOKENS_LIMIT}, or none for the model's limit",
     "enabled": "Whether the bot answers here: on or off",
     "history": "How many earlier messages to include as context, 0 to 50",
-    "cooldown_seconds": "Seconds a user must wait between requests, 0 to 3600",
+    "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
 }
 
@@ -103,7 +104,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_tokens": lambda raw: _int_in("max_tokens", 1, MAX_TOKENS_LIMIT, raw, optional=True),
     "enabled": _enabled,
     "history": lambda raw: _int_in("history", 0, 50, raw),
-    "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, 3600, raw),
+    "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
 }
 

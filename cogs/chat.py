@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.admission import Refused
+from bot.admission import Disabled, Refused
 from bot.client import StreamcordBot
 from bot.conversation import Turn, build_request
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
@@ -17,6 +17,14 @@ from bot.streaming.routes import route_key
 from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
+
+
+def settings_channel(channel: object) -> int:
+    """Threads follow their parent channel's settings."""
+    if isinstance(channel, discord.Thread):
+        return channel.parent_id
+    assert isinstance(channel, discord.abc.Snowflake)
+    return channel.id
 
 
 class Chat(commands.Cog):
@@ -29,7 +37,7 @@ class Chat(commands.Cog):
         assert interaction.channel_id is not None
         try:
             settings = await self.bot.admission.check(
-                interaction.guild_id, interaction.channel_id, interaction.user.id
+                interaction.guild_id, settings_channel(interaction.channel), interaction.user.id
             )
         except Refused as refusal:
             await interaction.response.send_message(
@@ -52,7 +60,11 @@ class Chat(commands.Cog):
             return
         guild_id = message.guild.id if message.guild else None
         try:
-            settings = await self.bot.admission.check(guild_id, message.channel.id, message.author.id)
+            settings = await self.bot.admission.check(
+                guild_id, settings_channel(message.channel), message.author.id
+            )
+        except Disabled:
+            return  # a switched-off channel stays quiet rather than answering every mention
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return

@@ -61,7 +61,8 @@ class Usage(commands.Cog):
         interaction: discord.Interaction,
         period: Period = "today",
         scope: ScopeChoice = "me",
-        user: discord.Member | None = None,
+        # Not Member alone: someone who left the server is a plain User, and their usage still counts.
+        user: discord.Member | discord.User | None = None,
     ) -> None:
         guild_id, channel_id = interaction.guild_id, interaction.channel_id
         subject = user.id if user is not None else interaction.user.id if scope == "me" else None
