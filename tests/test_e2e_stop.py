@@ -8,6 +8,8 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from bot.client import StreamcordBot
 from tests.conftest import World, bot_process, running_bot
 from tests.fakes.llm_server import Scenario
@@ -52,20 +54,13 @@ async def assert_stopped(world: World, bot: StreamcordBot, message_id: int, foot
     assert (row["status"], row["estimated"], row["completion_tokens"]) == ("stopped", 1, request.tokens_sent)
 
 
-async def test_requester_stops_with_the_reaction(world: World, bot: StreamcordBot) -> None:
+@pytest.mark.parametrize(("who", "name"), [("alice", "Alice"), ("mod", "Mo")], ids=["requester", "moderator"])
+async def test_the_reaction_stops_the_answer(world: World, bot: StreamcordBot, who: str, name: str) -> None:
     world.llm.enqueue(slow())
     message_id = await chat(world, "count")
     await wait_stop_button(world, message_id)
-    await world.discord.add_reaction(world.channel_id, message_id, world.alice, STOP)
-    await assert_stopped(world, bot, message_id, "⏹ stopped by Alice")
-
-
-async def test_moderator_stops_someone_elses_answer(world: World, bot: StreamcordBot) -> None:
-    world.llm.enqueue(slow())
-    message_id = await chat(world, "count")
-    await wait_stop_button(world, message_id)
-    await world.discord.add_reaction(world.channel_id, message_id, world.mod, STOP)
-    await assert_stopped(world, bot, message_id, "⏹ stopped by Mo")
+    await world.discord.add_reaction(world.channel_id, message_id, getattr(world, who), STOP)
+    await assert_stopped(world, bot, message_id, f"⏹ stopped by {name}")
 
 
 async def test_slash_stop_stops_the_callers_answer(world: World, bot: StreamcordBot) -> None:
