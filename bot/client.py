@@ -49,6 +49,7 @@ class StreamcordBot(commands.Bot):
             allowed_mentions=NO_MENTIONS,
             http_trace=pacer.trace_config(),
             help_command=None,
+            max_messages=None,  # nothing reads the message cache; every update event would search it
         )
         self.config = config
         self.db = db

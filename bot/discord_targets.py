@@ -8,7 +8,7 @@ import time
 import discord
 
 from bot.streaming.routes import route_key
-from bot.streaming.target import DeliveryFailed, MessageGone, Route, TargetExpired
+from bot.streaming.target import PLACEHOLDER_AFTER, DeliveryFailed, MessageGone, Route, TargetExpired
 
 NO_MENTIONS = discord.AllowedMentions.none()
 STOP_EMOJI = "🛑"
@@ -82,6 +82,9 @@ class ChannelTarget:
         else:
             await message.remove_reaction(STOP_EMOJI, discord.Object(self._client.user.id))  # type: ignore[union-attr]
 
+    def placeholder_delay(self) -> float:
+        return PLACEHOLDER_AFTER
+
     def fall_back(self) -> None:
         """Channel messages have no token to expire."""
 
@@ -97,6 +100,11 @@ class InteractionTarget:
         self.message_ids = self._channel.message_ids
         self._expires_at = time.monotonic() + TOKEN_LIFETIME
         self._expired = False
+
+    def placeholder_delay(self) -> float:
+        # Counted from when Discord created the interaction: a busy bot may see it late.
+        age = (discord.utils.utcnow() - self._interaction.created_at).total_seconds()
+        return max(0.0, PLACEHOLDER_AFTER - max(0.0, age))
 
     @property
     def _webhook(self) -> str:

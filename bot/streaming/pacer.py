@@ -152,6 +152,7 @@ class _Job:
         "lane",
         "parked",
         "priority",
+        "released",
         "route",
         "seq",
         "uses_global",
@@ -182,6 +183,7 @@ class _Job:
         self.lane: _Lane | None = None
         self.parked = False  # waiting for the in-flight job of the same key
         self.claimed = 0
+        self.released = 0  # budgets already freed when the claimed request's response arrived
 
 
 class _RouteState:
@@ -641,13 +643,7 @@ class Pacer:
         del self._running[job.key]
         lane = job.lane
         assert lane is not None
-        if lane.window is not None:
-            lane.window.release(now)
-        if job.uses_global:
-            self._global.release(now)
-        state = self._route(job.route)
-        state.release(now)
-        self._notify(state)
+        self._free_budgets(job, _CLAIM_GLOBAL | _CLAIM_CHANNEL | _CLAIM_ROUTE, now)
         successor = self._pending.get(job.key)
         if successor is not None and successor.parked:
             successor.parked = False
@@ -656,6 +652,21 @@ class Pacer:
             self._schedule_lane(lane, now)
         if self._deadline != -INF:
             self._wakeup.set()  # a global slot or route may have freed
+
+    def _free_budgets(self, job: _Job, which: int, now: float) -> None:
+        """Free the slots a job holds (once each): at its request's response, else when its action ends."""
+        which &= ~job.released
+        job.released |= which
+        lane = job.lane
+        assert lane is not None
+        if which & _CLAIM_CHANNEL and lane.window is not None:
+            lane.window.release(now)
+        if which & _CLAIM_GLOBAL and job.uses_global:
+            self._global.release(now)
+        if which & _CLAIM_ROUTE:
+            state = self._route(job.route)
+            state.release(now)
+            self._notify(state)
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_EVERY
@@ -730,6 +741,7 @@ class Pacer:
             lane.window.acquire()
             ctx.slots.append(lane.window)
         ctx.lane = lane
+        ctx.job, ctx.claim = job, claim
         ctx.route = key
         ctx.route_reserved = not claim & _CLAIM_ROUTE
         if ctx.route_reserved:
@@ -811,6 +823,13 @@ class Pacer:
         return shared
 
     def _finish_traced(self, ctx: SimpleNamespace, now: float) -> None:
+        job: _Job | None = ctx.job
+        if job is not None and ctx.claim:
+            # The server has answered: free the job's slots now, not when its action returns (discord.py may
+            # still sleep out an exhausted bucket inside the call).
+            self._free_budgets(job, ctx.claim, now)
+            if job.lane is not None and job.lane.state == _WAITING:
+                self._schedule_lane(job.lane, now)
         slots: list[_Window] = ctx.slots
         for window in slots:
             window.release(now)

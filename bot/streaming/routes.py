@@ -9,6 +9,7 @@ are secrets, so keys and logs only ever carry a short hash of them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -98,6 +99,7 @@ def _parse(path: str) -> tuple[list[str], list[str]]:
     return template, major
 
 
+@functools.lru_cache(maxsize=8192)  # streams ask for the same few routes on every token
 def route_key(method: str, path: str) -> str:
     """Stable bucket key for a request; never contains a raw token."""
     template, major = _parse(path)

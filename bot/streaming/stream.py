@@ -20,7 +20,6 @@ from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
 
-ACK_WINDOW = 2.0  # show the placeholder if the model is silent this long; Discord wants an answer within 3 s
 FINAL_EDIT_TIMEOUT = 30.0
 
 
@@ -81,6 +80,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._recorded = asyncio.Event()  # the usage and in-flight rows exist
 
     @property
     def message_ids(self) -> list[int]:
@@ -105,11 +105,15 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
+        # The model and the placeholder timer start first: they are what the user waits for.
+        placeholder = asyncio.get_running_loop().call_later(
+            self.target.placeholder_delay(), self.display.show_placeholder
+        )
+        self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
         r = self.requester
         await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
         await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-        placeholder = asyncio.get_running_loop().call_later(ACK_WINDOW, self.display.show_placeholder)
-        self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
+        self._recorded.set()
         error: BaseException | None = None
         try:
             await self._consumer
@@ -159,6 +163,7 @@ class ReplyStream:
     async def _on_page(self, message_ids: list[int]) -> None:
         if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
             self._stop_button.show()
+        await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
 
     def _on_gone(self) -> None:

@@ -27,9 +27,17 @@ class TargetExpired(Exception):
     """The interaction token expired: continue through plain channel messages."""
 
 
+# Show the in-progress marker if the model is silent this long: Discord wants interactions answered in 3 s.
+PLACEHOLDER_AFTER = 2.0
+
+
 class ReplyTarget(Protocol):
     channel_id: int
     message_ids: list[int]
+
+    def placeholder_delay(self) -> float:
+        """Seconds from now until the placeholder must be shown."""
+        ...
 
     def route(self, page: int) -> Route:
         """The route the next put() of this page will take."""
