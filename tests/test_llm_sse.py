@@ -1,0 +1,35 @@
+"""The Server-Sent Events reader behind stream_chat (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bot.llm import _sse_json
+
+
+async def lines(*items: str) -> AsyncIterator[str]:
+    for item in items:
+        yield item
+
+
+async def collect(*items: str) -> list[dict]:
+    return [event async for event in _sse_json(lines(*items))]
+
+
+async def test_events_until_done() -> None:
+    assert await collect(
+        'data: {"a": 1}', "", 'data: {"a": 2}', "", "data: [DONE]", "", 'data: {"a": 3}', ""
+    ) == [
+        {"a": 1},
+        {"a": 2},
+    ]
+
+
+async def test_comments_other_fields_and_multiline_data() -> None:
+    events = await collect(": keep-alive", "", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "")
+    assert events == [{"a": 1}]
+
+
+async def test_a_last_event_without_a_blank_line_still_counts() -> None:
+    assert await collect('data:{"a": 1}') == [{"a": 1}]
+    assert await collect("data: [DONE]") == []
