@@ -637,3 +637,34 @@ async def test_unpaced_requests_count_in_the_global_window(
     hits = sorted(h.at for h in server.hits[:6])
     assert started[0] >= hits[3] + window  # 4 of the 6 slots had to expire
     assert max_in_any_window([(h.at, h.at) for h in server.hits], window) <= 4
+
+
+async def test_slots_free_when_the_response_arrives_not_when_the_action_returns(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    # discord.py may sleep out an exhausted bucket inside the call after the response; the channel slot
+    # must count from the response. A webhook path names no channel: the job's declared route claims it.
+    pacer = await make_pacer(channel_limit=1, channel_window=0.2)
+    session = traced(pacer)
+    path = "/webhooks/1/secret-token/messages/@original"
+    route = route_key("PATCH", path)
+    finished: list[float] = []
+    started: list[float] = []
+
+    async def edit_then_linger() -> None:
+        await http_action(session, "PATCH", server.base + path, started)()
+        await asyncio.sleep(1.0)
+        finished.append(clock())
+
+    first = pacer.submit("a", edit_then_linger, channel_id=7, route=route, uses_global=False)
+    second = pacer.submit(
+        "b",
+        http_action(session, "PATCH", server.base + path, started),
+        channel_id=7,
+        route=route,
+        uses_global=False,
+    )
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert len(started) == 2 and started[1] < finished[0]

@@ -713,6 +713,9 @@ class Pacer:
                 claim |= _CLAIM_CHANNEL
             if key == job.route and not job.claimed & _CLAIM_ROUTE:
                 claim |= _CLAIM_ROUTE
+                # A webhook path names no channel, but the job's declared route is the request it paces.
+                if job.channel_id is not None and not job.claimed & _CLAIM_CHANNEL:
+                    claim |= _CLAIM_CHANNEL
             job.claimed |= claim
         else:
             self.stats.unpaced += 1
