@@ -40,6 +40,7 @@ class ReplyDisplay:
         self._shown: list[str] = []
         self._synced = asyncio.Event()
         self.gone = False
+        self._queued: bool | None = None  # priority of the flush waiting in the pacer, None if none waits
 
     @property
     def has_text(self) -> bool:
@@ -74,19 +75,23 @@ class ReplyDisplay:
         if not (self._text or self._opened):
             return
         self._synced.clear()
+        priority = self._final or (not self.has_text and bool(self._text))
+        if self._queued is not None and (self._queued or not priority):
+            return  # a flush is already waiting and will render the latest text when it runs
         page = len(self._shown) - 1 if self._shown else 0
         route = self._target.route(page)
-        first_text = not self.has_text and bool(self._text)
+        self._queued = priority
         self._pacer.submit(
             self._key,
             self._flush,
             channel_id=route.channel_id,
             route=route.key,
             uses_global=route.uses_global,
-            priority=self._final or first_text,
+            priority=priority,
         )
 
     async def _flush(self) -> None:
+        self._queued = None
         if self.gone:
             return
         pages = render(self._text, streaming=not self._final, footer=self._footer)
