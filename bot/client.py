@@ -59,7 +59,13 @@ class StreamcordBot(commands.Bot):
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
         self.admission = Admission(self.settings, self.usage, config.defaults)
-        self.streams = StreamManager(llm=llm, pacer=pacer, usage=self.usage, inflight=self.inflight)
+        self.streams = StreamManager(
+            llm=llm,
+            pacer=pacer,
+            usage=self.usage,
+            inflight=self.inflight,
+            max_concurrent=config.max_concurrent_streams,
+        )
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:

@@ -166,3 +166,28 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
         world.discord.messages[message_id].content
         == shown.removesuffix(" ▌") + "\n⏹ interrupted: the bot restarted"
     )
+
+
+async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopped(world: World) -> None:
+    world.llm.enqueue(Scenario(text=LONG[:300], tokens_per_second=60))
+    world.llm.enqueue(Scenario(text="Second."))
+    async with running_bot(world, MAX_CONCURRENT_STREAMS="1") as bot:
+        first = await chat(world, "one")
+        queued = await chat(world, "two")
+        third = await chat(world, "three")
+        # Both queued answers are acknowledged at once with the placeholder, before the model is asked.
+        assert world.discord.messages[queued].versions[0].content == "▌"
+        assert len(world.llm.requests) == 1
+        await world.discord.wait_for(
+            lambda: world.discord.bot_user_id in world.discord.messages[third].reactions.get(STOP, set()),
+            what="stop button on the queued answer",
+        )
+        await world.discord.add_reaction(world.channel_id, third, world.alice, STOP)
+        await wait_final(world, first)
+        await wait_final(world, queued, lambda content: content == "Second.")
+        await wait_final(world, third, lambda content: content.endswith("⏹ stopped by Alice"))
+        await wait_idle(world, bot)
+        statuses = [row["status"] for row in await usage_rows(bot.db)]
+    assert len(world.llm.requests) == 2, "the stopped answer never reached the model"
+    assert world.llm.requests[0].finished_at < world.llm.requests[1].started_at
+    assert sorted(statuses) == ["completed", "completed", "stopped"]

@@ -19,11 +19,16 @@ INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
 
 
 class StreamManager:
-    def __init__(self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore) -> None:
+    def __init__(
+        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+    ) -> None:
         self._llm = llm
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
+        # Past this many answers at once the bot's CPU, not Discord, becomes the limit: the rest wait their
+        # turn behind a placeholder instead of slowing every answer and the gateway down.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
 
     def __len__(self) -> int:
@@ -47,6 +52,7 @@ class StreamManager:
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
+            slots=self._slots,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)

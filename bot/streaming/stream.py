@@ -61,6 +61,7 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
+        slots: asyncio.Semaphore,
     ) -> None:
         self.request_id = request_id
         self.chat = chat
@@ -70,6 +71,7 @@ class ReplyStream:
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
+        self._slots = slots
         self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
         self.text = ""
@@ -105,10 +107,10 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
-        # The model and the placeholder timer start first: they are what the user waits for.
-        placeholder = asyncio.get_running_loop().call_later(
-            self.target.placeholder_delay(), self.display.show_placeholder
-        )
+        # The model and the placeholder timer start first: they are what the user waits for. A queued
+        # answer shows its placeholder at once.
+        delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
+        placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
         r = self.requester
         await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
@@ -137,7 +139,7 @@ class ReplyStream:
         await self._inflight.remove(self.request_id)
 
     async def _consume(self) -> None:
-        async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
