@@ -354,6 +354,8 @@ class LevelFigures:
     tokens: int  # streamed by the model in total
     wall_s: float
     first_text_ms: tuple[float, float]  # median, p95
+    ack_ms: tuple[float, float]  # /chat → interaction answered (first text or placeholder)
+    queue_ms: tuple[float, float]  # /chat → the model is asked (waiting for a free slot included)
     lag_ms: tuple[float, float]
     edits_mean: float
     max_writes_5s: int  # message versions, creates included
@@ -484,6 +486,16 @@ def measure(
         tokens=tokens,
         wall_s=window.end - window.start,
         first_text_ms=median_p95(first_text),
+        ack_ms=median_p95(
+            [(i.responded_at - i.created_at) * 1000 for i in interactions if i.responded_at is not None]
+        ),
+        queue_ms=median_p95(
+            [
+                (by_prompt[s.prompt].started_at - i.created_at) * 1000
+                for s, i in zip(seats, interactions, strict=True)
+                if s.prompt in by_prompt
+            ]
+        ),
         lag_ms=median_p95(lags),
         edits_mean=statistics.fmean(edits),
         max_writes_5s=max_writes,
@@ -634,6 +646,13 @@ def level_rows(streams: int) -> list[Row]:
     )
     return [
         Row("first text after 1st token med / p95", lambda f: _pair(f.first_text_ms), first_target, first_ok),
+        Row(
+            "/chat answered (ack) med / p95",
+            lambda f: _pair(f.ack_ms),
+            "< 3000 ms",
+            lambda f: f.ack_ms[1] < 3000,
+        ),
+        Row("/chat → model asked med / p95", lambda f: _pair(f.queue_ms), "(queue wait)"),
         lag_row,
         Row("edits per stream (mean)", lambda f: f"{f.edits_mean:.1f}"),
         Row("max writes in 5 s, any channel", lambda f: str(f.max_writes_5s), "(incl. creates)"),
