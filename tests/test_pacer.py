@@ -255,27 +255,27 @@ async def test_priority_skips_spacing_but_not_the_window(make_pacer: Callable[..
     assert [c.key for c in rec.calls] == ["a", "c", "d"]
 
 
-async def test_priority_jumps_the_queue_in_a_channel(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
-    pacer = await make_pacer(channel_limit=1, channel_window=0.05)
+@pytest.mark.parametrize(
+    ("budgets", "channels"),
+    [
+        pytest.param({"channel_limit": 1, "channel_window": 0.05}, [1, 1, 1, 1], id="in_a_channel"),
+        pytest.param(
+            {"global_per_second": 2, "global_headroom": 1, "global_window": 0.05},
+            [1, 2, 3, 4],
+            id="across_channels",
+        ),
+    ],
+)
+async def test_priority_jumps_the_queue(
+    make_pacer: Callable[..., Awaitable[Pacer]], budgets: dict[str, Any], channels: list[int]
+) -> None:
+    # "a" takes the only slot of the budget under test; "p" is submitted last but must run next.
+    pacer = await make_pacer(**budgets)
     rec = Recorder()
-    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
+    await pacer.submit("a", rec.action("a", 1), channel_id=channels[0], route="ra", uses_global=True)
     futures = [
-        pacer.submit("b", rec.action("b", 1), channel_id=1, route="rb", uses_global=True),
-        pacer.submit("c", rec.action("c", 1), channel_id=1, route="rc", uses_global=True),
-        pacer.submit("p", rec.action("p", 1), channel_id=1, route="rp", uses_global=True, priority=True),
-    ]
-    await asyncio.wait_for(asyncio.gather(*futures), 3)
-    assert [c.key for c in rec.calls] == ["a", "p", "b", "c"]
-
-
-async def test_priority_jumps_the_queue_across_channels(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
-    pacer = await make_pacer(global_per_second=2, global_headroom=1, global_window=0.05)
-    rec = Recorder()
-    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
-    futures = [
-        pacer.submit("b", rec.action("b", 1), channel_id=2, route="rb", uses_global=True),
-        pacer.submit("c", rec.action("c", 1), channel_id=3, route="rc", uses_global=True),
-        pacer.submit("p", rec.action("p", 1), channel_id=4, route="rp", uses_global=True, priority=True),
+        pacer.submit(k, rec.action(k, 1), channel_id=ch, route=f"r{k}", uses_global=True, priority=k == "p")
+        for k, ch in zip("bcp", channels[1:], strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*futures), 3)
     assert [c.key for c in rec.calls] == ["a", "p", "b", "c"]

@@ -18,6 +18,11 @@ first-pending time), timed (in a heap of the time its channel budget/spacing/rou
 a completion, or idle. The dispatcher only touches lanes whose state changed, and sleeps until the earliest
 timed lane, a freed global slot or a submission. Re-submitting a key that is already pending only swaps the
 action (latest wins), which is O(1) and does not wake the dispatcher.
+
+Layout: the budgets themselves (sliding windows, the global budget, route buckets learned from headers) are
+bookkeeping in ``bot.streaming.budgets``; this module owns the queues, the dispatcher and the aiohttp trace
+hooks. The hooks stay here because they claim, free and reschedule the same jobs and lanes the dispatcher
+does.
 """
 
 from __future__ import annotations
@@ -27,10 +32,8 @@ import contextvars
 import heapq
 import itertools
 import logging
-import math
 import time
 import traceback
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -40,21 +43,17 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from bot.streaming import routes
+from bot.streaming.budgets import INF, GlobalBudget, RouteBudget, RouteTable, SlidingWindow, retry_after
 
 __all__ = ["Pacer", "PacerStats"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-INF = math.inf
-# Idle lanes and route states are forgotten after this long, so memory tracks active channels only.
+# How often idle lanes and route budgets are forgotten, so memory tracks active channels only.
 _SWEEP_EVERY = 30.0
-_ROUTE_IDLE_TTL = 60.0
 # Small margin so a timer never fires a hair before the slot it waits for is free (avoids a respin).
 _TIMER_SLACK = 0.0005
-# Floor for a learned bucket window (Discord's shortest are 0.25 s), so a bogus Reset-After of 0 can't
-# turn the route budget into "reset on every check".
-_MIN_ROUTE_WINDOW = 0.05
 # Poll period for unpaced requests waiting only on in-flight requests to complete (rare path).
 _UNPACED_POLL = 0.02
 
@@ -79,47 +78,12 @@ class PacerStats:
     max_queue: int = 0  # most jobs pending at once
 
 
-class _Window:
-    """Sliding window of slots: in-flight requests plus completion times younger than ``window``."""
-
-    __slots__ = ("done", "inflight", "limit", "window")
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self.inflight = 0
-        self.done: deque[float] = deque()  # completion times, non-decreasing
-
-    def occupied(self, now: float) -> int:
-        done = self.done
-        while done and done[0] + self.window <= now:
-            done.popleft()
-        return self.inflight + len(done)
-
-    def free_at(self, now: float, limit: int | None = None) -> float:
-        """Earliest time fewer than ``limit`` slots are occupied without further completions (INF: only a
-        completion can free one)."""
-        excess = self.occupied(now) - (self.limit if limit is None else limit) + 1
-        if excess <= 0:
-            return now
-        if excess > len(self.done):
-            return INF
-        return self.done[excess - 1] + self.window
-
-    def acquire(self) -> None:
-        self.inflight += 1
-
-    def release(self, now: float) -> None:
-        self.inflight -= 1
-        self.done.append(now)
-
-
 class _Lane:
     """Pending jobs of one channel (or of no channel) plus that channel's message budget."""
 
     __slots__ = ("channel_id", "heap", "last_dispatch", "state", "version", "window")
 
-    def __init__(self, channel_id: int | None, window: _Window | None) -> None:
+    def __init__(self, channel_id: int | None, window: SlidingWindow | None) -> None:
         self.channel_id = channel_id
         self.window = window
         self.heap: list[tuple[int, float, int, _Job]] = []
@@ -140,147 +104,39 @@ class _Lane:
                 yield entry[3]
 
 
+@dataclass(slots=True, eq=False)
 class _Job:
-    __slots__ = (
-        "action",
-        "channel_id",
-        "claimed",
-        "entry",
-        "first_at",
-        "futures",
-        "key",
-        "lane",
-        "parked",
-        "priority",
-        "released",
-        "route",
-        "seq",
-        "uses_global",
-    )
+    """The latest action submitted under ``key`` and everyone awaiting it, while pending or running."""
 
-    def __init__(
-        self,
-        key: Hashable,
-        action: Callable[[], Awaitable[Any]],
-        channel_id: int | None,
-        route: str,
-        uses_global: bool,
-        priority: bool,
-        first_at: float,
-        seq: int,
-        future: asyncio.Future[Any],
-    ) -> None:
-        self.key = key
-        self.action = action
-        self.channel_id = channel_id
-        self.route = route
-        self.uses_global = uses_global
-        self.priority = priority
-        self.first_at = first_at
-        self.seq = seq
-        self.futures = [future]
-        self.entry: tuple[int, float, int, _Job] | None = None  # live lane-heap entry while queued
-        self.lane: _Lane | None = None
-        self.parked = False  # waiting for the in-flight job of the same key
-        self.claimed = 0
-        self.released = 0  # budgets already freed when the claimed request's response arrived
+    key: Hashable
+    action: Callable[[], Awaitable[Any]]
+    channel_id: int | None
+    route: str
+    uses_global: bool
+    priority: bool
+    first_at: float
+    seq: int
+    futures: list[asyncio.Future[Any]]
+    entry: tuple[int, float, int, _Job] | None = None  # live lane-heap entry while queued
+    lane: _Lane | None = None
+    parked: bool = False  # waiting for the in-flight job of the same key
+    claimed: int = 0
+    released: int = 0  # budgets already freed when the claimed request's response arrived
 
-
-class _RouteState:
-    """What we know about one Discord bucket (shared by every route key that reported the same bucket)."""
-
-    __slots__ = (
-        "blocked_until",
-        "bucket_key",
-        "inflight",
-        "keys",
-        "last_used",
-        "limit",
-        "remaining",
-        "reset_at",
-        "waiters",
-        "window_id",
-        "window_len",
-    )
-
-    def __init__(self, key: str) -> None:
-        self.keys = {key}
-        self.bucket_key: str | None = None
-        self.limit: int | None = None  # None: never saw headers, so allow one request at a time
-        self.remaining = 0  # server's remaining minus our reservations since that response
-        self.reset_at = -INF
-        self.window_id: float | None = None  # X-RateLimit-Reset: identical for all responses of one window
-        self.window_len = 0.0
-        self.blocked_until = -INF
-        self.inflight = 0
-        self.last_used = -INF
-        self.waiters: set[_Lane] = set()
-
-    def ready_at(self, now: float) -> float:
-        """When one more request may start (<= now: now; INF: after an in-flight one completes)."""
-        if now < self.blocked_until:
-            return self.blocked_until
-        if self.limit is None:
-            return now if self.inflight == 0 else INF
-        if now >= self.reset_at:
-            # Our reset estimate is late by the response latency, so the server window has reset too;
-            # requests still in flight may land in the new window, so they count against it.
-            self.remaining = self.limit - self.inflight
-            self.reset_at = now + max(self.window_len, _MIN_ROUTE_WINDOW)
-        if self.remaining > 0:
-            return now
-        # Exhausted right at a reset estimate: only a completion (and its headers) can tell us more.
-        return self.reset_at if self.reset_at > now else INF
-
-    def reserve(self, now: float) -> None:
-        self.inflight += 1
-        self.remaining -= 1
-        self.last_used = now
-
-    def release(self, now: float) -> None:
-        self.inflight -= 1
-        self.last_used = now
-
-    def learn(
-        self, limit: int | None, remaining: int, reset_after: float, window_id: float | None, now: float
-    ) -> None:
-        # Other in-flight requests may not be reflected in the server's count yet: assume they are not.
-        unseen = max(self.inflight - 1, 0)
-        self.window_len = max(self.window_len, reset_after)
-        if limit is not None:
-            self.limit = limit
-        elif self.limit is None:
-            self.limit = remaining + 1
-        if window_id is not None and self.window_id is not None:
-            if window_id < self.window_id:
-                return  # a late response from an older window
-            if window_id == self.window_id:
-                self.remaining = min(self.remaining, remaining - unseen)
-                self.reset_at = max(self.reset_at, now + reset_after)
-                return
-        self.window_id = window_id
-        self.remaining = remaining - unseen
-        self.reset_at = now + reset_after
-
-    def absorb(self, other: _RouteState) -> None:
-        """Merge the state of a route key that turned out to share this bucket."""
-        if self.limit is None and other.limit is not None:
-            self.limit, self.remaining = other.limit, other.remaining
-            self.reset_at, self.window_id, self.window_len = other.reset_at, other.window_id, other.window_len
-        else:
-            self.remaining -= other.inflight
-        self.inflight += other.inflight
-        self.blocked_until = max(self.blocked_until, other.blocked_until)
-        self.last_used = max(self.last_used, other.last_used)
-        self.keys |= other.keys
-        self.waiters |= other.waiters
-
-
-def _header_float(headers: CIMultiDictProxy[str], name: str) -> float | None:
-    try:
-        return float(headers[name])
-    except (KeyError, ValueError):
-        return None
+    def claim(self, counts_global: bool, channel_id: int | None, route: str) -> int:
+        """Hand a request of this job the budgets reserved at dispatch that it matches (each only once)."""
+        claim = 0
+        if counts_global and self.uses_global and not self.claimed & _CLAIM_GLOBAL:
+            claim |= _CLAIM_GLOBAL
+        if channel_id is not None and channel_id == self.channel_id and not self.claimed & _CLAIM_CHANNEL:
+            claim |= _CLAIM_CHANNEL
+        if route == self.route and not self.claimed & _CLAIM_ROUTE:
+            claim |= _CLAIM_ROUTE
+            # A webhook path names no channel, but the job's declared route is the request it paces.
+            if self.channel_id is not None and not self.claimed & _CLAIM_CHANNEL:
+                claim |= _CLAIM_CHANNEL
+        self.claimed |= claim
+        return claim
 
 
 class Pacer:
@@ -299,9 +155,7 @@ class Pacer:
         if global_per_second - global_headroom < 1 or channel_limit < 1:
             raise ValueError("every budget needs a limit of at least 1")
         self._clock = clock
-        self._global = _Window(global_per_second - global_headroom, global_window)
-        self._global_hard_limit = global_per_second
-        self._global_blocked_until = -INF
+        self._global = GlobalBudget(global_per_second - global_headroom, global_per_second, global_window)
         self._channel_limit = channel_limit
         self._channel_window = channel_window
         self._spacing = channel_window / channel_limit
@@ -310,8 +164,7 @@ class Pacer:
         self._lanes: dict[int | None, _Lane] = {}
         self._ready: list[tuple[int, float, int, int, _Lane]] = []
         self._timed: list[tuple[float, int, int, _Lane]] = []
-        self._routes: dict[str, _RouteState] = {}
-        self._buckets: dict[str, _RouteState] = {}
+        self._routes: RouteTable[_Lane] = RouteTable()
         self._nonglobal_queued = 0  # queued jobs that may run while the global budget is exhausted
         self._seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -390,7 +243,9 @@ class Pacer:
                 if queued:
                     self._enqueue(job)
             return fut
-        job = _Job(key, action, channel_id, route, uses_global, priority, self._clock(), next(self._seq), fut)
+        job = _Job(
+            key, action, channel_id, route, uses_global, priority, self._clock(), next(self._seq), [fut]
+        )
         self._pending[key] = job
         self.stats.max_queue = max(self.stats.max_queue, len(self._pending))
         if key in self._running:
@@ -436,15 +291,9 @@ class Pacer:
     def _lane(self, channel_id: int | None) -> _Lane:
         lane = self._lanes.get(channel_id)
         if lane is None:
-            window = None if channel_id is None else _Window(self._channel_limit, self._channel_window)
+            window = None if channel_id is None else SlidingWindow(self._channel_limit, self._channel_window)
             lane = self._lanes[channel_id] = _Lane(channel_id, window)
         return lane
-
-    def _route(self, key: str) -> _RouteState:
-        state = self._routes.get(key)
-        if state is None:
-            state = self._routes[key] = _RouteState(key)
-        return state
 
     def _enqueue(self, job: _Job) -> None:
         lane = self._lane(job.channel_id)
@@ -494,7 +343,7 @@ class Pacer:
         if at < self._deadline:
             self._wakeup.set()
 
-    def _notify(self, state: _RouteState) -> None:
+    def _notify(self, state: RouteBudget[_Lane]) -> None:
         if not state.waiters:
             return
         waiters, state.waiters = state.waiters, set()
@@ -504,9 +353,6 @@ class Pacer:
                 self._schedule_lane(lane, now)
 
     # ----------------------------------------------------------------- dispatcher
-
-    def _global_room(self, now: float) -> bool:
-        return now >= self._global_blocked_until and self._global.occupied(now) < self._global.limit
 
     async def _dispatch_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -524,7 +370,7 @@ class Pacer:
                 log.exception("pacer dispatcher step failed")
             deadline = min(self._timed[0][0] if self._timed else INF, self._next_sweep)
             if self._ready:  # lanes held back by the global budget
-                deadline = min(deadline, max(self._global_blocked_until, self._global.free_at(now)))
+                deadline = min(deadline, self._global.free_at(now))
             if self._wakeup.is_set():
                 continue
             self._deadline = deadline
@@ -547,7 +393,7 @@ class Pacer:
     def _dispatch_ready(self, now: float) -> None:
         ready = self._ready
         held: list[tuple[int, float, int, int, _Lane]] = []
-        global_room = self._global_room(now)
+        global_room = self._global.has_room(now)
         while ready:
             if not global_room and self._nonglobal_queued == 0:
                 break
@@ -560,7 +406,7 @@ class Pacer:
                 held.append(entry)
             elif isinstance(job, _Job):
                 self._start(job, now)
-                global_room = self._global_room(now)
+                global_room = self._global.has_room(now)
                 self._schedule_lane(lane, now)
         for entry in held:
             heapq.heappush(ready, entry)
@@ -585,7 +431,7 @@ class Pacer:
             if job.uses_global and not global_room:
                 held = True
                 continue
-            state = self._route(job.route)
+            state = self._routes.budget(job.route)
             at = state.ready_at(now)
             if at <= now:
                 return job
@@ -608,8 +454,8 @@ class Pacer:
             lane.window.acquire()
             lane.last_dispatch = now
         if job.uses_global:
-            self._global.acquire()
-        self._route(job.route).reserve(now)
+            self._global.window.acquire()
+        self._routes.budget(job.route).reserve(now)
         self.stats.dispatched += 1
         task = asyncio.get_running_loop().create_task(self._run_job(job))
         self._tasks.add(task)
@@ -662,11 +508,14 @@ class Pacer:
         if which & _CLAIM_CHANNEL and lane.window is not None:
             lane.window.release(now)
         if which & _CLAIM_GLOBAL and job.uses_global:
-            self._global.release(now)
+            self._global.window.release(now)
         if which & _CLAIM_ROUTE:
-            state = self._route(job.route)
-            state.release(now)
-            self._notify(state)
+            self._release_route(job.route, now)
+
+    def _release_route(self, key: str, now: float) -> None:
+        state = self._routes.budget(key)
+        state.release(now)
+        self._notify(state)
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_EVERY
@@ -678,18 +527,7 @@ class Pacer:
                 and now >= lane.last_dispatch + self._spacing
             ):
                 del self._lanes[channel_id]
-        for state in set(self._routes.values()):
-            if (
-                state.inflight == 0
-                and not state.waiters
-                and now >= max(state.blocked_until, state.reset_at)
-                and now - state.last_used > _ROUTE_IDLE_TTL
-            ):
-                for key in state.keys:
-                    if self._routes.get(key) is state:
-                        del self._routes[key]
-                if state.bucket_key is not None and self._buckets.get(state.bucket_key) is state:
-                    del self._buckets[state.bucket_key]
+        self._routes.sweep(now)
 
     # ----------------------------------------------------------------- trace hooks
 
@@ -701,54 +539,50 @@ class Pacer:
         if path is None:
             return  # CDN, gateway: not a REST API call
         method = params.method.upper()
-        job = self._current.get()
         counts_global = routes.uses_global(method, path)
         channel_id = routes.message_budget_channel(method, path)
         key = routes.route_key(method, path)
-        claim = 0
-        if job is not None:
-            if counts_global and job.uses_global and not job.claimed & _CLAIM_GLOBAL:
-                claim |= _CLAIM_GLOBAL
-            if channel_id is not None and channel_id == job.channel_id and not job.claimed & _CLAIM_CHANNEL:
-                claim |= _CLAIM_CHANNEL
-            if key == job.route and not job.claimed & _CLAIM_ROUTE:
-                claim |= _CLAIM_ROUTE
-                # A webhook path names no channel, but the job's declared route is the request it paces.
-                if job.channel_id is not None and not job.claimed & _CLAIM_CHANNEL:
-                    claim |= _CLAIM_CHANNEL
-            job.claimed |= claim
-        else:
+        job = self._current.get()
+        if job is None:
             self.stats.unpaced += 1
+            claim = 0
+        else:
+            claim = job.claim(counts_global, channel_id, key)
         need_global = counts_global and not claim & _CLAIM_GLOBAL
         lane = self._lane(channel_id) if channel_id is not None and not claim & _CLAIM_CHANNEL else None
-        # Requests the pacer did not schedule may use the headroom, but never exceed the hard limits.
-        waited = False
-        while True:
-            now = self._clock()
-            at = now
-            if need_global:
-                at = max(at, self._global_blocked_until, self._global.free_at(now, self._global_hard_limit))
-            if lane is not None and lane.window is not None:
-                at = max(at, lane.window.free_at(now))
-            if at <= now:
-                break
-            if not waited:
-                waited = True
-                self.stats.throttled += 1
-            await asyncio.sleep(at - now + _TIMER_SLACK if at < INF else _UNPACED_POLL)
+        window = lane.window if lane is not None else None
+        now = await self._wait_for_hard_limits(need_global, window)
         ctx.slots = []
         if need_global:
-            self._global.acquire()
-            ctx.slots.append(self._global)
-        if lane is not None and lane.window is not None:
-            lane.window.acquire()
-            ctx.slots.append(lane.window)
+            self._global.window.acquire()
+            ctx.slots.append(self._global.window)
+        if window is not None:
+            window.acquire()
+            ctx.slots.append(window)
         ctx.lane = lane
         ctx.job, ctx.claim = job, claim
         ctx.route = key
         ctx.route_reserved = not claim & _CLAIM_ROUTE
         if ctx.route_reserved:
-            self._route(key).reserve(now)
+            self._routes.budget(key).reserve(now)
+
+    async def _wait_for_hard_limits(self, need_global: bool, window: SlidingWindow | None) -> float:
+        """Wait until the budgets a traced request spends itself (not claimed from a job) have room; returns
+        that time. Requests the pacer did not schedule may use the global headroom, never the hard limit."""
+        waited = False
+        while True:
+            now = self._clock()
+            at = now
+            if need_global:
+                at = max(at, self._global.unpaced_free_at(now))
+            if window is not None:
+                at = max(at, window.free_at(now))
+            if at <= now:
+                return now
+            if not waited:
+                waited = True
+                self.stats.throttled += 1
+            await asyncio.sleep(at - now + _TIMER_SLACK if at < INF else _UNPACED_POLL)
 
     async def _on_request_end(
         self, session: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
@@ -758,24 +592,9 @@ class Pacer:
             return
         now = self._clock()
         response = params.response
-        headers = response.headers
-        state = self._route(key)
-        bucket = headers.get("X-RateLimit-Bucket")
-        if bucket:
-            state = self._bind_bucket(key, state, f"{bucket}:{routes.major_parameters(key)}")
-        remaining = _header_float(headers, "X-RateLimit-Remaining")
-        reset_after = _header_float(headers, "X-RateLimit-Reset-After")
-        if remaining is not None and reset_after is not None:
-            limit = _header_float(headers, "X-RateLimit-Limit")
-            state.learn(
-                None if limit is None else int(limit),
-                int(remaining),
-                reset_after,
-                _header_float(headers, "X-RateLimit-Reset"),
-                now,
-            )
+        state = self._routes.learn(key, response.headers, now)
         if response.status == 429:
-            self._on_429(key, state, headers, reset_after, now)
+            self._on_429(key, state, response.headers, now)
         self._finish_traced(ctx, now)
         self._notify(state)
 
@@ -789,41 +608,17 @@ class Pacer:
             self._finish_traced(ctx, self._clock())
 
     def _on_429(
-        self,
-        key: str,
-        state: _RouteState,
-        headers: CIMultiDictProxy[str],
-        reset_after: float | None,
-        now: float,
+        self, key: str, state: RouteBudget[_Lane], headers: CIMultiDictProxy[str], now: float
     ) -> None:
         self.stats.rate_limited += 1
-        retry_after = _header_float(headers, "Retry-After")
-        if retry_after is None:
-            retry_after = reset_after if reset_after is not None else 1.0
+        wait = retry_after(headers)
         scope = headers.get("X-RateLimit-Scope", "")
         is_global = headers.get("X-RateLimit-Global", "").lower() == "true" or scope == "global"
-        log.warning(
-            "429 on %s (scope=%s, global=%s): blocking for %.3fs", key, scope or "?", is_global, retry_after
-        )
+        log.warning("429 on %s (scope=%s, global=%s): blocking for %.3fs", key, scope or "?", is_global, wait)
         if is_global:
-            self._global_blocked_until = max(self._global_blocked_until, now + retry_after)
+            self._global.block(now + wait)
         else:
-            state.blocked_until = max(state.blocked_until, now + retry_after)
-            state.remaining = min(state.remaining, 0)
-
-    def _bind_bucket(self, key: str, state: _RouteState, bucket_key: str) -> _RouteState:
-        """Route keys that report the same bucket (and major parameters) share one state."""
-        shared = self._buckets.get(bucket_key)
-        if shared is None:
-            if state.bucket_key is None:
-                state.bucket_key = bucket_key
-                self._buckets[bucket_key] = state
-            return state
-        if shared is state or len(state.keys) > 1:
-            return state
-        shared.absorb(state)
-        self._routes[key] = shared
-        return shared
+            state.block(now + wait)
 
     def _finish_traced(self, ctx: SimpleNamespace, now: float) -> None:
         job: _Job | None = ctx.job
@@ -833,15 +628,13 @@ class Pacer:
             self._free_budgets(job, ctx.claim, now)
             if job.lane is not None and job.lane.state == _WAITING:
                 self._schedule_lane(job.lane, now)
-        slots: list[_Window] = ctx.slots
+        slots: list[SlidingWindow] = ctx.slots
         for window in slots:
             window.release(now)
         slots.clear()
         if ctx.route_reserved:
             ctx.route_reserved = False
-            state = self._route(ctx.route)
-            state.release(now)
-            self._notify(state)
+            self._release_route(ctx.route, now)
         lane: _Lane | None = ctx.lane
         if lane is not None and lane.state == _WAITING:
             self._schedule_lane(lane, now)
