@@ -15,6 +15,7 @@ import pytest
 
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
+from bot.db import Database
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 
@@ -120,3 +121,11 @@ async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, fully migrated database, closed after the test."""
+    database = await Database.open(tmp_path / "s.db")
+    yield database
+    await database.close()

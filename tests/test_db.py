@@ -69,15 +69,11 @@ async def test_reopen_is_a_no_op(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_pragmas(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "s.db")
-    try:
-        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
-        assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
-        assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
-        assert (await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
-    finally:
-        await db.close()
+async def test_pragmas(db: Database) -> None:
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+    assert (await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
 
 
 async def test_changed_migration_is_refused(tmp_path: Path, migrations: Path) -> None:

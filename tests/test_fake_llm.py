@@ -9,7 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletionChunk
 
 from tests.fakes.llm_server import FakeLLM, LLMRequest, Scenario, tokenize
 
@@ -43,6 +44,15 @@ async def _stream_all(client: AsyncOpenAI, *, include_usage: bool = True, **kwar
 
 def _content(chunks: list[Any]) -> str:
     return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+async def _read_content(stream: AsyncStream[ChatCompletionChunk], received: list[str]) -> None:
+    """Read ``stream`` to its end, appending each content delta to ``received`` as it arrives, so a test
+    still sees what came before the stream failed."""
+    async with stream:
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
 
 
 async def test_stream_reassembles_exactly_and_usage_follows_finish(
@@ -209,10 +219,7 @@ async def test_drop_after_breaks_the_stream_mid_way(fake: FakeLLM, client: Async
     received: list[str] = []
     stream = await client.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True)
     with pytest.raises(openai.APIError):
-        async with stream:
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    received.append(chunk.choices[0].delta.content)
+        await _read_content(stream, received)
     assert received == tokens[:3]
     [rec] = fake.requests
     assert rec.tokens_sent == 3 and rec.dropped_at is not None
@@ -225,10 +232,7 @@ async def test_hang_after_keeps_connection_open_until_client_gives_up(fake: Fake
     async with AsyncOpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0, timeout=0.5) as api:
         stream = await api.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True)
         with pytest.raises(openai.APITimeoutError):
-            async with stream:
-                async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta.content:
-                        received.append(chunk.choices[0].delta.content)
+            await _read_content(stream, received)
     assert received == ["a", "b"]
     [rec] = fake.requests
     await fake.wait_for(lambda: rec.disconnected_at is not None, what="disconnect after client timeout")

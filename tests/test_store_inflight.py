@@ -88,10 +88,6 @@ async def test_close_orphan_marks_interrupted_and_forgets_it(tmp_path: Path) -> 
         await db.close()
 
 
-async def test_inflight_row_needs_its_usage_row(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "s.db")
-    try:
-        with pytest.raises(sqlite3.IntegrityError):
-            await InflightStore(db).add("no-usage", GUILD, CHANNEL, USER)
-    finally:
-        await db.close()
+async def test_inflight_row_needs_its_usage_row(db: Database) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await InflightStore(db).add("no-usage", GUILD, CHANNEL, USER)

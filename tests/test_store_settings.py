@@ -1,5 +1,4 @@
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,6 @@ GUILD, OTHER_GUILD = 100, 200
 CHANNEL, OTHER_CHANNEL = 1001, 1002
 ADMIN, OTHER_ADMIN = 7, 8
 DEFAULTS = ChannelSettings(model="default-model")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "s.db")
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -22,10 +22,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, web
+
+from tests.fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +375,7 @@ class _Session:
 # --------------------------------------------------------------------------------------------- server
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """Fake Discord HTTP API + gateway on 127.0.0.1; see module docstring."""
 
     def __init__(
@@ -385,6 +387,7 @@ class FakeDiscord:
         ack_deadline: float = 3.0,
         latency: float = 0.0,
     ) -> None:
+        super().__init__()
         self.rate_limits = rate_limits
         self.global_limit = global_limit
         self.token_ttl = token_ttl
@@ -421,7 +424,6 @@ class FakeDiscord:
         self._n429 = 0
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_GatewayConn] = set()
-        self._waiters: list[asyncio.Future[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -445,13 +447,6 @@ class FakeDiscord:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def api_base(self) -> str:
@@ -694,32 +689,6 @@ class FakeDiscord:
         return {"id": None, "name": emoji}
 
     # ----------------------------------------------------------------------------------- waiting
-
-    def _changed(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 10.0,
-        what: str = "",
-    ) -> None:
-        """Wait until predicate() is true; re-checked on every fake state change (and every 50 ms, so
-        predicates over bot-side state work too)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate!r}")
-            fut: asyncio.Future[None] = loop.create_future()
-            self._waiters = [w for w in self._waiters if not w.done()]
-            self._waiters.append(fut)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fut, min(remaining, 0.05))
 
     @property
     def connected(self) -> int:

@@ -40,10 +40,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ SYSTEM_FINGERPRINT = "fp_streamcord_fake"
 CONTEXT_LENGTH = 128_000
 # Pacing granularity: token writes land on this grid (never early, at most TICK late).
 TICK = 0.005
-# Poll interval for wait_for predicates that depend on state the server does not notify about.
-_WAIT_POLL = 0.05
 _TOKEN_RE = re.compile(r"\s*\S+|\s+")
 
 
@@ -181,12 +180,13 @@ def _dumps(obj: Any) -> str:
 _json_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
-class FakeLLM:
+class FakeLLM(LoopbackServer):
     """See the module docstring. Use ``async with FakeLLM() as fake:`` or ``start()`` / ``close()``."""
 
     api_key: str = "sk-fake"
 
     def __init__(self, *, default: Scenario | None = None, models: Sequence[str] = DEFAULT_MODELS) -> None:
+        super().__init__()
         self.default = default or Scenario()
         self.models = list(models)
         self.responder: Callable[[dict[str, Any]], Scenario] | None = None
@@ -196,8 +196,6 @@ class FakeLLM:
         self._base_url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._closing = False
-        self._changed = asyncio.Event()
-        self._waiters = 0
         self._ticker = _Ticker()
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -235,15 +233,6 @@ class FakeLLM:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
     # ---- test API --------------------------------------------------------------------------------------
 
     @property
@@ -253,36 +242,6 @@ class FakeLLM:
 
     def enqueue(self, scenario: Scenario) -> None:
         self._queue.append(scenario)
-
-    # The contract names the parameter `timeout` (ASYNC109 prefers asyncio.timeout at call sites).
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 10.0,
-        what: str = "",
-    ) -> None:
-        """Wait until ``predicate()`` holds; re-checked on every server state change (and every 50 ms)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"FakeLLM: timed out after {timeout}s waiting for {what or predicate!r}")
-            changed = self._changed
-            self._waiters += 1
-            try:
-                async with asyncio.timeout(min(remaining, _WAIT_POLL)):
-                    await changed.wait()
-            except TimeoutError:
-                pass
-            finally:
-                self._waiters -= 1
-
-    def _notify(self) -> None:
-        # Swap in a fresh Event so each waiter wakes once per change; skipped when nobody waits (hot path).
-        if self._waiters:
-            self._changed.set()
-            self._changed = asyncio.Event()
 
     # ---- routes ----------------------------------------------------------------------------------------
 
@@ -342,7 +301,7 @@ class FakeLLM:
 
         rec = LLMRequest(body=body, started_at=started_at, scenario=self._next_scenario(body))
         self.requests.append(rec)
-        self._notify()
+        self._changed()
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -355,12 +314,12 @@ class FakeLLM:
             raise
         finally:
             self._handlers.discard(task)
-            self._notify()
+            self._changed()
 
     def _mark_disconnected(self, rec: LLMRequest) -> None:
         if rec.disconnected_at is None and rec.finished_at is None and rec.dropped_at is None:
             rec.disconnected_at = time.monotonic()
-            self._notify()
+            self._changed()
 
     async def _respond(self, request: web.Request, rec: LLMRequest) -> web.StreamResponse:
         scenario = rec.scenario
@@ -391,7 +350,7 @@ class FakeLLM:
             default = default_error_body(status, model)
         rec.status = status
         rec.finished_at = time.monotonic()
-        self._notify()
+        self._changed()
         return self._json(status, scenario.error_body or default)
 
     def _usage(self, rec: LLMRequest) -> dict[str, int]:
@@ -415,7 +374,7 @@ class FakeLLM:
         if rec.first_token_at is None and tokens:
             rec.first_token_at = at
         rec.tokens_sent += len(tokens)
-        self._notify()
+        self._changed()
 
     async def _stream(self, request: web.Request, rec: LLMRequest, model: str) -> web.StreamResponse:
         scenario = rec.scenario
@@ -487,7 +446,7 @@ class FakeLLM:
             return resp
         rec.usage_sent = include_usage and scenario.send_usage
         rec.finished_at = time.monotonic()
-        self._notify()
+        self._changed()
         return resp
 
     def _drop(self, request: web.Request, rec: LLMRequest, resp: web.StreamResponse) -> web.StreamResponse:
@@ -497,7 +456,7 @@ class FakeLLM:
         if request.transport is not None:
             request.transport.close()
         log.debug("FakeLLM dropped the connection after %d tokens", rec.tokens_sent)
-        self._notify()
+        self._changed()
         # aiohttp then fails to finish `resp` on the closed transport and treats it as a client disconnect.
         return resp
 
@@ -536,7 +495,7 @@ class FakeLLM:
         }
         rec.usage_sent = True
         rec.finished_at = time.monotonic()
-        self._notify()
+        self._changed()
         return self._json(200, payload)
 
 
