@@ -12,9 +12,9 @@ from datetime import date
 
 import discord
 
-from bot.client import StreamcordBot, open_bot
+from bot.client import open_bot
 from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
-from bot.db import Database, MigrationError, run_migrate_command
+from bot.db import Database, MigrationError, migration_status, run_migrate_command
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -62,19 +62,26 @@ def main(argv: list[str] | None = None) -> int:
 async def run(config: Config) -> None:
     async with open_bot(config) as bot:
         loop = asyncio.get_running_loop()
+        closing: set[asyncio.Task[None]] = set()
+
+        def shut_down(sig: signal.Signals) -> None:
+            log.info("Received %s: finishing in-flight answers and shutting down", sig.name)
+            closing.add(loop.create_task(bot.close()))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda s=sig: _shutdown(bot, s))
+            loop.add_signal_handler(sig, shut_down, sig)
         await bot.start(config.discord_token)
+        await asyncio.gather(*closing)
     log.info("Stopped cleanly")
 
 
-def _shutdown(bot: StreamcordBot, sig: signal.Signals) -> None:
-    log.info("Received %s: finishing in-flight answers and shutting down", sig.name)
-    asyncio.get_running_loop().create_task(bot.close())
-
-
 async def _export(since: date) -> int:
-    db = await Database.open(load_database_path())
+    path = load_database_path()
+    status = await migration_status(path)
+    if status.pending or status.problems:
+        print(f"The database {path} is not up to date: run `python -m bot migrate --check`.", file=sys.stderr)
+        return 2
+    db = await Database.open(path)
     try:
         rows = await UsageStore(db).export_csv(since, sys.stdout)
     finally:

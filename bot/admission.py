@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from bot.settings import COOLDOWN_MAX, ChannelSettings
@@ -23,10 +24,13 @@ class Admission:
         self._usage = usage
         self._defaults = defaults
         # Admissions the usage table may not show yet: its row is written once the answer starts.
-        self._admitted: dict[tuple[int, int], datetime] = {}
+        self._admitted: dict[tuple[int | None, int], datetime] = {}
+        self.closing = False  # set at shutdown: new answers would be cut off at once
 
     async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
         """The settings to answer with, or Refused."""
+        if self.closing:
+            raise Refused("I'm restarting. Ask again in a moment.")
         settings = await self._settings.get(guild_id, channel_id, self._defaults)
         if not settings.enabled:
             raise Disabled(
@@ -41,15 +45,16 @@ class Admission:
             if last is not None:
                 wait = settings.cooldown_seconds - (now - last).total_seconds()
                 if wait > 0:
-                    raise Refused(f"Slow down a little: you can ask again in {wait:.0f} s.")
+                    raise Refused(f"Slow down a little: you can ask again in {math.ceil(wait)} s.")
+        self._remember(guild_id, user_id, now)
         if settings.daily_token_quota is not None:
             used = await self._usage.tokens_today(guild_id, user_id)
             if used >= settings.daily_token_quota:
+                self._admitted.pop((guild_id, user_id), None)
                 raise Refused(
                     f"You've used your {settings.daily_token_quota:,} tokens for today on this server. "
                     "The quota resets at 00:00 UTC."
                 )
-        self._remember(guild_id, user_id, now)
         return settings
 
     def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:

@@ -113,6 +113,7 @@ class StreamcordBot(commands.Bot):
 
     async def close(self) -> None:
         # Streams first, while Discord and the database can still record how they ended.
+        self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
         await super().close()
 

@@ -3,12 +3,22 @@ channel messages (mentions, and /chat replies that outlive their 15-minute inter
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
+import aiohttp
 import discord
 
 from bot.streaming.routes import route_key
-from bot.streaming.target import PLACEHOLDER_AFTER, DeliveryFailed, MessageGone, Route, TargetExpired
+from bot.streaming.target import (
+    PLACEHOLDER_AFTER,
+    DeliveryFailed,
+    DeliveryRetry,
+    MessageGone,
+    Route,
+    TargetExpired,
+)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 STOP_EMOJI = "🛑"
@@ -19,12 +29,22 @@ _GONE = {10003, 10008, 50001}  # unknown channel, unknown message, missing acces
 _EXPIRED = {10015, 10062, 50027}  # unknown webhook, unknown interaction, invalid webhook token
 
 
-def _translate(exc: discord.HTTPException) -> Exception:
-    if exc.code in _GONE or isinstance(exc, discord.Forbidden):
-        return MessageGone(f"{exc.status} {exc.code}")
-    if exc.code in _EXPIRED or exc.status == 401:
-        return TargetExpired(f"{exc.status} {exc.code}")
-    return DeliveryFailed(f"{exc.status} {exc.code} {exc.text[:200]}")
+@contextlib.contextmanager
+def _engine_errors(*, expirable: bool) -> Iterator[None]:
+    """Discord's failures as the engine's exceptions."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        detail = f"{exc.status} {exc.code}"
+        if exc.code in _GONE or isinstance(exc, discord.Forbidden):
+            raise MessageGone(detail) from exc
+        if expirable and (exc.code in _EXPIRED or exc.status == 401):
+            raise TargetExpired(detail) from exc
+        if exc.status >= 500 or exc.status == 429:  # discord.py already retried these; they pass
+            raise DeliveryRetry(detail) from exc
+        raise DeliveryFailed(f"{detail} {exc.text[:200]}") from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryRetry(repr(exc)) from exc
 
 
 class ChannelTarget:
@@ -54,7 +74,7 @@ class ChannelTarget:
         )
 
     async def put(self, page: int, content: str) -> None:
-        try:
+        with _engine_errors(expirable=False):
             if page < len(self.message_ids):
                 await self._channel.get_partial_message(self.message_ids[page]).edit(
                     content=content, allowed_mentions=NO_MENTIONS
@@ -67,8 +87,6 @@ class ChannelTarget:
                 )
             message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
             self.message_ids.append(message.id)
-        except discord.HTTPException as exc:
-            raise _translate(exc) from exc
 
     def reaction_route(self) -> Route:
         message_id = self.message_ids[0] if self.message_ids else 0
@@ -130,7 +148,7 @@ class InteractionTarget:
             await self._channel.put(page, content)
             return
         interaction = self._interaction
-        try:
+        with _engine_errors(expirable=True):
             if not self.message_ids:
                 response = await interaction.response.send_message(content, allowed_mentions=NO_MENTIONS)
                 if response.message_id is None:
@@ -145,8 +163,6 @@ class InteractionTarget:
             else:
                 message = await interaction.followup.send(content, wait=True, allowed_mentions=NO_MENTIONS)
                 self.message_ids.append(message.id)
-        except discord.HTTPException as exc:
-            raise _translate(exc) from exc
 
     def reaction_route(self) -> Route:
         return self._channel.reaction_route()

@@ -39,6 +39,10 @@ class Finish:
     usage: Usage | None
 
 
+class ModelStreamError(openai.APIError):
+    """An error event inside the stream (vLLM, OpenRouter and others send these mid-answer)."""
+
+
 class LLMClient:
     def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
         # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
@@ -73,17 +77,23 @@ class LLMClient:
         ) as response:
             # Keep reading after finish_reason: the usage chunk comes last.
             async for chunk in _sse_json(response.iter_lines()):
+                if chunk is None:
+                    break
                 if chunk.get("error"):
-                    raise openai.APIError(
+                    raise ModelStreamError(
                         _stream_error(chunk["error"]), response.http_request, body=chunk["error"]
                     )
-                if chunk.get("usage"):
-                    usage = Usage(chunk["usage"]["prompt_tokens"], chunk["usage"]["completion_tokens"])
+                usage = _usage(chunk.get("usage")) or usage
                 for choice in (chunk.get("choices") or [])[:1]:
                     content = (choice.get("delta") or {}).get("content")
                     if content:
                         yield content
                     reason = choice.get("finish_reason") or reason
+            else:
+                if reason is None:  # the body ended cleanly but early, e.g. a proxy gave up
+                    raise openai.APIConnectionError(
+                        message="The stream ended early.", request=response.http_request
+                    )
         yield Finish(reason, usage)
 
     async def list_models(self) -> list[str]:
@@ -99,19 +109,28 @@ class LLMClient:
         return self._models
 
 
-async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    """The JSON payloads of a Server-Sent Events stream up to `[DONE]`; comments and other fields skipped."""
+async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] | None]:
+    """The JSON payloads of a Server-Sent Events stream, then None for `[DONE]`; comments and other fields
+    are skipped."""
     data: list[str] = []
     async for line in lines:
         if line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
         elif not line and data:
             payload, data = "\n".join(data), []
-            if payload == "[DONE]":
-                return
-            yield json.loads(payload)
-    if data and data != ["[DONE]"]:
-        yield json.loads("\n".join(data))
+            yield None if payload == "[DONE]" else json.loads(payload)
+    if data:
+        payload = "\n".join(data)
+        yield None if payload == "[DONE]" else json.loads(payload)
+
+
+def _usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Usage(prompt, completion)
+    return None
 
 
 def _stream_error(error: object) -> str:
@@ -133,6 +152,8 @@ def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
         return "The model server refused the request."
     if isinstance(exc, openai.APIStatusError):
         return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
+    if isinstance(exc, ModelStreamError):
+        return f"The model server reported an error: {exc.message[:200]}"
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
         return "The model server took too long to answer."
     if isinstance(exc, httpx2.HTTPError | openai.APIError):

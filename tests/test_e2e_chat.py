@@ -206,3 +206,18 @@ async def test_reply_outliving_its_interaction_token_continues_in_channel_messag
     assert any(r.path.startswith("/channels/") and r.status == 200 for r in edits)
     assert sum(r.status == 401 for r in world.discord.requests) <= 1
     assert world.discord.count_429() == 0
+
+
+async def test_a_passing_discord_outage_does_not_lose_the_final_text(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text=STORY, tokens_per_second=40))
+    message_id = await chat(world, "Tell me a story")
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
+    world.discord.fail_requests("PATCH", "/messages/@original", 503, count=2)
+    await wait_final(world, message_id)
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    assert message.content == STORY
+    assert sum(r.status == 503 for r in world.discord.requests) == 2
+    assert await bot.db.fetchall("SELECT * FROM inflight") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from bot.llm import _sse_json
 
@@ -12,16 +13,15 @@ async def lines(*items: str) -> AsyncIterator[str]:
         yield item
 
 
-async def collect(*items: str) -> list[dict]:
+async def collect(*items: str) -> list[dict[str, Any] | None]:
     return [event async for event in _sse_json(lines(*items))]
 
 
-async def test_events_until_done() -> None:
-    assert await collect(
-        'data: {"a": 1}', "", 'data: {"a": 2}', "", "data: [DONE]", "", 'data: {"a": 3}', ""
-    ) == [
+async def test_events_then_none_for_done() -> None:
+    assert await collect('data: {"a": 1}', "", 'data: {"a": 2}', "", "data: [DONE]", "") == [
         {"a": 1},
         {"a": 2},
+        None,
     ]
 
 
@@ -32,4 +32,4 @@ async def test_comments_other_fields_and_multiline_data() -> None:
 
 async def test_a_last_event_without_a_blank_line_still_counts() -> None:
     assert await collect('data:{"a": 1}') == [{"a": 1}]
-    assert await collect("data: [DONE]") == []
+    assert await collect("data: [DONE]") == [None]

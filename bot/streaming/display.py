@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable
 
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
-from bot.streaming.target import DeliveryFailed, MessageGone, ReplyTarget, TargetExpired
+from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
 
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER = render("", streaming=True)[0]
+MAX_RETRIES = 4
+RETRY_BACKOFF = 0.5  # seconds, doubled on each try
 
 
 class ReplyDisplay:
@@ -40,6 +42,8 @@ class ReplyDisplay:
         self._shown: list[str] = []
         self._synced = asyncio.Event()
         self.gone = False
+        self.failed = False  # gave up on a version after passing failures: the reply may not be final
+        self._retries = 0
         self._queued: bool | None = None  # priority of the flush waiting in the pacer, None if none waits
 
     @property
@@ -61,12 +65,13 @@ class ReplyDisplay:
         self._schedule()
 
     async def wait_synced(self, timeout: float) -> bool:
+        """Whether the final version is shown (or there is nothing left to show it in)."""
         try:
             await asyncio.wait_for(self._synced.wait(), timeout)
         except TimeoutError:
             log.warning("Reply %s: final edit not delivered within %.0f s", self._key, timeout)
             return False
-        return True
+        return not self.failed
 
     def _schedule(self) -> None:
         if self.gone:
@@ -103,7 +108,8 @@ class ReplyDisplay:
         page = stale[0]
         try:
             await self._target.put(page, pages[page])
-        except MessageGone:
+        except MessageGone as exc:
+            log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.gone = True
             self._synced.set()
             self._on_gone()
@@ -113,14 +119,36 @@ class ReplyDisplay:
             self._target.fall_back()
             self._schedule()
             return
+        except DeliveryRetry as exc:
+            await self._retry(page, exc)
+            return
         except DeliveryFailed as exc:
             # Retrying the same request would fail the same way; skip this version.
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
+        self._retries = 0
         await self._record(page, pages[page])
         if len(stale) > 1:
             self._schedule()
         elif self._final:
             self._synced.set()
+
+    async def _retry(self, page: int, exc: DeliveryRetry) -> None:
+        self._retries += 1
+        if self._retries > MAX_RETRIES:
+            log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, MAX_RETRIES, exc)
+            self.failed = True
+            self._synced.set()
+            return
+        log.warning(
+            "Reply %s: page %d not delivered (%s), try %d of %d",
+            self._key,
+            page,
+            exc,
+            self._retries,
+            MAX_RETRIES,
+        )
+        await asyncio.sleep(RETRY_BACKOFF * 2 ** (self._retries - 1))
+        self._schedule()
 
     async def _record(self, page: int, content: str) -> None:
         if page == len(self._shown):

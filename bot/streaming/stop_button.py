@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -23,20 +24,21 @@ class StopButton:
         self._wanted = True
         self._submit(self._add)
 
-    def hide(self) -> None:
+    def hide(self) -> asyncio.Future[None] | None:
+        """Remove the button; the future settles once it is gone (None: it never went up)."""
         self._wanted = False
         if self._touched:
-            self._submit(self._remove)
-        else:
-            self._pacer.cancel(self._key)  # the add never went out: nothing to undo
+            return self._submit(self._remove)
+        self._pacer.cancel(self._key)  # the add never went out: nothing to undo
+        return None
 
-    def _submit(self, action: Callable[[], Awaitable[None]]) -> None:
+    def _submit(self, action: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
         route = self._target.reaction_route()
-        self._pacer.submit(
+        return self._pacer.submit(
             self._key,
             action,
             channel_id=route.channel_id,
-            route=route.key,  # type: ignore[arg-type]
+            route=route.key,
             uses_global=route.uses_global,
         )
 

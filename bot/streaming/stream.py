@@ -21,6 +21,7 @@ from bot.streaming.target import ReplyTarget
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
+STOP_BUTTON_TIMEOUT = 5.0
 
 
 class Status(StrEnum):
@@ -91,13 +92,14 @@ class ReplyStream:
     def stop(self, request: StopRequest) -> bool:
         """Cancel generation; closing the HTTP response stops the model server billing more tokens.
         Returns False when the answer was already over."""
-        if self._stop is not None or self._consumer is None or self._consumer.done():
+        if self._stop is not None or self.done.is_set() or (self._consumer and self._consumer.done()):
             return False
         self._stop = request
         if request.reply_gone:
             self.display.gone = True
             self._pacer.cancel(self.request_id)
-        self._consumer.cancel()
+        if self._consumer is not None:  # not started yet: run() sees the stop and never asks the model
+            self._consumer.cancel()
         return True
 
     async def run(self) -> None:
@@ -111,17 +113,21 @@ class ReplyStream:
         # answer shows its placeholder at once.
         delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
-        self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
-        r = self.requester
-        await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
-        await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-        self._recorded.set()
         error: BaseException | None = None
         try:
-            await self._consumer
+            if self._stop is None:
+                self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
+            r = self.requester
+            await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+            await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
+            self._recorded.set()
+            if self._consumer is not None:
+                await self._consumer
         except asyncio.CancelledError:
-            if self._stop is None:  # our own task was cancelled, not the consumer
-                self._consumer.cancel()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this task is being cancelled, not just the model
+                if self._consumer is not None:
+                    self._consumer.cancel()
                 raise
         except Exception as exc:
             error = exc
@@ -129,14 +135,17 @@ class ReplyStream:
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
-        if not self.display.gone:
-            self._stop_button.hide()
+        button = None if self.display.gone else self._stop_button.hide()
         self.display.finish(self.text, footer)
         # Usage first: a shutdown may not wait for a slow channel's final edit.
         await self._record(status, error)
-        await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
-        # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-        await self._inflight.remove(self.request_id)
+        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
+            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
+            await self._inflight.remove(self.request_id)
+        else:
+            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
+        if button is not None:
+            await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:

@@ -23,6 +23,10 @@ class DeliveryFailed(Exception):
     """Discord refused a request in a way that retrying would not fix."""
 
 
+class DeliveryRetry(Exception):
+    """A passing failure (a Discord 5xx, the network): the same request may succeed shortly."""
+
+
 class TargetExpired(Exception):
     """The interaction token expired: continue through plain channel messages."""
 

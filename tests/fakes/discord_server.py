@@ -393,6 +393,7 @@ class FakeDiscord(LoopbackServer):
         self.token_ttl = token_ttl
         self.ack_deadline = ack_deadline
         self.latency = latency
+        self._outages: list[list[Any]] = []  # [method, path substring, status, remaining count]
         # family -> (limit, window seconds); tests may override entries before or during a run.
         self.bucket_limits: dict[str, tuple[int, float]] = {
             "channel_messages": (5, 5.0),
@@ -1154,6 +1155,16 @@ class FakeDiscord(LoopbackServer):
 
     # ----------------------------------------------------------------------------------- REST plumbing
 
+    def fail_requests(self, method: str, path_contains: str, status: int, count: int) -> None:
+        """Answer the next `count` matching requests with `status` (e.g. 503), as during a Discord outage."""
+        self._outages.append([method, path_contains, status, count])
+
+    def _outage(self, method: str, path: str) -> None:
+        for outage in self._outages:
+            if outage[3] > 0 and outage[0] == method and outage[1] in path:
+                outage[3] -= 1
+                raise _ApiError(outage[2], 0, f"{outage[2]}: Service Unavailable")
+
     async def _rest_handler(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
         raw_path = request.rel_url.raw_path
@@ -1184,6 +1195,7 @@ class FakeDiscord(LoopbackServer):
                 raise _ApiError(401, 0, "401: Unauthorized")
             if body_error is not None:
                 raise body_error
+            self._outage(method, path)
             if self.rate_limits:
                 limited = self._take(uses, headers)
                 if limited is not None:
