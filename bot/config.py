@@ -118,7 +118,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
     # At DEBUG these print interaction tokens and user prompts.
-    for name in ("discord.http", "discord.webhook", "discord.gateway", "openai", "httpx2", "httpcore"):
+    for name in ("discord.http", "discord.webhook", "discord.gateway", "openai", "httpx2", "httpcore2"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
