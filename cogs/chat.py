@@ -8,23 +8,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import paced
 from bot.admission import Disabled, Refused
+from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.conversation import Turn, build_request
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
 from bot.streaming.render import MARKER
-from bot.streaming.routes import route_key
 from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
-
-
-def settings_channel(channel: object) -> int:
-    """Threads follow their parent channel's settings."""
-    if isinstance(channel, discord.Thread):
-        return channel.parent_id
-    assert isinstance(channel, discord.abc.Snowflake)
-    return channel.id
 
 
 class Chat(commands.Cog):
@@ -33,11 +26,15 @@ class Chat(commands.Cog):
 
     @app_commands.command(name="chat", description="Ask the model; the answer streams in as it is written.")
     @app_commands.describe(prompt="What to ask")
+    @app_commands.guild_only()  # cooldowns, quotas and the on/off switch are per server
     async def chat(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 4000]) -> None:
-        assert interaction.channel_id is not None
+        guild_id, channel = interaction.guild_id, interaction.channel
+        if guild_id is None or channel is None:
+            # Discord enforces guild_only, but a registration from before it was added may still be used.
+            raise app_commands.NoPrivateMessage
         try:
             settings = await self.bot.admission.check(
-                interaction.guild_id, settings_channel(interaction.channel), interaction.user.id
+                guild_id, settings_channel_id(channel), interaction.user.id
             )
         except Refused as refusal:
             await interaction.response.send_message(
@@ -46,22 +43,23 @@ class Chat(commands.Cog):
             return
         self.bot.streams.start(
             chat=build_request(settings, prompt),
-            requester=Requester(interaction.user.id, interaction.guild_id, interaction.channel_id),
+            requester=Requester(interaction.user.id, guild_id, channel.id),
             target=InteractionTarget(interaction),
         )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        if me is None or message.author.bot or not self._addressed(message, me):
+        # Direct messages have no server to switch the bot off or to count cooldowns and quotas against.
+        if me is None or message.guild is None or message.author.bot or not self._addressed(message, me):
             return
         prompt = message.content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "").strip()
         if not prompt:
             return
-        guild_id = message.guild.id if message.guild else None
+        guild_id = message.guild.id
         try:
             settings = await self.bot.admission.check(
-                guild_id, settings_channel(message.channel), message.author.id
+                guild_id, settings_channel_id(message.channel), message.author.id
             )
         except Disabled:
             return  # a switched-off channel stays quiet rather than answering every mention
@@ -91,7 +89,9 @@ class Chat(commands.Cog):
             previous = reference.resolved
             if not isinstance(previous, discord.Message):
                 try:
-                    previous = await self._fetch(message.channel.id, reference.message_id)
+                    previous = await paced.fetch_message(
+                        self.bot, self.bot.pacer, message.channel.id, reference.message_id
+                    )
                 except discord.HTTPException:
                     break
             content = previous.content.removesuffix(MARKER).replace(f"<@{me.id}>", "").strip()
@@ -100,22 +100,9 @@ class Chat(commands.Cog):
             reference = previous.reference
         return turns[::-1]
 
-    async def _fetch(self, channel_id: int, message_id: int) -> discord.Message:
-        message = self.bot.get_partial_messageable(channel_id).get_partial_message(message_id)
-        path = f"/channels/{channel_id}/messages/{message_id}"
-        return await self.bot.pacer.run(
-            message.fetch, channel_id=None, route=route_key("GET", path), uses_global=True
-        )
-
     async def _reply(self, message: discord.Message, text: str) -> None:
-        path = f"/channels/{message.channel.id}/messages"
         try:
-            await self.bot.pacer.run(
-                lambda: message.reply(text, allowed_mentions=NO_MENTIONS),
-                channel_id=message.channel.id,
-                route=route_key("POST", path),
-                uses_global=True,
-            )
+            await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
 

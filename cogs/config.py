@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
 from bot.settings import KEYS, SettingError, check_key, format_value, parse_value
@@ -100,7 +101,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         scope_id = channel_id if store_scope == "channel" else guild_id
         try:
             key = check_key(key)
-            parsed = parse_value(key, value)
+            parsed = parse_value(key, value)  # for the reply and the model check; the store validates too
         except SettingError as exc:
             await self._reply(interaction, str(exc))
             return
@@ -118,10 +119,10 @@ class ConfigCommands(commands.Cog, name="Config"):
                     f"Available: {suggestions}{'…' if len(models) > 10 else ''}",
                 )
                 return
-        before = await self._overrides(guild_id, channel_id, scope)
-        previous = f"was `{_short(key, before[key])}`" if key in before else "was not set"
-        await self.bot.settings.set(guild_id, store_scope, scope_id, key, value, interaction.user.id)
-        log.info("User %s set %s=%r for %s %s", interaction.user.id, key, parsed, store_scope, scope_id)
+        before = await self.bot.settings.set(guild_id, store_scope, scope_id, key, value, interaction.user.id)
+        # Never the value: system prompts are not logged.
+        log.info("User %s set %s for %s %s", interaction.user.id, key, store_scope, scope_id)
+        previous = "was not set" if before is None else f"was `{_short(key, before)}`"
         await self._reply(
             interaction,
             f"Set `{key}` to `{_short(key, parsed)}` for {_where(store_scope)} ({previous}).{note}",
@@ -210,12 +211,11 @@ class ConfigCommands(commands.Cog, name="Config"):
 
     @staticmethod
     def _ids(interaction: discord.Interaction) -> tuple[int, int]:
-        assert interaction.guild_id is not None and interaction.channel_id is not None  # guild_only + check
-        return interaction.guild_id, interaction.channel_id
-
-    async def _overrides(self, guild_id: int, channel_id: int, scope: ScopeChoice) -> dict[str, Any]:
-        guild, channel = await self.bot.settings.overrides(guild_id, channel_id)
-        return channel if scope == "channel" else guild
+        """(server id, id of the channel whose settings apply here: a thread's parent, as /chat reads)."""
+        guild_id, channel = interaction.guild_id, interaction.channel
+        if guild_id is None or channel is None:  # interaction_check refuses DMs; this narrows the types
+            raise app_commands.NoPrivateMessage
+        return guild_id, settings_channel_id(channel)
 
     @staticmethod
     async def _reply(interaction: discord.Interaction, content: str) -> None:

@@ -8,12 +8,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import paced
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS, STOP_EMOJI
-from bot.streaming.routes import route_key
 from bot.streaming.stream import Status
 
 log = logging.getLogger(__name__)
+
+# Threads are not discord.abc.GuildChannel, but have permissions_for too.
+ServerChannel = discord.abc.GuildChannel | discord.Thread
 
 
 class Stop(commands.Cog):
@@ -28,35 +31,23 @@ class Stop(commands.Cog):
         if stream is None:
             return  # a finished reply: nothing to stop
         member = payload.member
-        if payload.user_id == stream.requester.user_id or self._moderates(member, payload.channel_id):
+        channel = self._channel(payload)
+        if payload.user_id == stream.requester.user_id or _moderates(member, channel):
             self.bot.streams.stop(
                 stream, Status.STOPPED, _stopped_by(member.display_name if member else "its author")
             )
-        else:
+        elif channel is not None and channel.permissions_for(channel.guild.me).manage_messages:
             await self._remove_reaction(payload)
 
-    def _moderates(self, member: discord.Member | None, channel_id: int) -> bool:
-        channel = self.bot.get_channel(channel_id)
-        if member is None or not isinstance(channel, discord.abc.GuildChannel):
-            return False
-        return channel.permissions_for(member).manage_messages
+    def _channel(self, payload: discord.RawReactionActionEvent) -> ServerChannel | None:
+        """The channel or thread reacted in; None in direct messages or when it isn't cached."""
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id is not None else None
+        return guild.get_channel_or_thread(payload.channel_id) if guild is not None else None
 
     async def _remove_reaction(self, payload: discord.RawReactionActionEvent) -> None:
-        channel = self.bot.get_channel(payload.channel_id)
-        if (
-            not isinstance(channel, discord.abc.GuildChannel)
-            or not channel.permissions_for(channel.guild.me).manage_messages
-        ):
-            return
-        message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
-        message_path = f"/channels/{payload.channel_id}/messages/{payload.message_id}"
-        path = f"{message_path}/reactions/{STOP_EMOJI}/{payload.user_id}"
         try:
-            await self.bot.pacer.run(
-                lambda: message.remove_reaction(STOP_EMOJI, discord.Object(payload.user_id)),
-                channel_id=None,
-                route=route_key("DELETE", path),
-                uses_global=True,
+            await paced.remove_reaction(
+                self.bot, self.bot.pacer, payload.channel_id, payload.message_id, STOP_EMOJI, payload.user_id
             )
         except discord.HTTPException as exc:
             log.info("Could not remove a stray stop reaction: %s %s", exc.status, exc.code)
@@ -74,9 +65,10 @@ class Stop(commands.Cog):
     @app_commands.command(
         name="stop", description="Stop your answer that is still being written in this channel."
     )
+    @app_commands.guild_only()  # answers are only written in servers
     async def stop(self, interaction: discord.Interaction) -> None:
-        assert interaction.channel_id is not None
-        stream = self.bot.streams.latest_for(interaction.channel_id, interaction.user.id)
+        channel_id = interaction.channel_id
+        stream = self.bot.streams.latest_for(channel_id, interaction.user.id) if channel_id else None
         if stream is not None and self.bot.streams.stop(
             stream, Status.STOPPED, _stopped_by(interaction.user.display_name)
         ):
@@ -84,6 +76,10 @@ class Stop(commands.Cog):
         else:
             text = "You have no answer being written in this channel."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def _moderates(member: discord.Member | None, channel: ServerChannel | None) -> bool:
+    return member is not None and channel is not None and channel.permissions_for(member).manage_messages
 
 
 def _stopped_by(name: str) -> str:
