@@ -6,40 +6,47 @@ import logging
 
 import discord
 
-from bot.discord_targets import NO_MENTIONS
-from bot.store.inflight import InflightStore
+from bot import paced
+from bot.discord_targets import NO_MENTIONS, STOP_EMOJI
+from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.manager import INTERRUPTED_FOOTER
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import MARKER
 from bot.streaming.routes import route_key
+from bot.streaming.stream import estimate_tokens
 
 log = logging.getLogger(__name__)
 
 
 async def finalize_orphans(client: discord.Client, inflight: InflightStore, pacer: Pacer) -> None:
     for orphan in await inflight.orphans():
-        if orphan.message_ids:
-            try:
-                await _mark_interrupted(client, pacer, orphan.channel_id, orphan.message_ids[-1])
-            except discord.HTTPException as exc:
-                log.info(
-                    "Orphaned reply %s could not be edited (%s %s)", orphan.request_id, exc.status, exc.code
-                )
-        await inflight.close_orphan(orphan.request_id)
+        shown = ""
+        try:
+            if orphan.message_ids:
+                shown = await _mark_interrupted(client, pacer, orphan)
+        except Exception:  # one reply Discord will not let us touch must not keep the others open
+            log.exception("Orphaned reply %s could not be finalised in Discord", orphan.request_id)
+        # Tokens the user saw, at least; what the server generated past that is unknown.
+        await inflight.close_orphan(orphan.request_id, completion_tokens=estimate_tokens(shown) or None)
         log.info("Closed reply %s left streaming by a previous run", orphan.request_id)
 
 
-async def _mark_interrupted(client: discord.Client, pacer: Pacer, channel_id: int, message_id: int) -> None:
-    message = client.get_partial_messageable(channel_id).get_partial_message(message_id)
-    path = f"/channels/{channel_id}/messages/{message_id}"
-    current = await pacer.run(message.fetch, channel_id=None, route=route_key("GET", path), uses_global=True)
-    text = current.content.removesuffix(MARKER).rstrip()
+async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
+    """Put the interrupted marker on the last page and take the stop button off; returns the text shown."""
+    channel_id = orphan.channel_id
+    pages = [await paced.fetch_message(client, pacer, channel_id, m) for m in orphan.message_ids]
+    last = pages[-1]
+    text = last.content.removesuffix(MARKER).rstrip()
     content = f"{text}\n{INTERRUPTED_FOOTER}" if text else INTERRUPTED_FOOTER
     if len(content) > 2000:
         content = text  # no room for the marker; at least remove the in-progress cursor
+    path = f"/channels/{channel_id}/messages/{last.id}"
     await pacer.run(
-        lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS),
+        lambda: last.edit(content=content, allowed_mentions=NO_MENTIONS),
         channel_id=channel_id,
         route=route_key("PATCH", path),
         uses_global=True,
     )
+    if client.user is not None:
+        await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)
+    return "".join(page.content for page in pages).replace(MARKER, "")

@@ -133,8 +133,9 @@ async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: Worl
     for request in world.llm.requests:
         assert request.disconnected_at is not None and request.tokens_after_disconnect == 0
     for message_id in replies:
-        content = world.discord.messages[message_id].content
-        assert content.endswith("⏹ interrupted: the bot restarted")
+        message = world.discord.messages[message_id]
+        assert message.content.endswith("⏹ interrupted: the bot restarted")
+        assert world.discord.bot_user_id not in message.reactions.get(STOP, set())
     with sqlite3.connect(world.db_path) as conn:
         statuses = [s for (s,) in conn.execute("SELECT status FROM usage")]
         assert statuses == ["interrupted", "interrupted"]
@@ -157,11 +158,16 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
     shown = world.discord.messages[message_id].content
     assert shown.endswith("▌")
 
+    message = world.discord.messages[message_id]
     async with running_bot(world) as bot:
         await wait_final(world, message_id, lambda content: "interrupted" in content)
         await world.discord.wait_for(lambda: inflight_message_ids(world.db_path) == [], what="orphan closed")
+        await world.discord.wait_for(
+            lambda: world.discord.bot_user_id not in message.reactions.get(STOP, set()), what="button removed"
+        )
         [row] = await usage_rows(bot.db)
-    assert row["status"] == "interrupted"
+    assert row["status"] == "interrupted" and row["estimated"] == 1
+    assert row["completion_tokens"] > 0
     assert (
         world.discord.messages[message_id].content
         == shown.removesuffix(" ▌") + "\n⏹ interrupted: the bot restarted"
