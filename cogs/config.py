@@ -14,7 +14,7 @@ from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
 from bot.settings import KEYS, SettingError, check_key, format_value, parse_value
-from bot.store.settings import Scope
+from bot.store.settings import NOT_SET, Scope
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         before = await self.bot.settings.set(guild_id, store_scope, scope_id, key, value, interaction.user.id)
         # Never the value: system prompts are not logged.
         log.info("User %s set %s for %s %s", interaction.user.id, key, store_scope, scope_id)
-        previous = "was not set" if before is None else f"was `{_short(key, before)}`"
+        previous = "was not set" if before is NOT_SET else f"was `{_short(key, before)}`"
         await self._reply(
             interaction,
             f"Set `{key}` to `{_short(key, parsed)}` for {_where(store_scope)} ({previous}).{note}",

@@ -5,7 +5,7 @@ import pytest
 
 from bot.db import Database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
-from bot.store.settings import SettingsStore
+from bot.store.settings import NOT_SET, SettingsStore
 
 GUILD, OTHER_GUILD = 100, 200
 CHANNEL, OTHER_CHANNEL = 1001, 1002
@@ -124,7 +124,7 @@ async def test_get_resolves_channel_then_server_then_defaults(store: SettingsSto
 
 async def test_set_returns_old_value_and_cached_reads_see_writes(store: SettingsStore) -> None:
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is True  # fills the cache
-    assert await store.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN) is None
+    assert await store.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN) is NOT_SET
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
     assert await store.set(GUILD, "channel", CHANNEL, "enabled", "on", ADMIN) is False
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is True

@@ -29,6 +29,9 @@ class AuditEntry:
     new_set: bool  # False: the override was reset (new_value is None)
 
 
+NOT_SET: Any = object()
+
+
 class SettingsStore:
     """Reads are cached per (scope, scope_id); every write invalidates the scope it touched."""
 
@@ -52,7 +55,8 @@ class SettingsStore:
     async def set(
         self, guild_id: int, scope: Scope, scope_id: int, key: str, value: str, user_id: int
     ) -> Any:
-        """Validate ``value`` (raises SettingError) and store it; returns the previous override or None."""
+        """Validate ``value`` (raises SettingError) and store it; returns the previous override, or NOT_SET
+        (None is a value: "none" clears an optional limit)."""
         key = check_key(key)
         new_json = json.dumps(parse_value(key, value))
         _check_scope(guild_id, scope, scope_id)
@@ -72,7 +76,7 @@ class SettingsStore:
             )
             await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
         self._invalidate(scope, scope_id)
-        return None if old_json is None else json.loads(old_json)
+        return NOT_SET if old_json is None else json.loads(old_json)
 
     async def reset(
         self, guild_id: int, scope: Scope, scope_id: int, key: str | None, user_id: int
