@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_server import FLAG_LOADING, FakeDiscord
+from tests.fakes.discord_server import FLAG_LOADING, MANAGE_MESSAGES, FakeDiscord
 
 
 @contextlib.asynccontextmanager
@@ -341,6 +341,61 @@ async def test_reactions_both_ways(w: World) -> None:
         assert payload.member is not None and payload.member.id == w.alice
         await msg.remove_reaction("🛑", discord.Object(w.alice))
         assert w.fake.messages[msg.id].reactions["🛑"] == {w.fake.bot_user_id}
+
+
+async def test_threads_are_seen_with_their_parent_and_used_like_channels(w: World) -> None:
+    thread_id = w.fake.add_thread(w.guild, w.channel, "help", owner_id=w.alice)
+    # Threads have no overwrites of their own: the parent's deny applies inside the thread too.
+    w.fake.set_permission_overwrite(w.channel, w.mod, deny=MANAGE_MESSAGES)
+    bot = make_bot(members=True)
+    seen: list[tuple[Any, bool]] = []
+
+    @bot.tree.command(name="where", description="Where am I")
+    async def where(interaction: discord.Interaction) -> None:
+        seen.append((interaction.channel, interaction.permissions.manage_messages))
+        await interaction.response.send_message("here")
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        guild = bot.get_guild(w.guild)
+        assert guild is not None
+        thread = guild.get_channel_or_thread(thread_id)
+        assert isinstance(thread, discord.Thread) and thread.name == "help"
+        assert thread.parent_id == w.channel and thread.parent is guild.get_channel(w.channel)
+        assert thread.owner_id == w.alice and not thread.archived
+        assert guild.get_channel(thread_id) is None and [t.id for t in guild.threads] == [thread_id]
+        mod = guild.get_member(w.mod)
+        assert mod is not None and mod.guild_permissions.manage_messages
+        assert not thread.permissions_for(mod).manage_messages
+        assert not w.fake.channel_permissions(thread_id, w.mod) & MANAGE_MESSAGES
+        assert w.fake.channel_permissions(thread_id, w.alice) == w.fake.permissions(w.guild, w.alice)
+
+        inter = await w.fake.run_slash_command(w.guild, thread_id, w.mod, "where")
+        await w.fake.wait_for(lambda: inter.message_id is not None, what="/where answered")
+        [(channel, manage_messages)] = seen
+        assert isinstance(channel, discord.Thread) and channel.parent_id == w.channel
+        assert not manage_messages
+        assert w.fake.messages[inter.message_id].channel_id == thread_id  # type: ignore[index]
+
+        heard = asyncio.ensure_future(bot.wait_for("message", check=lambda m: m.author.id == w.alice))
+        asked = await w.fake.post_message(thread_id, w.alice, f"<@{w.fake.bot_user_id}> hi")
+        message = await asyncio.wait_for(heard, 5)
+        assert message.id == asked and message.channel is thread
+        sent = await thread.send("hello thread")
+        await sent.add_reaction("🛑")
+        reacted = asyncio.ensure_future(bot.wait_for("raw_reaction_add", check=lambda p: p.user_id == w.mod))
+        await w.fake.add_reaction(thread_id, sent.id, w.mod, "🛑")
+        payload = await asyncio.wait_for(reacted, 5)
+        assert payload.channel_id == thread_id and guild.get_channel_or_thread(payload.channel_id) is thread
+        assert [m.id for m in w.fake.channel_messages(thread_id)] == [inter.message_id, asked, sent.id]
+        assert w.fake.channel_messages(w.channel) == []
+        assert (await bot.fetch_channel(thread_id)).message_count == 3  # type: ignore[union-attr]
+
+        # A thread started while the bot is connected arrives as THREAD_CREATE.
+        created = asyncio.ensure_future(bot.wait_for("thread_create"))
+        later = w.fake.add_thread(w.guild, w.channel, "later")
+        assert (await asyncio.wait_for(created, 5)).id == later
+        cached = guild.get_thread(later)
+        assert cached is not None and cached.parent_id == w.channel and cached.name == "later"
 
 
 async def test_ack_deadline_and_token_ttl() -> None:

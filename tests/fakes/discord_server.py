@@ -1,7 +1,8 @@
 """A loopback fake of Discord (REST /api/v10 + gateway websocket) for driving the real discord.py client.
 
-It keeps just enough server-side state (guilds, channels, members, messages, interactions, application
-commands) to answer what discord.py 2.7 asks for, records every request and every message version for
+It keeps just enough server-side state (guilds, channels, public threads, direct-message channels, per-channel
+permission overwrites, members, messages, interactions, application commands) to answer what discord.py 2.7
+asks for, records every request and every message version for
 assertions, and enforces the limits described in tests/brief CONTRACTS.md (content length, empty messages,
 interaction ack deadline, webhook token lifetime, fixed-window rate limits with Discord's headers).
 """
@@ -63,7 +64,25 @@ EVERYONE_PERMISSIONS = (
 )
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
 
+# Permissions in a DM channel (there are no roles or overwrites there).
+DM_PERMISSIONS = (
+    VIEW_CHANNEL
+    | SEND_MESSAGES
+    | READ_MESSAGE_HISTORY
+    | ADD_REACTIONS
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | USE_EXTERNAL_EMOJIS
+)
+
+# Channel types (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
+CHANNEL_TEXT = 0
+CHANNEL_DM = 1
+CHANNEL_PUBLIC_THREAD = 11
+
 GUILD_MEMBERS_INTENT = 1 << 1
+DIRECT_MESSAGES_INTENT = 1 << 12
+DIRECT_MESSAGE_REACTIONS_INTENT = 1 << 13
 MESSAGE_CONTENT_INTENT = 1 << 15
 FLAG_EPHEMERAL = 64
 FLAG_LOADING = 128
@@ -180,6 +199,7 @@ class _Guild:
     name: str
     roles: dict[int, dict[str, Any]] = field(default_factory=dict)
     channels: list[int] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)  # active public threads, sent in GUILD_CREATE
     members: dict[int, list[int]] = field(default_factory=dict)  # user id -> role ids (without @everyone)
     joined_at: str = ""
 
@@ -187,9 +207,21 @@ class _Guild:
 @dataclass
 class _Channel:
     id: int
-    guild_id: int
+    guild_id: int | None  # None for a DM channel
     name: str
     position: int
+    type: int = CHANNEL_TEXT
+    parent_id: int | None = None  # a thread's text channel
+    owner_id: int | None = None  # who started a thread
+    recipient_id: int | None = None  # the user at the other end of a DM channel
+    # Text channels: target id -> (0 role / 1 member, allow, deny). Threads have none: their parent's apply.
+    overwrites: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    message_count: int = 0  # threads: live messages (Discord does not count the starter message)
+    total_message_sent: int = 0  # threads: every message ever sent, deletions included
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type == CHANNEL_PUBLIC_THREAD
 
 
 class _ApiError(Exception):
@@ -480,6 +512,40 @@ class FakeDiscord(LoopbackServer):
         guild.channels.append(cid)
         return cid
 
+    def add_thread(
+        self, guild_id: int, parent_id: int, name: str = "a thread", *, owner_id: int | None = None
+    ) -> int:
+        """A public thread in text channel `parent_id`, started by `owner_id` (default: the bot).
+
+        It is sent in GUILD_CREATE's `threads`, or as THREAD_CREATE to a bot already connected; its
+        permissions are its parent's (threads have no overwrites of their own)."""
+        guild = self._guilds[guild_id]
+        parent = self._channels.get(parent_id)
+        if parent is None or parent.guild_id != guild_id or parent.type != CHANNEL_TEXT:
+            raise ValueError(f"{parent_id} is not a text channel of guild {guild_id}")
+        owner = self.bot_user_id if owner_id is None else owner_id
+        if owner not in guild.members:
+            raise ValueError(f"thread owner {owner} is not a member of guild {guild_id}")
+        tid = self._snowflake()
+        self._channels[tid] = _Channel(
+            tid, guild_id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
+        )
+        guild.threads.append(tid)
+        self._dispatch("THREAD_CREATE", self._channel_payload(self._channels[tid]) | {"newly_created": True})
+        self._changed()
+        return tid
+
+    def add_dm_channel(self, user_id: int) -> int:
+        """The DM channel between the bot and `user_id` (created once, like Discord's)."""
+        if user_id not in self._users or user_id == self.bot_user_id:
+            raise ValueError(f"no user {user_id} to open a DM with")
+        for channel in self._channels.values():
+            if channel.type == CHANNEL_DM and channel.recipient_id == user_id:
+                return channel.id
+        cid = self._snowflake()
+        self._channels[cid] = _Channel(cid, None, "", 0, type=CHANNEL_DM, recipient_id=user_id)
+        return cid
+
     def add_user(
         self, guild_id: int, name: str, *, manage_messages: bool = False, manage_guild: bool = False
     ) -> int:
@@ -530,11 +596,66 @@ class FakeDiscord(LoopbackServer):
             perms |= int(guild.roles[rid]["permissions"])
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
+    def set_permission_overwrite(
+        self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Allow/deny bits for a role (or @everyone: the guild id) or a member in a text channel.
+
+        Threads cannot have overwrites (they use their parent's). A connected bot gets CHANNEL_UPDATE."""
+        channel = self._channel(channel_id)
+        if channel.type != CHANNEL_TEXT or channel.guild_id is None:
+            raise ValueError(f"{channel_id} is not a text channel (threads use their parent's overwrites)")
+        guild = self._guilds[channel.guild_id]
+        if target_id in guild.roles:
+            kind = 0
+        elif target_id in guild.members:
+            kind = 1
+        else:
+            raise ValueError(f"{target_id} is neither a role nor a member of guild {guild.id}")
+        if allow or deny:
+            channel.overwrites[target_id] = (kind, allow, deny)
+        else:
+            channel.overwrites.pop(target_id, None)
+        self._dispatch("CHANNEL_UPDATE", self._channel_payload(channel))
+        self._changed()
+
+    def channel_permissions(self, channel_id: int, user_id: int) -> int:
+        """A user's permissions in a channel, as Discord resolves them: guild roles, then the channel's
+        @everyone, role and member overwrites. A thread resolves through its parent channel."""
+        channel = self._channel(channel_id)
+        if channel.guild_id is None:
+            return DM_PERMISSIONS
+        if channel.parent_id is not None:
+            channel = self._channels[channel.parent_id]
+        perms = self.permissions(channel.guild_id, user_id)
+        if perms & ADMINISTRATOR:
+            return perms
+        guild = self._guilds[channel.guild_id]
+        everyone = channel.overwrites.get(guild.id)
+        if everyone is not None:
+            perms = (perms & ~everyone[2]) | everyone[1]
+        allow = deny = 0
+        for rid in guild.members.get(user_id, []):
+            if (role := channel.overwrites.get(rid)) is not None and role[0] == 0:
+                allow, deny = allow | role[1], deny | role[2]
+        perms = (perms & ~deny) | allow
+        member = channel.overwrites.get(user_id)
+        if member is not None and member[0] == 1:
+            perms = (perms & ~member[2]) | member[1]
+        return perms
+
     # ----------------------------------------------------------------------------------- payloads
 
     def _member_payload(
-        self, guild: _Guild, user_id: int, *, with_user: bool = True, with_permissions: bool = False
+        self,
+        guild: _Guild,
+        user_id: int,
+        *,
+        with_user: bool = True,
+        with_permissions: bool = False,
+        channel_id: int | None = None,
     ) -> dict[str, Any]:
+        """`with_permissions` adds the member's permissions in `channel_id` (or guild-wide without one)."""
         data: dict[str, Any] = {
             "roles": [str(r) for r in guild.members.get(user_id, [])],
             "joined_at": guild.joined_at,
@@ -550,17 +671,59 @@ class FakeDiscord(LoopbackServer):
         if with_user:
             data["user"] = self._users[user_id].payload()
         if with_permissions:
-            data["permissions"] = str(self.permissions(guild.id, user_id))
+            perms = (
+                self.permissions(guild.id, user_id)
+                if channel_id is None
+                else self.channel_permissions(channel_id, user_id)
+            )
+            data["permissions"] = str(perms)
         return data
 
     def _channel_payload(self, channel: _Channel) -> dict[str, Any]:
+        if channel.type == CHANNEL_DM:
+            assert channel.recipient_id is not None
+            return {
+                "id": str(channel.id),
+                "type": CHANNEL_DM,
+                "last_message_id": None,
+                "recipients": [self._users[channel.recipient_id].payload()],
+                "flags": 0,
+            }
+        if channel.is_thread:
+            created = _iso(channel.id)
+            return {
+                "id": str(channel.id),
+                "type": channel.type,
+                "guild_id": str(channel.guild_id),
+                "parent_id": str(channel.parent_id),
+                "owner_id": str(channel.owner_id),
+                "name": channel.name,
+                "last_message_id": None,
+                "rate_limit_per_user": 0,
+                "message_count": channel.message_count,
+                "total_message_sent": channel.total_message_sent,
+                "member_count": 1,
+                "flags": 0,
+                "applied_tags": [],
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": created,
+                    "locked": False,
+                    "invitable": True,
+                    "create_timestamp": created,
+                },
+            }
         return {
             "id": str(channel.id),
             "type": 0,
             "guild_id": str(channel.guild_id),
             "name": channel.name,
             "position": channel.position,
-            "permission_overwrites": [],
+            "permission_overwrites": [
+                {"id": str(target), "type": kind, "allow": str(allow), "deny": str(deny)}
+                for target, (kind, allow, deny) in channel.overwrites.items()
+            ],
             "nsfw": False,
             "topic": None,
             "last_message_id": None,
@@ -609,7 +772,7 @@ class FakeDiscord(LoopbackServer):
                 "member_count": len(guild.members),
                 "voice_states": [],
                 "presences": [],
-                "threads": [],
+                "threads": [self._channel_payload(self._channels[t]) for t in guild.threads],
                 "stage_instances": [],
                 "guild_scheduled_events": [],
                 "soundboard_sounds": [],
@@ -709,9 +872,11 @@ class FakeDiscord(LoopbackServer):
         cutoff = time.monotonic() - SESSION_RESUME_GRACE
         return [s for s in self._sessions.values() if s.conn is not None or s.detached_at > cutoff]
 
-    def _dispatch(self, event: str, data: dict[str, Any]) -> None:
+    def _dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> None:
+        """Send an event to every live session (with `intent`, only to those that asked for it)."""
         for session in self._live_sessions():
-            session.dispatch(event, data)
+            if not intent or session.intents & intent:
+                session.dispatch(event, data)
 
     def _dispatch_message(self, event: str, msg: FakeMessage) -> None:
         if msg.ephemeral:
@@ -722,6 +887,8 @@ class FakeDiscord(LoopbackServer):
             msg.author_id == self.bot_user_id or self.bot_user_id in msg.mentions or msg.guild_id is None
         )
         for session in self._live_sessions():
+            if msg.guild_id is None and not session.intents & DIRECT_MESSAGES_INTENT:
+                continue
             hide = (
                 self.enforce_message_content_intent
                 and not visible
@@ -766,6 +933,9 @@ class FakeDiscord(LoopbackServer):
         self._compute_mentions(msg, allowed_mentions)
         self.messages[msg.id] = msg
         self._by_channel[channel.id].append(msg)
+        if channel.is_thread and not msg.ephemeral:
+            channel.message_count += 1
+            channel.total_message_sent += 1
         self._dispatch_message("MESSAGE_CREATE", msg)
         self._changed()
         return msg
@@ -812,10 +982,13 @@ class FakeDiscord(LoopbackServer):
             raise _unknown_message()
         msg.deleted_at = time.monotonic()
         if not msg.ephemeral:
+            channel = self._channels[msg.channel_id]
+            if channel.is_thread:
+                channel.message_count -= 1
             data = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
             if msg.guild_id is not None:
                 data["guild_id"] = str(msg.guild_id)
-            self._dispatch("MESSAGE_DELETE", data)
+            self._dispatch("MESSAGE_DELETE", data, intent=0 if msg.guild_id else DIRECT_MESSAGES_INTENT)
         self._changed()
 
     @staticmethod
@@ -869,6 +1042,8 @@ class FakeDiscord(LoopbackServer):
         self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None
     ) -> int:
         channel = self._channel(channel_id)
+        if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
+            raise ValueError(f"user {user_id} is not in DM channel {channel_id}")
         if reply_to is not None:
             self._message_in(channel_id, reply_to)
         msg = self._new_message(
@@ -910,7 +1085,11 @@ class FakeDiscord(LoopbackServer):
                 data["member"] = self._member_payload(self._guilds[msg.guild_id], user_id)
                 data["message_author_id"] = str(msg.author_id)
                 data["burst_colors"] = []
-        self._dispatch("MESSAGE_REACTION_ADD" if add else "MESSAGE_REACTION_REMOVE", data)
+        self._dispatch(
+            "MESSAGE_REACTION_ADD" if add else "MESSAGE_REACTION_REMOVE",
+            data,
+            intent=0 if msg.guild_id else DIRECT_MESSAGE_REACTIONS_INTENT,
+        )
         self._changed()
 
     def _find_command(self, guild_id: int | None, name: str) -> dict[str, Any]:
@@ -970,7 +1149,7 @@ class FakeDiscord(LoopbackServer):
                 )
         elif target in self._channels:
             data = self._channel_payload(self._channels[target])
-            data["permissions"] = str(self.permissions(self._channels[target].guild_id, self.bot_user_id))
+            data["permissions"] = str(self.channel_permissions(target, self.bot_user_id))
             resolved.setdefault("channels", {})[str(target)] = data
         elif guild is not None and target in guild.roles:
             resolved.setdefault("roles", {})[str(target)] = guild.roles[target]
@@ -987,6 +1166,8 @@ class FakeDiscord(LoopbackServer):
     ) -> FakeInteraction:
         guild = self._guilds[guild_id]
         channel = self._channel(channel_id)
+        if channel.guild_id != guild_id:
+            raise LookupError(f"channel {channel_id} is not in guild {guild_id}")
         words = name.split()
         cmd = self._find_command(guild_id, words[0])
         resolved: dict[str, dict[str, Any]] = {}
@@ -1018,8 +1199,9 @@ class FakeDiscord(LoopbackServer):
             data["guild_id"] = cmd["guild_id"]
         if resolved:
             data["resolved"] = resolved
+        # A thread's payload carries type 11 and parent_id, so discord.py builds a Thread even uncached.
         channel_data = self._channel_payload(channel)
-        channel_data["permissions"] = str(self.permissions(guild_id, user_id))
+        channel_data["permissions"] = str(self.channel_permissions(channel_id, user_id))
         payload = {
             "id": str(inter.id),
             "application_id": str(self.application_id),
@@ -1029,8 +1211,8 @@ class FakeDiscord(LoopbackServer):
             "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
             "channel_id": str(channel_id),
             "channel": channel_data,
-            "member": self._member_payload(guild, user_id, with_permissions=True),
-            "app_permissions": str(self.permissions(guild_id, self.bot_user_id)),
+            "member": self._member_payload(guild, user_id, with_permissions=True, channel_id=channel_id),
+            "app_permissions": str(self.channel_permissions(channel_id, self.bot_user_id)),
             "token": inter.token,
             "version": 1,
             "locale": "en-US",
