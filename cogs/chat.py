@@ -12,9 +12,8 @@ from bot import paced
 from bot.admission import Disabled, Refused
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
-from bot.conversation import Turn, build_request
+from bot.conversation import Turn, build_request, shown_answer
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
-from bot.streaming.render import MARKER
 from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
@@ -94,9 +93,12 @@ class Chat(commands.Cog):
                     )
                 except discord.HTTPException:
                     break
-            content = previous.content.removesuffix(MARKER).replace(f"<@{me.id}>", "").strip()
-            if content:
-                turns.append(Turn("assistant" if previous.author.id == me.id else "user", content))
+            if previous.author.id == me.id:
+                turns.append(Turn("assistant", shown_answer(previous.content)))
+            else:
+                turns.append(Turn("user", previous.content.replace(f"<@{me.id}>", "").strip()))
+            if not turns[-1].content:
+                turns.pop()
             reference = previous.reference
         return turns[::-1]
 
