@@ -56,6 +56,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         description="View or change Streamcord's settings for this server or channel",
         default_permissions=discord.Permissions(manage_guild=True),
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
     def __init__(self, bot: StreamcordBot) -> None:

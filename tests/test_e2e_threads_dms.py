@@ -181,9 +181,6 @@ async def test_a_mention_in_direct_messages_is_ignored(
 
 async def test_chat_stop_and_config_are_synced_as_server_only(world: World, bot: StreamcordBot) -> None:
     synced = {c["name"]: c for c in world.discord.commands}
-    for name in ("chat", "stop"):
-        # discord.py 2.7 sends both for app_commands.guild_only(): the legacy flag and the contexts
-        # (0 = guild; 1 = bot DM and 2 = private channel are absent).
+    for name in ("chat", "stop", "config"):
+        # Both the legacy flag and the contexts (0 = guild; 1 = bot DM and 2 = private channel absent).
         assert (synced[name]["dm_permission"], synced[name]["contexts"]) == (False, [0]), name
-    # The /config group (guild_only=True) only gets the flag: discord.py leaves its contexts unset.
-    assert synced["config"]["dm_permission"] is False
