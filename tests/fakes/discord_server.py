@@ -65,15 +65,7 @@ EVERYONE_PERMISSIONS = (
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES
 
 # Permissions in a DM channel (there are no roles or overwrites there).
-DM_PERMISSIONS = (
-    VIEW_CHANNEL
-    | SEND_MESSAGES
-    | READ_MESSAGE_HISTORY
-    | ADD_REACTIONS
-    | EMBED_LINKS
-    | ATTACH_FILES
-    | USE_EXTERNAL_EMOJIS
-)
+DM_PERMISSIONS = EVERYONE_PERMISSIONS & ~(USE_APPLICATION_COMMANDS | SEND_MESSAGES_IN_THREADS)
 
 # Channel types (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
 CHANNEL_TEXT = 0
