@@ -15,17 +15,16 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
-from bot.streaming.pacer import PacerStats
+from bot.streaming.pacer import Pacer, PacerStats
 
 __all__ = ["FixedPacer"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 EDIT_INTERVAL = 1.0
 
 
@@ -101,18 +100,7 @@ class FixedPacer:
             _cancel_all(slot.futures)
             slot.wake.set()
 
-    async def run(
-        self, action: Callable[[], Awaitable[T]], *, channel_id: int | None, route: str, uses_global: bool
-    ) -> T:
-        key = object()
-        fut = self.submit(
-            key, action, channel_id=channel_id, route=route, uses_global=uses_global, priority=True
-        )
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            self.cancel(key)
-            raise
+    run = Pacer.run  # built only on submit() and cancel(), which this class provides
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Only counts 429s; it never holds a request back."""

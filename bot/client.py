@@ -44,7 +44,7 @@ class StreamcordBot(commands.Bot):
         # Intents.default() carries reactions and guild messages; mentions of the bot include their content
         # without the privileged message-content intent.
         super().__init__(
-            command_prefix=commands.when_mentioned,
+            command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
             intents=discord.Intents.default(),
             allowed_mentions=NO_MENTIONS,
             http_trace=pacer.trace_config(),

@@ -32,6 +32,17 @@ async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
     )
 
 
+async def edit(pacer: Pacer, message: discord.Message, content: str) -> None:
+    """Replace a message's content, mentions disabled; spends its channel's message budget."""
+    channel_id = message.channel.id
+    await pacer.run(
+        lambda: message.edit(content=content, allowed_mentions=NO_MENTIONS),
+        channel_id=channel_id,
+        route=route_key("PATCH", f"/channels/{channel_id}/messages/{message.id}"),
+        uses_global=True,
+    )
+
+
 async def remove_reaction(
     client: discord.Client, pacer: Pacer, channel_id: int, message_id: int, emoji: str, user_id: int
 ) -> None:

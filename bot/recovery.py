@@ -7,12 +7,11 @@ import logging
 import discord
 
 from bot import paced
-from bot.discord_targets import NO_MENTIONS, STOP_EMOJI
+from bot.discord_targets import STOP_EMOJI
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.manager import INTERRUPTED_FOOTER
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import MARKER
-from bot.streaming.routes import route_key
 from bot.streaming.stream import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -40,13 +39,7 @@ async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: Inflig
     content = f"{text}\n{INTERRUPTED_FOOTER}" if text else INTERRUPTED_FOOTER
     if len(content) > 2000:
         content = text  # no room for the marker; at least remove the in-progress cursor
-    path = f"/channels/{channel_id}/messages/{last.id}"
-    await pacer.run(
-        lambda: last.edit(content=content, allowed_mentions=NO_MENTIONS),
-        channel_id=channel_id,
-        route=route_key("PATCH", path),
-        uses_global=True,
-    )
+    await paced.edit(pacer, last, content)
     if client.user is not None:
         await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)
     return "".join(page.content for page in pages).replace(MARKER, "")

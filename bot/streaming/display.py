@@ -42,12 +42,12 @@ class ReplyDisplay:
         self._shown: list[str] = []
         self._synced = asyncio.Event()
         self.gone = False
-        self.failed = False  # gave up on a version after passing failures: the reply may not be final
+        self._failed = False  # gave up on a version after passing failures: the reply may not be final
         self._retries = 0
         self._queued: bool | None = None  # priority of the flush waiting in the pacer, None if none waits
 
     @property
-    def has_text(self) -> bool:
+    def _has_text(self) -> bool:
         return bool(self._shown) and self._shown[0] != _PLACEHOLDER
 
     def update(self, text: str) -> None:
@@ -71,7 +71,7 @@ class ReplyDisplay:
         except TimeoutError:
             log.warning("Reply %s: final edit not delivered within %.0f s", self._key, timeout)
             return False
-        return not self.failed
+        return not self._failed
 
     def _schedule(self) -> None:
         if self.gone:
@@ -80,7 +80,7 @@ class ReplyDisplay:
         if not (self._text or self._opened):
             return
         self._synced.clear()
-        priority = self._final or (not self.has_text and bool(self._text))
+        priority = self._final or (not self._has_text and bool(self._text))
         if self._queued is not None and (self._queued or not priority):
             return  # a flush is already waiting and will render the latest text when it runs
         page = len(self._shown) - 1 if self._shown else 0
@@ -136,7 +136,7 @@ class ReplyDisplay:
         self._retries += 1
         if self._retries > MAX_RETRIES:
             log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, MAX_RETRIES, exc)
-            self.failed = True
+            self._failed = True
             self._synced.set()
             return
         log.warning(
