@@ -104,8 +104,13 @@ async def test_model_output_pings_nobody(world: World, bot: StreamcordBot) -> No
         (Scenario(status=503), "HTTP 503"),
         (Scenario(context_length_exceeded=True), "too long for this model"),
         (Scenario(text=STORY, drop_after=5), "dropped the connection"),
+        (Scenario(text=STORY, end_after=5), "dropped the connection"),
+        (
+            Scenario(text=STORY, error_after=5, error_message="GPU fell over"),
+            "reported an error: GPU fell over",
+        ),
     ],
-    ids=["auth", "rate-limited", "server-error", "context-length", "dropped"],
+    ids=["auth", "rate-limited", "server-error", "context-length", "dropped", "ended-early", "error-event"],
 )
 async def test_upstream_failure_ends_in_a_clear_message(
     world: World, bot: StreamcordBot, scenario: Scenario, error: str

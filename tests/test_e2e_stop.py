@@ -199,3 +199,14 @@ async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopp
     assert len(world.llm.requests) == 2, "the stopped answer never reached the model"
     assert world.llm.requests[0].finished_at < world.llm.requests[1].started_at
     assert sorted(statuses) == ["completed", "completed", "stopped"]
+
+
+async def test_no_new_answers_start_while_the_bot_shuts_down(world: World, bot: StreamcordBot) -> None:
+    bot.admission.closing = True  # what close() sets before it waits for the answers in flight
+    interaction = await world.discord.run_slash_command(
+        world.guild_id, world.channel_id, world.alice, "chat", {"prompt": "hello?"}
+    )
+    await world.discord.wait_for(lambda: interaction.message_id is not None, what="refusal")
+    refusal = world.discord.messages[interaction.message_id]  # type: ignore[index]
+    assert refusal.ephemeral and refusal.content == "I'm restarting. Ask again in a moment."
+    assert world.llm.requests == []

@@ -259,3 +259,11 @@ async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     bad = run_cli("usage-export", "--since", "last week", DATABASE_PATH=str(path))
     assert bad.returncode == 2
     assert "--since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_usage_export_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "never-opened.sqlite3"
+    result = run_cli("usage-export", "--since", "2025-01-01", DATABASE_PATH=str(path))
+    assert result.returncode == 2
+    assert "migrate --check" in result.stderr and "Traceback" not in result.stderr
+    assert not path.exists(), "an export must not change the database"

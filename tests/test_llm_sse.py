@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.llm import _sse_json
+from bot.llm import Usage, _sse_json, _usage
 
 
 async def lines(*items: str) -> AsyncIterator[str]:
@@ -33,3 +33,9 @@ async def test_comments_other_fields_and_multiline_data() -> None:
 async def test_a_last_event_without_a_blank_line_still_counts() -> None:
     assert await collect('data:{"a": 1}') == [{"a": 1}]
     assert await collect("data: [DONE]") == [None]
+
+
+def test_a_partial_usage_object_counts_as_no_usage() -> None:
+    assert _usage({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}) == Usage(3, 4)
+    assert _usage({"prompt_tokens": 3}) is None
+    assert _usage(None) is None

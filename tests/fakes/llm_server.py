@@ -72,6 +72,9 @@ class Scenario:
     context_length_exceeded: bool = False
     drop_after: int | None = None
     hang_after: int | None = None
+    end_after: int | None = None  # end the body cleanly after N chunks, with no finish_reason or [DONE]
+    error_after: int | None = None  # after N chunks, an in-stream error event (as vLLM and OpenRouter send)
+    error_message: str = "The model crashed."
     send_usage: bool = True
     finish_reason: str = "stop"
     prompt_tokens: int | None = None
@@ -433,6 +436,12 @@ class FakeLLM(LoopbackServer):
                     await self._write(resp, "".join(pending))
                 if ending == "drop":
                     return self._drop(request, rec, resp)
+                if ending in ("end", "error"):
+                    if ending == "error":
+                        error = {"message": scenario.error_message, "type": "server_error", "code": None}
+                        await self._write(resp, f"data: {_dumps({'error': error})}\n\n")
+                    await resp.write_eof()
+                    return resp
                 await asyncio.Event().wait()  # hang until the client leaves (handler cancelled) or close()
 
             pending.append(delta_chunk("{}", scenario.finish_reason))
@@ -500,13 +509,21 @@ class FakeLLM(LoopbackServer):
 
 
 def _plan(scenario: Scenario, n_tokens: int) -> tuple[int, str]:
-    """Tokens to send and how the response ends: "complete", "drop" or "hang" (the smaller N wins)."""
-    drop, hang = scenario.drop_after, scenario.hang_after
-    if drop is not None and (hang is None or drop <= hang):
-        return min(n_tokens, max(0, drop)), "drop"
-    if hang is not None:
-        return min(n_tokens, max(0, hang)), "hang"
-    return n_tokens, "complete"
+    """Tokens to send and how the response ends: "complete", or the early ending with the smallest N."""
+    early = [
+        (n, ending)
+        for n, ending in (
+            (scenario.drop_after, "drop"),
+            (scenario.hang_after, "hang"),
+            (scenario.end_after, "end"),
+            (scenario.error_after, "error"),
+        )
+        if n is not None
+    ]
+    if not early:
+        return n_tokens, "complete"
+    n, ending = min(early, key=lambda item: item[0])
+    return min(n_tokens, max(0, n)), ending
 
 
 async def _sleep_until(deadline: float) -> None:
