@@ -7,28 +7,56 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx2
 import openai
+
+from bot.reasoning import ThinkSplitter
 
 log = logging.getLogger(__name__)
 
 _MODELS_TTL = 300.0
 
 
+# A content part: {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}}.
+ContentPart = dict[str, Any]
+
+
+class Message(TypedDict):
+    role: str
+    content: str | list[ContentPart]  # a list only when the turn carries images
+
+
+def message_text(message: Message) -> str:
+    """A message's text, without its images."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n\n".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
-    messages: list[dict[str, str]]
+    messages: list[Message]
     temperature: float
     max_tokens: int | None
+    reasoning_effort: str | None = None  # None: not sent (servers without it may refuse the field)
 
 
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int | None = None  # part of completion_tokens, when the server reports it
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A piece of the model's thinking; answer text comes as plain str (the hot path builds no object)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -59,14 +87,16 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
-        """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
-        the HTTP response, which stops generation upstream.
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Reasoning | Finish]:
+        """Yield answer deltas (str) and reasoning (`delta.reasoning_content`, `delta.reasoning`, or a
+        leading `<think>` block in the content), then one Finish. Closing the generator (or cancelling its
+        consumer) closes the HTTP response, which stops generation upstream.
 
         The library still sends the request (auth, retries, timeouts, status errors), but the chunks are
         read as plain JSON: building a typed model per chunk was half the bot's CPU under load."""
         reason: str | None = None
         usage: Usage | None = None
+        splitter: ThinkSplitter | None = ThinkSplitter()  # None once the answer has begun
         async with self._client.chat.completions.with_streaming_response.create(
             model=request.model,
             messages=request.messages,  # type: ignore[arg-type]
@@ -74,6 +104,7 @@ class LLMClient:
             max_tokens=request.max_tokens,
             stream=True,
             stream_options={"include_usage": True},
+            reasoning_effort=request.reasoning_effort or openai.omit,  # type: ignore[arg-type]
         ) as response:
             # Keep reading after finish_reason: the usage chunk comes last.
             async for chunk in _sse_json(response.iter_lines()):
@@ -85,15 +116,32 @@ class LLMClient:
                     )
                 usage = _usage(chunk.get("usage")) or usage
                 for choice in (chunk.get("choices") or [])[:1]:
-                    content = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if thought:
+                        yield Reasoning(thought)
+                    content = delta.get("content")
                     if content:
-                        yield content
+                        if splitter is not None:
+                            thought, content = splitter.feed(content)
+                            if thought:
+                                yield Reasoning(thought)
+                            if splitter.done:
+                                splitter = None
+                        if content:
+                            yield content
                     reason = choice.get("finish_reason") or reason
             else:
                 if reason is None:  # the body ended cleanly but early, e.g. a proxy gave up
                     raise openai.APIConnectionError(
                         message="The stream ended early.", request=response.http_request
                     )
+        if splitter is not None:
+            thought, content = splitter.flush()
+            if thought:
+                yield Reasoning(thought)
+            if content:
+                yield content
         yield Finish(reason, usage)
 
     async def list_models(self) -> list[str]:
@@ -128,9 +176,11 @@ def _usage(raw: object) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return Usage(prompt, completion)
-    return None
+    if not (isinstance(prompt, int) and isinstance(completion, int)):
+        return None
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return Usage(prompt, completion, reasoning if isinstance(reasoning, int) else None)
 
 
 def _stream_error(error: object) -> str:
