@@ -31,6 +31,8 @@ class Config:
     llm_max_retries: int = 2
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
+    llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -111,6 +113,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
+        llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
     )
 
 

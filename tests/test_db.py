@@ -12,11 +12,16 @@ from bot.db import (
     Database,
     MigrationError,
     from_db_time,
+    load_migrations,
     migration_status,
     run_migrate_command,
     split_statements,
     to_db_time,
 )
+
+# The migrations this checkout ships; the tests add theirs after them, as 0999.
+SHIPPED = load_migrations(MIGRATIONS_DIR)
+SHIPPED_VERSIONS = [m.version for m in SHIPPED]
 
 
 @pytest.fixture
@@ -42,8 +47,10 @@ async def test_migrates_empty_database_and_creates_parent_dir(tmp_path: Path) ->
     path = tmp_path / "nested" / "dir" / "streamcord.db"
     db = await Database.open(path)
     try:
-        assert [m.filename for m in db.newly_applied] == ["0001_init.sql"]
-        row = await db.fetchone("SELECT version, name, checksum, applied_at FROM schema_migrations")
+        assert [m.filename for m in db.newly_applied] == [m.filename for m in SHIPPED]
+        row = await db.fetchone(
+            "SELECT version, name, checksum, applied_at FROM schema_migrations WHERE version = 1"
+        )
         assert row is not None
         expected = hashlib.sha256((MIGRATIONS_DIR / "0001_init.sql").read_bytes()).hexdigest()
         assert (row["version"], row["name"], row["checksum"]) == (1, "init", expected)
@@ -92,37 +99,37 @@ async def test_changed_migration_is_refused(tmp_path: Path, migrations: Path) ->
 
 async def test_newer_database_is_refused(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
-    extra = add_migration(migrations, "0002_extra.sql", "CREATE TABLE extra (x INTEGER);")
+    extra = add_migration(migrations, "0999_extra.sql", "CREATE TABLE extra (x INTEGER);")
     await (await Database.open(path, migrations)).close()
     extra.unlink()
 
     with pytest.raises(MigrationError) as info:
         await Database.open(path, migrations)
     message = str(info.value)
-    assert "newer" in message and "0002_extra.sql" in message
+    assert "newer" in message and "0999_extra.sql" in message
     assert "\n" not in message
 
 
 async def test_check_reports_pending_without_touching_the_database(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
     await (await Database.open(path, migrations)).close()
-    add_migration(migrations, "0002_more.sql", "-- adds t\nCREATE TABLE t (x TEXT DEFAULT 'a;b');")
+    add_migration(migrations, "0999_more.sql", "-- adds t\nCREATE TABLE t (x TEXT DEFAULT 'a;b');")
     before = path.read_bytes()
 
     status = await migration_status(path, migrations)
-    assert [m.version for m in status.applied] == [1]
-    assert [m.filename for m in status.pending] == ["0002_more.sql"]
+    assert [m.version for m in status.applied] == SHIPPED_VERSIONS
+    assert [m.filename for m in status.pending] == ["0999_more.sql"]
     assert status.ok
 
     out = io.StringIO()
     assert await run_migrate_command(path, check=True, out=out, migrations_dir=migrations) == 1
-    assert "pending: 0002_more.sql" in out.getvalue()
+    assert "pending: 0999_more.sql" in out.getvalue()
     assert path.read_bytes() == before
     assert "t" not in table_names(path)
 
     out = io.StringIO()
     assert await run_migrate_command(path, check=False, out=out, migrations_dir=migrations) == 0
-    assert "applied: 0002_more.sql" in out.getvalue()
+    assert "applied: 0999_more.sql" in out.getvalue()
     assert "t" in table_names(path)
 
     out = io.StringIO()
@@ -133,7 +140,7 @@ async def test_check_reports_pending_without_touching_the_database(tmp_path: Pat
 async def test_check_on_missing_database_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "absent" / "s.db"
     status = await migration_status(path)
-    assert status.applied == [] and [m.version for m in status.pending] == [1]
+    assert status.applied == [] and [m.version for m in status.pending] == SHIPPED_VERSIONS
     assert not path.parent.exists()
 
 
@@ -156,18 +163,18 @@ async def test_check_reports_problems_with_exit_code_2(tmp_path: Path, migration
 async def test_failed_migration_is_rolled_back(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
     add_migration(
-        migrations, "0002_broken.sql", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);"
+        migrations, "0999_broken.sql", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);"
     )
     with pytest.raises(sqlite3.OperationalError):
         await Database.open(path, migrations)
     assert "half" not in table_names(path)
     with sqlite3.connect(path) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == SHIPPED_VERSIONS
 
 
 async def test_transaction_statements_in_migrations_are_refused(tmp_path: Path, migrations: Path) -> None:
-    add_migration(migrations, "0002_tx.sql", "BEGIN;\nCREATE TABLE t (x INTEGER);\nCOMMIT;")
-    with pytest.raises(MigrationError, match=r"0002_tx\.sql"):
+    add_migration(migrations, "0999_tx.sql", "BEGIN;\nCREATE TABLE t (x INTEGER);\nCOMMIT;")
+    with pytest.raises(MigrationError, match=r"0999_tx\.sql"):
         await Database.open(tmp_path / "s.db", migrations)
 
 

@@ -80,6 +80,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         ttft_ms=250.6,
         duration_ms=3000.2,
         error="APITimeoutError",
+        reasoning_tokens=4,
     )
     row = await db.fetchone("SELECT * FROM usage WHERE request_id = 'r1'")
     assert dict(row) | {"id": None} == {
@@ -91,6 +92,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         "model": "gpt-x",
         "prompt_tokens": 5,
         "completion_tokens": 7,
+        "reasoning_tokens": 4,
         "estimated": 1,
         "ttft_ms": 251,
         "duration_ms": 3000,
@@ -128,6 +130,7 @@ async def test_summaries_by_period_user_and_channel(usage: UsageStore, clock: Cl
     assert (everything.requests, everything.prompt_tokens, everything.completion_tokens) == (6, 1031, 42)
     assert everything.total_tokens == 1073
     assert everything.estimated_requests == 1
+    assert everything.reasoning_tokens == 0  # none reported
     assert everything.by_status == {"completed": 3, "stopped": 1, "error": 1, "streaming": 1}
     assert everything.top_users == [(BOB, 1030), (CAROL, 30), (ALICE, 13)]
 

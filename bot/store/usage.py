@@ -21,6 +21,7 @@ CSV_COLUMNS = (
     "model",
     "prompt_tokens",
     "completion_tokens",
+    "reasoning_tokens",
     "estimated",
     "ttft_ms",
     "duration_ms",
@@ -38,6 +39,7 @@ class UsageSummary:
     completion_tokens: int
     estimated_requests: int  # requests whose token counts are estimates, not reported by the API
     by_status: dict[str, int] = field(default_factory=dict)
+    reasoning_tokens: int = 0  # part of completion_tokens, where the server reported them
     top_users: list[tuple[int, int]] = field(default_factory=list)  # (user_id, tokens), most tokens first
 
     @property
@@ -87,16 +89,18 @@ class UsageStore:
         ttft_ms: float | None,
         duration_ms: float | None,
         error: str | None = None,
+        reasoning_tokens: int | None = None,
     ) -> None:
         if status not in _FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
         changed = await self._db.execute(
-            "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, estimated = ?,"
-            " ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ? WHERE request_id = ?",
+            "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, reasoning_tokens = ?,"
+            " estimated = ?, ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ? WHERE request_id = ?",
             (
                 status,
                 prompt_tokens,
                 completion_tokens,
+                reasoning_tokens,
                 int(estimated),
                 _ms(ttft_ms),
                 _ms(duration_ms),
@@ -149,7 +153,8 @@ class UsageStore:
         async with self._db.transaction():
             by_status_rows = await self._db.fetchall(
                 "SELECT status, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt,"
-                " SUM(completion_tokens) AS completion, SUM(estimated) AS estimated"
+                " SUM(completion_tokens) AS completion, SUM(estimated) AS estimated,"
+                " COALESCE(SUM(reasoning_tokens), 0) AS reasoning"
                 f" FROM usage WHERE {condition}"
                 " GROUP BY status",
                 params,
@@ -165,6 +170,7 @@ class UsageStore:
             prompt_tokens=sum(row["prompt"] for row in by_status_rows),
             completion_tokens=sum(row["completion"] for row in by_status_rows),
             estimated_requests=sum(row["estimated"] for row in by_status_rows),
+            reasoning_tokens=sum(row["reasoning"] for row in by_status_rows),
             by_status={row["status"]: row["requests"] for row in by_status_rows},
             top_users=[(row["user_id"], row["tokens"]) for row in top_rows],
         )
