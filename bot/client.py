@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.admission import Admission
+from bot.attachment_fetch import AttachmentFetcher
 from bot.config import Config
 from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
@@ -22,11 +23,12 @@ from bot.store.inflight import InflightStore
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
+from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
+EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -59,12 +61,14 @@ class StreamcordBot(commands.Bot):
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
         self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.attachments = AttachmentFetcher()
         self.streams = StreamManager(
             llm=llm,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
         )
         self._background: set[asyncio.Task[None]] = set()
 
@@ -115,6 +119,7 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await self.attachments.close()
         await super().close()
 
 

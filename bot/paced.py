@@ -21,7 +21,7 @@ async def fetch_message(
     return await pacer.run(message.fetch, channel_id=None, route=route_key("GET", path), uses_global=True)
 
 
-async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
+async def reply(pacer: Pacer, message: discord.Message | discord.PartialMessage, text: str) -> None:
     """Reply to ``message`` without pinging anyone."""
     channel_id = message.channel.id
     await pacer.run(

@@ -24,12 +24,13 @@ def test_the_model_gets_the_cut_off_text_then_continue() -> None:
     assert (request.model, request.max_tokens) == ("m", 20)
 
 
-def test_found_by_any_message_for_the_requester_only_and_once() -> None:
+def test_found_by_any_message_for_the_requester_only_until_continued() -> None:
     answers = CutOffAnswers(keep=3)
     answers.remember(CUT)
-    assert answers.take(11, user_id=99) is None
-    assert answers.take(11, user_id=1) is CUT
-    assert answers.take(10, user_id=1) is None
+    assert answers.find(11, user_id=99) is None
+    assert answers.find(11, user_id=1) is CUT
+    answers.forget(CUT)
+    assert answers.find(10, user_id=1) is None
     for n in range(4):
         answers.remember(CutOff(CHAT, "x", 1, 2, 3, (100 + n,)))
-    assert answers.take(100, 1) is None and answers.take(103, 1) is not None  # the oldest went first
+    assert answers.find(100, 1) is None and answers.find(103, 1) is not None  # the oldest went first

@@ -51,11 +51,12 @@ class CutOffAnswers:
         while len(self._by_message) > self._keep:
             self._by_message.popitem(last=False)
 
-    def take(self, message_id: int, user_id: int) -> CutOff | None:
-        """The cut-off answer this message belongs to, if ``user_id`` asked it; it is continued once."""
+    def find(self, message_id: int, user_id: int) -> CutOff | None:
+        """The cut-off answer this message belongs to, if ``user_id`` asked it."""
         cut_off = self._by_message.get(message_id)
-        if cut_off is None or cut_off.user_id != user_id:
-            return None
-        for other in cut_off.message_ids:
-            self._by_message.pop(other, None)
-        return cut_off
+        return cut_off if cut_off is not None and cut_off.user_id == user_id else None
+
+    def forget(self, cut_off: CutOff) -> None:
+        """Continued: a second "continue" on the same answer starts nothing."""
+        for message_id in cut_off.message_ids:
+            self._by_message.pop(message_id, None)

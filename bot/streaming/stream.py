@@ -10,13 +10,20 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+import openai
+
+from bot.attachments import has_images, without_images
+from bot.llm import ChatRequest, Finish, LLMClient, Reasoning, describe_error, message_text
+from bot.status import CONTENT_FILTER, CUT_OFF, IMAGES_REFUSED, too_long, too_slow
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
+from bot.streaming.page_limit import PageLimit
 from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
+from bot.streaming.thinking import Thinking
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,8 @@ class ReplyStream:
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        limits: Limits,
+        options: AnswerOptions,
     ) -> None:
         self.request_id = request_id
         self.chat = chat
@@ -77,6 +86,14 @@ class ReplyStream:
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
         self.text = ""
         self._deltas = 0
+        self._limits = limits
+        self._options = options
+        self._notes = list(options.notes)
+        self._pages = PageLimit(limits.max_pages)
+        self._overrun: str | None = None  # the label when a limit stopped the answer
+        self._trim = False  # the text ran past MAX_REPLY_PAGES: cut it to fit
+        self._thinking = Thinking(self.display.set_status)
+        self._reasoning_deltas = 0
         self._finish: Finish | None = None
         self._stop: StopRequest | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -135,6 +152,9 @@ class ReplyStream:
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
+        footer = self._footer(footer)
+        if self._trim:
+            self.text = self._pages.fit(self.text, footer)
         button = None if self.display.gone else self._stop_button.hide()
         self.display.finish(self.text, footer)
         # Usage first: a shutdown may not wait for a slow channel's final edit.
@@ -147,17 +167,54 @@ class ReplyStream:
         if button is not None:
             await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
+    @property
+    def cut_off(self) -> bool:
+        """Whether the answer ended at the output limit, and so may be continued."""
+        return self._stop is None and self._finish is not None and self._finish.reason == "length"
+
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots:
+            deadline = asyncio.timeout(self._limits.deadline)
+            try:
+                async with deadline:
+                    await self._read_with_image_fallback()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                self._overrun = too_slow(self._limits.deadline)
+            finally:
+                self._thinking.end()
+
+    async def _read_with_image_fallback(self) -> None:
+        try:
+            await self._read()
+        except openai.BadRequestError:
+            # A model without vision refuses image parts outright, before any text: once more without them.
+            if not has_images(self.chat) or self._deltas or self._reasoning_deltas:
+                raise
+            log.info("Request %s: the model refused images, asking again without them", self.request_id)
+            self.chat = without_images(self.chat)
+            self._notes.append(IMAGES_REFUSED)
+            await self._read()
+
+    async def _read(self) -> None:
+        async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
             async for event in events:
-                if isinstance(event, Finish):
+                if type(event) is str:  # the answer: the hot path
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                        self._thinking.end()
+                    self.text += event
+                    self._deltas += 1
+                    if self._pages.exceeded(self.text):
+                        self._overrun, self._trim = too_long(self._limits.max_pages), True
+                        return  # closing the stream stops generation
+                    self.display.update(self.text)
+                elif isinstance(event, Reasoning):
+                    self._reasoning_deltas += 1
+                    self._thinking.add(event.text)
+                else:
                     self._finish = event
-                    continue
-                if self._first_token_at is None:
-                    self._first_token_at = time.monotonic()
-                self.text += event
-                self._deltas += 1
-                self.display.update(self.text)
 
     def _outcome(self, error: BaseException | None) -> tuple[Status, str]:
         if self._stop is not None:
@@ -167,9 +224,21 @@ class ReplyStream:
                 Status.ERROR,
                 f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
             )
-        if self._finish is not None and self._finish.reason == "length":
-            return Status.COMPLETED, "*(stopped at the output limit)*"
+        if self._overrun is not None:
+            return Status.STOPPED, self._overrun
+        reason = self._finish.reason if self._finish else None
+        if reason == "length":
+            return Status.COMPLETED, CUT_OFF
+        if reason == "content_filter":
+            return Status.STOPPED, CONTENT_FILTER
         return Status.COMPLETED, ""
+
+    def _footer(self, outcome: str) -> str:
+        """The status lines under the answer: notes, how long the model thought, how the answer ended."""
+        lines = list(self._notes)
+        summary = self._thinking.summary() if self._options.reasoning == "summary" else None
+        lines += [line for line in (summary, outcome) if line]
+        return "\n".join(lines)
 
     async def _on_page(self, message_ids: list[int]) -> None:
         if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
@@ -185,9 +254,9 @@ class ReplyStream:
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
         else:
-            prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
+            prompt = estimate_tokens("".join(message_text(m) for m in self.chat.messages))
             # Servers send about one token a delta.
-            completion, estimated = self._deltas, True
+            completion, estimated = self._deltas + self._reasoning_deltas, True
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,
@@ -198,6 +267,7 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
+            reasoning_tokens=usage.reasoning_tokens if usage else self._reasoning_deltas or None,
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",
