@@ -37,6 +37,7 @@ class ReplyDisplay:
         self._on_page = on_page
         self._text = ""
         self._footer = ""
+        self._status: str | None = None  # the live status line while streaming
         self._final = False
         self._opened = False  # something (even the placeholder) was asked to show
         self._shown: list[str] = []
@@ -52,6 +53,13 @@ class ReplyDisplay:
 
     def update(self, text: str) -> None:
         self._text = text
+        self._schedule()
+
+    def set_status(self, line: str | None) -> None:
+        """A live status line under the text while streaming (alone while there is none); None clears it."""
+        self._status = line
+        if line is not None:
+            self._opened = True
         self._schedule()
 
     def show_placeholder(self) -> None:
@@ -99,7 +107,8 @@ class ReplyDisplay:
         self._queued = None
         if self.gone:
             return
-        pages = render(self._text, streaming=not self._final, footer=self._footer)
+        footer = self._footer if self._final else self._status or ""
+        pages = render(self._text, streaming=not self._final, footer=footer)
         stale = [i for i, content in enumerate(pages) if i >= len(self._shown) or self._shown[i] != content]
         if not stale:
             if self._final:

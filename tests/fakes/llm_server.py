@@ -114,6 +114,7 @@ class LLMRequest:
     status: int = 200
     dropped_at: float | None = None
     reasoning_sent: int = 0
+    first_reasoning_at: float | None = None
     keepalives_sent: int = 0
 
     @property
@@ -468,6 +469,8 @@ class FakeLLM(LoopbackServer):
                 await self._write(resp, "".join(pending))
                 pending = []
                 rec.reasoning_sent += 1
+                if rec.first_reasoning_at is None:
+                    rec.first_reasoning_at = time.monotonic()
                 self._changed()
             if tps:
                 first_due += len(scenario.reasoning or ()) / tps
