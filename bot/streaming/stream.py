@@ -8,27 +8,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.status import OUTPUT_LIMIT, Status, failed
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
-from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
-STOP_BUTTON_TIMEOUT = 5.0
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -69,11 +60,9 @@ class ReplyStream:
         self.requester = requester
         self.target = target
         self._llm = llm
-        self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
         self.text = ""
         self._deltas = 0
@@ -96,8 +85,7 @@ class ReplyStream:
             return False
         self._stop = request
         if request.reply_gone:
-            self.display.gone = True
-            self._pacer.cancel(self.request_id)
+            self.display.abandon()
         if self._consumer is not None:  # not started yet: run() sees the stop and never asks the model
             self._consumer.cancel()
         return True
@@ -135,7 +123,6 @@ class ReplyStream:
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
-        button = None if self.display.gone else self._stop_button.hide()
         self.display.finish(self.text, footer)
         # Usage first: a shutdown may not wait for a slow channel's final edit.
         await self._record(status, error)
@@ -144,8 +131,6 @@ class ReplyStream:
             await self._inflight.remove(self.request_id)
         else:
             log.warning("Request %s: reply left for recovery at the next start", self.request_id)
-        if button is not None:
-            await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
@@ -163,17 +148,13 @@ class ReplyStream:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
-            return (
-                Status.ERROR,
-                f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
-            )
+            mid_answer = self._first_token_at is not None
+            return Status.ERROR, failed(describe_error(error, self.chat.model, mid_answer=mid_answer))
         if self._finish is not None and self._finish.reason == "length":
-            return Status.COMPLETED, "*(stopped at the output limit)*"
+            return Status.COMPLETED, OUTPUT_LIMIT
         return Status.COMPLETED, ""
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
-            self._stop_button.show()
         await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
 
@@ -191,7 +172,7 @@ class ReplyStream:
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,
-            status=status.value,
+            status=status,
             prompt_tokens=prompt,
             completion_tokens=completion,
             estimated=estimated,
