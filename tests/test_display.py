@@ -101,3 +101,14 @@ async def test_a_live_status_line_shows_while_streaming_and_never_in_the_final_v
     assert await display.wait_synced(5)
     assert target.shown[-1] == "Paris is the capital."
     assert not target.button
+
+
+async def test_an_abandoned_reply_is_left_alone_and_releases_its_waiters(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display.update("Paris")
+    await target.wait_for(lambda: target.button)
+    display.abandon()
+    display.finish("Paris is the capital.", "")
+    assert await display.wait_synced(5)  # nothing left to show it in
+    assert (target.shown, target.button) == (["Paris ▌"], True)  # no edit and no removal of a deleted reply

@@ -99,7 +99,6 @@ class ReplyDisplay:
             return
         self._set_delivery(Delivery.GONE)
         self._pacer.cancel(self._key)
-        self._queued = Queued.NONE
         self._button.abandon()
 
     async def wait_synced(self, timeout: float) -> bool:
@@ -213,6 +212,8 @@ class ReplyDisplay:
         await self._on_page(list(self._target.message_ids))
 
     def _set_delivery(self, delivery: Delivery) -> None:
+        if self._delivery is Delivery.GONE:
+            return  # final: a flush that was under way when the reply went cannot revive it
         self._delivery = delivery
         if delivery is Delivery.IN_PROGRESS:
             self._settled.clear()

@@ -101,7 +101,22 @@ class ReplyStream:
         # answer shows its placeholder at once.
         delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
-        error: BaseException | None = None
+        try:
+            error = await self._generate()
+        finally:
+            placeholder.cancel()
+        status, footer = self._outcome(error)
+        self.display.finish(self.text, footer)
+        # Usage first: a shutdown may not wait for a slow channel's final edit.
+        await self._record(status, error)
+        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
+            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
+            await self._inflight.remove(self.request_id)
+        else:
+            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
+
+    async def _generate(self) -> Exception | None:
+        """Record the request and read the answer (unless stopped before it began); the error it met."""
         try:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
@@ -118,19 +133,9 @@ class ReplyStream:
                     self._consumer.cancel()
                 raise
         except Exception as exc:
-            error = exc
             log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
-        finally:
-            placeholder.cancel()
-        status, footer = self._outcome(error)
-        self.display.finish(self.text, footer)
-        # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await self._record(status, error)
-        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
-            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await self._inflight.remove(self.request_id)
-        else:
-            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
+            return exc
+        return None
 
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
@@ -144,7 +149,7 @@ class ReplyStream:
                 self._deltas += 1
                 self.display.update(self.text)
 
-    def _outcome(self, error: BaseException | None) -> tuple[Status, str]:
+    def _outcome(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
@@ -161,7 +166,7 @@ class ReplyStream:
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
 
-    async def _record(self, status: Status, error: BaseException | None) -> None:
+    async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
