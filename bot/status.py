@@ -1,16 +1,59 @@
-"""Status lines (issue 11 part; merged with issue 9's bot/status.py)."""
+"""How an answer ended, and every status line the bot writes under one: built and recognised here only.
+
+A status line is the last line of a reply that is the bot's note about the answer, not the answer: a final
+footer (stopped, failed, interrupted, cut at the output limit) or a live line shown while streaming. History
+sent back to the model drops it, so a new status line must be added here, where `split_status` sees it.
+"""
 
 from __future__ import annotations
 
+import re
+from enum import StrEnum
+
+from bot.streaming.render import MARKER
+
+
+class Status(StrEnum):
+    """The outcome of a model request, as the usage table's status column stores it."""
+
+    STREAMING = "streaming"  # still being written
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+FINAL_STATUSES = frozenset(Status) - {Status.STREAMING}
+
+_STOPPED = "⏹ "
+_WARNING = "⚠️ "
 _THINKING = "💭 "
 _CUT = "✂️ "
 _TIMER = "⏱ "
 _FILTERED = "🚫 "
 _NOTE = "📎 "
-
-CUT_OFF = f'{_CUT}cut off at the output limit: reply "continue" to go on'
+OUTPUT_LIMIT = f'{_CUT}cut off at the output limit: reply "continue" to go on'
 CONTENT_FILTER = f"{_FILTERED}stopped by the model server's content filter"
 IMAGES_REFUSED = f"{_NOTE}this model can't read images: answered without them"
+QUESTION_DELETED = f"{_STOPPED}stopped: the question was deleted"
+INTERRUPTED_BY_RESTART = f"{_STOPPED}interrupted: the bot restarted"
+# Every status line starts with one of these; the last one is how earlier versions marked a cut-off answer.
+_STARTS = (_STOPPED, _WARNING, _THINKING, _CUT, _TIMER, _FILTERED, _NOTE, "*(stopped at the output limit)*")
+
+# Characters Discord reads as Markdown (emphasis, code, spoiler, quote, link, mention) in the middle of a
+# line; a backslash before any punctuation shows it as is.
+_MARKDOWN = re.compile(r"([\\*_~`|<>\[\]()])")
+
+
+def stopped_by(name: str) -> str:
+    """The line under an answer someone stopped; the name is shown literally, whatever it contains."""
+    escaped = _MARKDOWN.sub(r"\\\1", name)
+    return f"{_STOPPED}stopped by {escaped}"
+
+
+def failed(message: str) -> str:
+    """The line under an answer the model server failed; ``message`` is a short user-facing sentence."""
+    return f"{_WARNING}{message}"
 
 
 def thinking(seconds: float) -> str:
@@ -24,13 +67,29 @@ def thought_for(seconds: float) -> str:
 
 
 def too_long(pages: int) -> str:
+    """The line under an answer stopped at MAX_REPLY_PAGES."""
     return f"{_CUT}stopped: the answer would need more than {pages} messages"
 
 
 def too_slow(seconds: float) -> str:
+    """The line under an answer stopped at LLM_DEADLINE."""
     return f"{_TIMER}stopped: the answer took longer than {int(seconds)} s"
 
 
 def skipped_files(skipped: list[tuple[str, str]]) -> str:
     """One line naming the attachments the model did not get, and why."""
     return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
+
+
+def split_status(content: str) -> tuple[str, str | None]:
+    """One of the bot's messages as (the answer without the in-progress marker or status lines, the status
+    lines or None). An answer may carry several: notes, how long the model thought, how it ended."""
+    text = content.removesuffix(MARKER).rstrip()
+    lines: list[str] = []
+    while True:
+        head, _, last = text.rpartition("\n")
+        if not last.startswith(_STARTS):
+            break
+        lines.insert(0, last)
+        text = head.rstrip()
+    return text, "\n".join(lines) if lines else None

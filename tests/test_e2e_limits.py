@@ -4,7 +4,7 @@ runaway streams (MAX_REPLY_PAGES, LLM_DEADLINE) closed upstream."""
 from __future__ import annotations
 
 from bot.client import StreamcordBot
-from bot.status import CONTENT_FILTER, CUT_OFF, too_long, too_slow
+from bot.status import CONTENT_FILTER, OUTPUT_LIMIT, too_long, too_slow
 from tests.conftest import World, running_bot
 from tests.fakes.llm_server import Scenario, tokenize
 from tests.replies import bot_messages, usage_rows
@@ -33,11 +33,13 @@ async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
     words = tokenize(STORY)
     await ask(world, "tell a story")
     [first] = await answers(world, bot, 1)
-    assert first == "".join(words[:5]) + "\n" + CUT_OFF
+    assert first == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
 
     await ask(world, "Continue", reply_to=bot_messages(world)[0].id)
     second = (await answers(world, bot, 2))[1]
-    assert second == "".join(words[:5]) + "\n" + CUT_OFF  # the fake model starts over; the bot doesn't care
+    assert (
+        second == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
+    )  # the fake model starts over; the bot doesn't care
     messages = world.llm.requests[1].body["messages"]
     assert messages[-3:] == [
         {"role": "user", "content": "tell a story"},
