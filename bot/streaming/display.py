@@ -11,7 +11,14 @@ from enum import Enum, IntEnum
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
-from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
+from bot.streaming.target import (
+    DeliveryFailed,
+    DeliveryRetry,
+    FileUpload,
+    MessageGone,
+    ReplyTarget,
+    TargetExpired,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ class Frame:
     # there is no text yet); once final, the footer.
     status_line: str | None = None
     final: bool = False
+    file: FileUpload | None = None  # attached to the last page with the final version
 
     def pages(self) -> list[str]:
         return render(self.text, streaming=not self.final, footer=self.status_line or "")
@@ -88,8 +96,8 @@ class ReplyDisplay:
         """Put the in-progress marker up now: an interaction must be answered within 3 s."""
         self._want(self._frame)
 
-    def finish(self, text: str, footer: str) -> None:
-        self._want(Frame(text, footer or None, final=True))
+    def finish(self, text: str, footer: str, file: FileUpload | None = None) -> None:
+        self._want(Frame(text, footer or None, final=True, file=file))
         if self._delivery is not Delivery.GONE:
             self._button.hide()
 
@@ -159,7 +167,8 @@ class ReplyDisplay:
             return
         page = stale[0]
         try:
-            await self._target.put(page, pages[page])
+            last = frame.final and page == len(pages) - 1
+            await self._target.put(page, pages[page], frame.file if last else None)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()

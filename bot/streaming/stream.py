@@ -20,12 +20,13 @@ from bot.streaming.display import ReplyDisplay
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
-from bot.streaming.target import ReplyTarget
+from bot.streaming.target import FileUpload, ReplyTarget
 from bot.streaming.thinking import Thinking
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
+REASONING_FILE = "reasoning.md"
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class ReplyStream:
         footer = self._footer(footer)
         if self._trim:
             self.text = self._pages.fit(self.text, footer)
-        self.display.finish(self.text, footer)
+        self.display.finish(self.text, footer, self._reasoning_file())
         # Usage first: a shutdown may not wait for a slow channel's final edit.
         await self._record(status, error)
         if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
@@ -219,6 +220,12 @@ class ReplyStream:
         if reason == "content_filter":
             return Status.STOPPED, CONTENT_FILTER
         return Status.COMPLETED, ""
+
+    def _reasoning_file(self) -> FileUpload | None:
+        """The full thinking, attached in the `file` reasoning mode."""
+        if self._options.reasoning != "file" or not self._thinking.text:
+            return None
+        return FileUpload(REASONING_FILE, self._thinking.text.encode())
 
     def _footer(self, outcome: str) -> str:
         """The status lines under the answer: notes, how long the model thought, how the answer ended."""
