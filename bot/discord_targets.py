@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import aiohttp
 import discord
@@ -124,7 +125,7 @@ class InteractionTarget:
         application_id = interaction.application_id
         if page >= len(self.message_ids):
             return Route.webhook_create(application_id, interaction.token, channel_id=self.channel_id)
-        message = "@original" if page == 0 else self.message_ids[page]
+        message: int | Literal["@original"] = "@original" if page == 0 else self.message_ids[page]
         return Route.webhook_edit(application_id, interaction.token, message, channel_id=self.channel_id)
 
     async def put(self, page: int, content: str) -> None:

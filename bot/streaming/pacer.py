@@ -164,10 +164,11 @@ class Pacer:
         key = object()
         fut = self.submit(key, action, route, priority=True)
         try:
-            return await fut
+            result: T = await fut
         except asyncio.CancelledError:
             self.cancel(key)
             raise
+        return result
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """Trace hooks for the bot's aiohttp session (``commands.Bot(http_trace=...)``)."""
