@@ -11,7 +11,8 @@ import pytest
 from bot.streaming import display as display_module
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
-from bot.streaming.target import DeliveryRetry, FileUpload, Route
+from bot.streaming.routes import Route
+from bot.streaming.target import DeliveryRetry, FileUpload
 
 
 class ScriptedTarget:

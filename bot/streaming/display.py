@@ -146,14 +146,7 @@ class ReplyDisplay:
     def _submit(self, priority: bool) -> None:
         page = len(self._shown) - 1 if self._shown else 0
         route = self._target.route(page)
-        self._pacer.submit(
-            self._key,
-            self._flush,
-            channel_id=route.channel_id,
-            route=route.key,
-            uses_global=route.uses_global,
-            priority=priority,
-        )
+        self._pacer.submit(self._key, self._flush, route, priority=priority)
 
     async def _flush(self) -> None:
         self._queued = Queued.NONE

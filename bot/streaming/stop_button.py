@@ -46,14 +46,7 @@ class StopButton:
         self._pacer.cancel(self._key)
 
     def _submit(self, action: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
-        route = self._target.reaction_route()
-        return self._pacer.submit(
-            self._key,
-            action,
-            channel_id=route.channel_id,
-            route=route.key,
-            uses_global=route.uses_global,
-        )
+        return self._pacer.submit(self._key, action, self._target.reaction_route())
 
     async def _add(self) -> None:
         if not self._wanted:
