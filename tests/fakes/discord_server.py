@@ -77,10 +77,12 @@ DIRECT_MESSAGES_INTENT = 1 << 12
 DIRECT_MESSAGE_REACTIONS_INTENT = 1 << 13
 MESSAGE_CONTENT_INTENT = 1 << 15
 FLAG_EPHEMERAL = 64
+UPLOADED = "_uploaded_files"  # where _read_body puts a multipart request's files, next to its JSON fields
 FLAG_LOADING = 128
 
 # Application command option types (strings are the default).
 OPT_INTEGER, OPT_BOOLEAN, OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = range(4, 11)
+OPT_ATTACHMENT = 11
 
 _MENTION_RE = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION_RE = re.compile(r"<@&(\d+)>")
@@ -90,12 +92,24 @@ _ROLE_MENTION_RE = re.compile(r"<@&(\d+)>")
 
 
 @dataclass
+class FakeFile:
+    """A file on a message: uploaded by the bot (multipart) or attached by a user; served by the CDN route."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+    size: int | None = None  # what Discord reports; None: the real size (a wrong one tests read caps)
+    id: int = 0  # set when stored
+
+
+@dataclass
 class MessageVersion:
     at: float
     content: str
     embeds: list[Any]
     allowed_mentions: dict[str, Any] | None
     flags: int
+    files: list[FakeFile] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +137,10 @@ class FakeMessage:
     @property
     def embeds(self) -> list[Any]:
         return self.versions[-1].embeds
+
+    @property
+    def files(self) -> list[FakeFile]:
+        return self.versions[-1].files
 
     @property
     def flags(self) -> int:
@@ -443,6 +461,7 @@ class FakeDiscord(LoopbackServer):
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self.commands: list[dict[str, Any]] = []
         self.unknown_routes: list[str] = []
+        self.files: dict[int, FakeFile] = {}  # every attachment by id, for the CDN route
         self.ready_count = 0  # READY+GUILD_CREATEs fully written, across all connections
 
         self._windows: dict[str, _Window] = {}
@@ -458,6 +477,7 @@ class FakeDiscord(LoopbackServer):
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway_handler)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest_handler)
+        app.router.add_get("/attachments/{file_id}/{filename}", self._cdn_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -795,7 +815,7 @@ class FakeDiscord(LoopbackServer):
             "mention_everyone": msg.mention_everyone,
             "mentions": [self._users[u].payload() for u in msg.mentions if u in self._users],
             "mention_roles": [str(r) for r in msg.mention_roles],
-            "attachments": [],
+            "attachments": [self._file_payload(f) for f in version.files],
             "components": [],
             "pinned": False,
             "reactions": [
@@ -836,6 +856,34 @@ class FakeDiscord(LoopbackServer):
                 "authorizing_integration_owners": {"0": str(inter.guild_id)} if inter.guild_id else {},
             }
         return data
+
+    def _store_file(self, file: FakeFile) -> FakeFile:
+        file.id = self._snowflake()
+        self.files[file.id] = file
+        return file
+
+    def _file_payload(self, file: FakeFile) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/attachments/{file.id}/{file.filename}"
+        payload: dict[str, Any] = {
+            "id": str(file.id),
+            "filename": file.filename,
+            "size": len(file.data) if file.size is None else file.size,
+            "url": url,
+            "proxy_url": url,
+        }
+        if file.content_type:
+            payload["content_type"] = file.content_type
+        return payload
+
+    async def _cdn_handler(self, request: web.Request) -> web.Response:
+        file = (
+            self.files.get(int(request.match_info["file_id"]))
+            if request.match_info["file_id"].isdigit()
+            else None
+        )
+        if file is None or file.filename != request.match_info["filename"]:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=file.data, content_type=file.content_type or "application/octet-stream")
 
     @staticmethod
     def _emoji_payload(emoji: str) -> dict[str, Any]:
@@ -909,13 +957,15 @@ class FakeDiscord(LoopbackServer):
         interaction_id: int | None = None,
         webhook: bool = False,
         type_: int = 0,
+        files: list[FakeFile] | None = None,
     ) -> FakeMessage:
+        stored = [self._store_file(f) for f in files or ()]
         msg = FakeMessage(
             id=self._snowflake(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
             author_id=author_id,
-            versions=[MessageVersion(time.monotonic(), content, embeds, allowed_mentions, flags)],
+            versions=[MessageVersion(time.monotonic(), content, embeds, allowed_mentions, flags, stored)],
             reference_id=reference_id,
             interaction_id=interaction_id,
             ephemeral=bool(flags & FLAG_EPHEMERAL),
@@ -964,7 +1014,9 @@ class FakeDiscord(LoopbackServer):
             flags &= ~FLAG_LOADING
         self._validate(content, embeds, empty_ok=_has_other_content(body))
         allowed = body.get("allowed_mentions")
-        msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags))
+        uploaded = body.get(UPLOADED)
+        files = prev.files if uploaded is None else [self._store_file(f) for f in uploaded]
+        msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags, files))
         self._compute_mentions(msg, allowed)
         self._dispatch_message("MESSAGE_UPDATE", msg)
         self._changed()
@@ -1031,7 +1083,13 @@ class FakeDiscord(LoopbackServer):
     # ----------------------------------------------------------------------------------- acting as users
 
     async def post_message(
-        self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None
+        self,
+        channel_id: int,
+        user_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        attachments: list[FakeFile] | None = None,
     ) -> int:
         channel = self._channel(channel_id)
         if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
@@ -1046,6 +1104,7 @@ class FakeDiscord(LoopbackServer):
             allowed_mentions=None,
             reference_id=reply_to,
             type_=19 if reply_to is not None else 0,
+            files=attachments,
         )
         return msg.id
 
@@ -1122,6 +1181,10 @@ class FakeDiscord(LoopbackServer):
                 entry["value"] = float(value)
             elif otype == OPT_BOOLEAN:
                 entry["value"] = bool(value)
+            elif otype == OPT_ATTACHMENT:
+                file = self._store_file(value)
+                entry["value"] = str(file.id)
+                resolved.setdefault("attachments", {})[str(file.id)] = self._file_payload(file)
             elif otype in (OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE):
                 entry["value"] = str(int(value))
                 self._resolve(guild, int(value), otype, resolved)
@@ -1404,12 +1467,21 @@ class FakeDiscord(LoopbackServer):
         ctype = request.content_type
         if ctype.startswith("multipart/"):
             payload: Any = None
+            files: list[FakeFile] = []
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if isinstance(part, BodyPartReader) and part.name == "payload_json":
                     payload = json.loads(await part.text())
+                elif isinstance(part, BodyPartReader) and part.filename:
+                    files.append(
+                        FakeFile(part.filename, bytes(await part.read()), part.headers.get("Content-Type"))
+                    )
                 else:
-                    await part.release()  # file bytes are not kept; payload_json lists the attachments
+                    await part.release()
+            if files and isinstance(payload, dict):
+                # The uploads ride along with the JSON; interaction callbacks carry them in their data.
+                target = payload.get("data") if isinstance(payload.get("data"), dict) else payload
+                target[UPLOADED] = files
             return payload
         raw = await request.read()
         if not raw:
@@ -1701,6 +1773,7 @@ class FakeDiscord(LoopbackServer):
                 interaction_id=inter.id,
                 webhook=True,
                 type_=20,
+                files=data.get(UPLOADED),
             )
         elif rtype == 5:
             flags = (int(data.get("flags") or 0) & FLAG_EPHEMERAL) | FLAG_LOADING
@@ -1790,6 +1863,7 @@ class FakeDiscord(LoopbackServer):
                 flags=flags,
                 interaction_id=inter.id,
                 webhook=True,
+                files=body.get(UPLOADED),
             )
             inter.followup_ids.append(msg.id)
         if request.query.get("wait") in ("1", "true", "True"):
@@ -1868,6 +1942,7 @@ class FakeDiscord(LoopbackServer):
             flags=int(body.get("flags") or 0) & ~FLAG_EPHEMERAL,
             reference_id=reference_id,
             type_=19 if reference_id is not None else 0,
+            files=body.get(UPLOADED),
         )
         return self._message_payload(msg)
 
