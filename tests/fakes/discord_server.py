@@ -883,7 +883,9 @@ class FakeDiscord(LoopbackServer):
         )
         if file is None or file.filename != request.match_info["filename"]:
             return web.Response(status=404, text="Not Found")
-        return web.Response(body=file.data, content_type=file.content_type or "application/octet-stream")
+        return web.Response(
+            body=file.data, headers={"Content-Type": file.content_type or "application/octet-stream"}
+        )
 
     @staticmethod
     def _emoji_payload(emoji: str) -> dict[str, Any]:
