@@ -97,14 +97,15 @@ class LLMClient:
         reason: str | None = None
         usage: Usage | None = None
         splitter: ThinkSplitter | None = ThinkSplitter()  # None once the answer has begun
-        async with self._client.chat.completions.with_streaming_response.create(
+        # Our messages and effort are plain dicts and strings, not the library's typed params.
+        async with self._client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
             model=request.model,
-            messages=request.messages,  # type: ignore[arg-type]
+            messages=request.messages,
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             stream=True,
             stream_options={"include_usage": True},
-            reasoning_effort=request.reasoning_effort or openai.omit,  # type: ignore[arg-type]
+            reasoning_effort=request.reasoning_effort or openai.omit,
         ) as response:
             # Keep reading after finish_reason: the usage chunk comes last.
             async for chunk in _sse_json(response.iter_lines()):

@@ -27,7 +27,9 @@ class Continuation(commands.Cog):
             message_id=payload.message_id,
             user_id=payload.user_id,
             channel=channel,
-            answer_to=channel.get_partial_message(payload.message_id),
+            answer_to=self.bot.get_partial_messageable(payload.channel_id).get_partial_message(
+                payload.message_id
+            ),
         )
 
 

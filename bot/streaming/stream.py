@@ -190,7 +190,7 @@ class ReplyStream:
     async def _read(self) -> None:
         async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
             async for event in events:
-                if type(event) is str:  # the answer: the hot path
+                if isinstance(event, str):  # the answer: the hot path
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
                         self._thinking.end()
