@@ -21,8 +21,10 @@ class PageLimit:
     def exceeded(self, text: str) -> bool:
         if len(text) < self._next_check:
             return False
-        if len(layout(text, streaming=True)) <= self.max_pages:
-            self._next_check = len(text) + _CHECK_EVERY
+        pages = len(layout(text, streaming=True))
+        if pages <= self.max_pages:
+            # Each page still to come holds at least about half a page; in the last one, look more often.
+            self._next_check = len(text) + max(_CHECK_EVERY, (self.max_pages - pages) * _SURELY_FITS_PER_PAGE)
             return False
         return True
 
