@@ -16,8 +16,8 @@ import pytest
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
 from bot.db import Database
-from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.llm_server import FakeLLM
+from fakes.discord_server import FakeDiscord
+from fakes.llm_server import FakeLLM
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.db import Database
 from bot.streaming.render import MARKER
+from fakes.discord_server import FakeMessage
 from tests.conftest import World
-from tests.fakes.discord_server import FakeMessage
 
 NO_PINGS = {"parse": []}
 

@@ -6,8 +6,8 @@ import pytest
 
 from bot.client import StreamcordBot
 from bot.streaming.render import fences_balanced, render
+from fakes.llm_server import Scenario, tokenize
 from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario, tokenize
 from tests.replies import (
     assert_grew_monotonically,
     assert_no_pings,

@@ -15,9 +15,9 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import MIGRATIONS_DIR, load_migrations
 from bot.settings import KEYS
+from fakes.discord_server import FLAG_LOADING, FakeMessage
+from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
-from tests.fakes.discord_server import FLAG_LOADING, FakeMessage
-from tests.fakes.llm_server import Scenario
 from tests.replies import bot_messages, usage_rows
 
 ROOT = Path(__file__).resolve().parent.parent

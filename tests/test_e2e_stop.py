@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.client import StreamcordBot
+from fakes.llm_server import Scenario, tokenize
 from tests.conftest import World, bot_process, running_bot
-from tests.fakes.llm_server import Scenario, tokenize
 from tests.replies import bot_messages, usage_rows
 from tests.test_e2e_chat import chat, wait_final
 

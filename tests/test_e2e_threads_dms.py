@@ -10,9 +10,9 @@ import discord
 import pytest
 
 from bot.client import StreamcordBot
+from fakes.discord_server import MANAGE_MESSAGES
+from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
-from tests.fakes.discord_server import MANAGE_MESSAGES
-from tests.fakes.llm_server import Scenario
 from tests.replies import assert_grew_monotonically, assert_no_pings, bot_messages, usage_rows
 from tests.test_e2e_chat import STORY, chat, wait_final
 from tests.test_e2e_config import overrides, say

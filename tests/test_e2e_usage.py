@@ -14,9 +14,9 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import Database
 from bot.store.usage import CSV_COLUMNS, UsageStore
+from fakes.discord_server import FakeMessage
+from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
-from tests.fakes.discord_server import FakeMessage
-from tests.fakes.llm_server import Scenario
 from tests.replies import usage_rows
 from tests.test_e2e_config import chat, command, run_cli
 

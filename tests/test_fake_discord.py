@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_server import FLAG_LOADING, MANAGE_MESSAGES, FakeDiscord
+from fakes.discord_server import FLAG_LOADING, MANAGE_MESSAGES, FakeDiscord
 
 
 @contextlib.asynccontextmanager

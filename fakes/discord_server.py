@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from tests.fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
