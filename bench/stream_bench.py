@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # `python bench/stream_bench.py` puts bench/ on t
     sys.path.insert(0, str(ROOT))
 
 from bot.streaming.render import MARKER  # noqa: E402
-from fakes.discord_server import FakeDiscord, FakeInteraction, FakeMessage  # noqa: E402
+from fakes.discord import FakeDiscord, FakeInteraction, FakeMessage  # noqa: E402
 from fakes.llm_server import FakeLLM, LLMRequest, Scenario  # noqa: E402
 
 log = logging.getLogger("bench")

@@ -16,7 +16,7 @@ import pytest
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
 from bot.db import Database
-from fakes.discord_server import FakeDiscord
+from fakes.discord import FakeDiscord
 from fakes.llm_server import FakeLLM
 
 

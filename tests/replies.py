@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.db import Database
 from bot.streaming.render import MARKER
-from fakes.discord_server import FakeMessage
+from fakes.discord import FakeMessage
 from tests.conftest import World
 
 NO_PINGS = {"parse": []}

@@ -15,7 +15,7 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import MIGRATIONS_DIR, load_migrations
 from bot.settings import KEYS
-from fakes.discord_server import FLAG_LOADING, FakeMessage
+from fakes.discord import FLAG_LOADING, FakeMessage
 from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
 from tests.replies import bot_messages, usage_rows

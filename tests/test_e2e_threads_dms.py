@@ -10,7 +10,7 @@ import discord
 import pytest
 
 from bot.client import StreamcordBot
-from fakes.discord_server import MANAGE_MESSAGES
+from fakes.discord import MANAGE_MESSAGES
 from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
 from tests.replies import assert_grew_monotonically, assert_no_pings, bot_messages, usage_rows

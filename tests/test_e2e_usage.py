@@ -14,7 +14,7 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import Database
 from bot.store.usage import CSV_COLUMNS, UsageStore
-from fakes.discord_server import FakeMessage
+from fakes.discord import FakeMessage
 from fakes.llm_server import Scenario
 from tests.conftest import World, running_bot
 from tests.replies import usage_rows
