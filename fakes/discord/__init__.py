@@ -20,9 +20,10 @@ What it enforces, as Discord does:
 - Gateway: events go only to sessions with the intents for them; others' message content is blanked
   without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM).
 
-The parts: state.py (the tables), world.py, messages.py and commands.py (changing them), payloads.py (JSON
-shapes), gateway.py, ratelimits.py, rest.py with rest_app.py / rest_channels.py / rest_interactions.py.
-:class:`FakeDiscord` wires them together and is all tests and the bench use.
+The parts: state.py (the tables), world.py, messages.py and commands.py (changing them; changes.py is what
+they share), payloads.py (JSON shapes), gateway.py, ratelimits.py, and rest.py with the routes by resource
+in rest_app.py, rest_channels.py and rest_interactions.py. :class:`FakeDiscord` wires them together and is
+all that tests and the bench use.
 """
 
 from __future__ import annotations

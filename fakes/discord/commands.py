@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
+from fakes.discord.changes import Changes
 from fakes.discord.errors import ApiError
-from fakes.discord.gateway import Gateway
 from fakes.discord.model import (
     OPT_BOOLEAN,
     OPT_CHANNEL,
@@ -24,31 +23,21 @@ from fakes.discord.model import (
     FakeInteraction,
     Guild,
 )
-from fakes.discord.payloads import Payloads
-from fakes.discord.state import State
 
 INTERACTION_COMMAND, INTERACTION_AUTOCOMPLETE = 2, 4
 CHAT_INPUT = 1  # command type of a slash command
 SUB_COMMAND_TYPES = (1, 2)  # option types of a subcommand and a subcommand group
 
 
-class Commands:
-    def __init__(
-        self, state: State, payloads: Payloads, gateway: Gateway, changed: Callable[[], None]
-    ) -> None:
-        self._state = state
-        self._payloads = payloads
-        self._gateway = gateway
-        self._changed = changed
-
+class Commands(Changes):
     # ----------------------------------------------------------------------------------- the synced set
 
     def listed(self, guild_id: str | None) -> list[dict[str, Any]]:
-        return [c for c in self._state.commands if c.get("guild_id") == guild_id]
+        return [c for c in self.state.commands if c.get("guild_id") == guild_id]
 
     def store(self, data: dict[str, Any], guild_id: str | None) -> dict[str, Any]:
         """Create or overwrite (same name and type in the same scope) one command."""
-        state = self._state
+        state = self.state
         existing = next(
             (
                 c
@@ -77,21 +66,21 @@ class Commands:
         if existing is not None:
             state.commands.remove(existing)
         state.commands.append(cmd)
-        self._changed()
+        self.changed()
         return cmd
 
     def replace(self, body: list[dict[str, Any]], guild_id: str | None) -> list[dict[str, Any]]:
         """A bulk overwrite: commands of this scope not in `body` are deleted."""
         keep = {(c["name"], c.get("type", CHAT_INPUT)) for c in body}
-        self._state.commands[:] = [
+        self.state.commands[:] = [
             c
-            for c in self._state.commands
+            for c in self.state.commands
             if c.get("guild_id") != guild_id or (c["name"], c.get("type", CHAT_INPUT)) in keep
         ]
         return [self.store(c, guild_id) for c in body]
 
     def delete(self, command_id: str, guild_id: str | None) -> None:
-        commands = self._state.commands
+        commands = self.state.commands
         before = len(commands)
         commands[:] = [c for c in commands if not (c["id"] == command_id and c.get("guild_id") == guild_id)]
         if len(commands) == before:
@@ -110,7 +99,7 @@ class Commands:
         focused: str | None,
     ) -> FakeInteraction:
         """`name` may hold subcommands ("config set"); `focused` names the option being autocompleted."""
-        state = self._state
+        state = self.state
         guild = state.guilds[guild_id]
         channel = state.channel(channel_id)
         if channel.guild_id != guild_id:
@@ -146,13 +135,13 @@ class Commands:
             data["guild_id"] = cmd["guild_id"]
         if resolved:
             data["resolved"] = resolved
-        self._gateway.dispatch("INTERACTION_CREATE", self._payloads.interaction(inter, data))
-        self._changed()
+        self.gateway.dispatch("INTERACTION_CREATE", self.payloads.interaction(inter, data))
+        self.changed()
         return inter
 
     def _find(self, guild_id: int | None, name: str) -> dict[str, Any]:
         """The guild's command of that name, else the global one (as Discord's client offers them)."""
-        commands = self._state.commands
+        commands = self.state.commands
         for cmd in commands:
             if (
                 cmd["name"] == name
@@ -205,15 +194,15 @@ class Commands:
     def _resolve(
         self, guild: Guild | None, target: int, otype: int, resolved: dict[str, dict[str, Any]]
     ) -> None:
-        state = self._state
+        state = self.state
         if target in state.users and otype in (OPT_USER, OPT_MENTIONABLE):
-            resolved.setdefault("users", {})[str(target)] = self._payloads.user(target)
+            resolved.setdefault("users", {})[str(target)] = self.payloads.user(target)
             if guild is not None and target in guild.members:
-                resolved.setdefault("members", {})[str(target)] = self._payloads.member(
+                resolved.setdefault("members", {})[str(target)] = self.payloads.member(
                     guild, target, with_user=False, with_permissions=True
                 )
         elif target in state.channels:
-            data = self._payloads.channel(state.channels[target])
+            data = self.payloads.channel(state.channels[target])
             data["permissions"] = str(state.channel_permissions(target, state.bot_user_id))
             resolved.setdefault("channels", {})[str(target)] = data
         elif guild is not None and target in guild.roles:

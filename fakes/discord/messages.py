@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from fakes.discord import payloads
+from fakes.discord.changes import Changes
 from fakes.discord.errors import has_other_content, unknown_message, validate_message
-from fakes.discord.gateway import Gateway
 from fakes.discord.model import (
     CHANNEL_DM,
     DIRECT_MESSAGE_REACTIONS_INTENT,
@@ -24,31 +23,21 @@ from fakes.discord.model import (
     FakeMessage,
     MessageVersion,
 )
-from fakes.discord.payloads import Payloads
-from fakes.discord.state import State
 
 _MENTION_RE = re.compile(r"<@!?(\d+)>")
 _ROLE_MENTION_RE = re.compile(r"<@&(\d+)>")
 TYPE_DEFAULT, TYPE_REPLY, TYPE_CHAT_INPUT_COMMAND = 0, 19, 20
 
 
-class Messages:
-    def __init__(
-        self, state: State, payloads: Payloads, gateway: Gateway, changed: Callable[[], None]
-    ) -> None:
-        self._state = state
-        self._payloads = payloads
-        self._gateway = gateway
-        self._changed = changed
-
+class Messages(Changes):
     # ----------------------------------------------------------------------------------- acting as users
 
     def post(self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None) -> int:
-        channel = self._state.channel(channel_id)
+        channel = self.state.channel(channel_id)
         if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
             raise ValueError(f"user {user_id} is not in DM channel {channel_id}")
         if reply_to is not None:
-            self._state.message_in(channel_id, reply_to)
+            self.state.message_in(channel_id, reply_to)
         msg = self.create(
             channel,
             user_id,
@@ -76,7 +65,7 @@ class Messages:
         webhook: bool = False,
         type_: int = TYPE_DEFAULT,
     ) -> FakeMessage:
-        state = self._state
+        state = self.state
         msg = FakeMessage(
             id=state.snowflake(),
             channel_id=channel.id,
@@ -95,8 +84,8 @@ class Messages:
         if channel.is_thread and not msg.ephemeral:
             channel.message_count += 1
             channel.total_message_sent += 1
-        self._gateway.dispatch_message("MESSAGE_CREATE", msg)
-        self._changed()
+        self.gateway.dispatch_message("MESSAGE_CREATE", msg)
+        self.changed()
         return msg
 
     def edit(self, msg: FakeMessage, body: dict[str, Any], *, clear_loading: bool = False) -> None:
@@ -113,23 +102,23 @@ class Messages:
         allowed = body.get("allowed_mentions")
         msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags))
         self._compute_mentions(msg, allowed)
-        self._gateway.dispatch_message("MESSAGE_UPDATE", msg)
-        self._changed()
+        self.gateway.dispatch_message("MESSAGE_UPDATE", msg)
+        self.changed()
 
     def delete(self, msg: FakeMessage) -> None:
         if msg.deleted_at is not None:
             raise unknown_message()
         msg.deleted_at = time.monotonic()
         if not msg.ephemeral:
-            channel = self._state.channels[msg.channel_id]
+            channel = self.state.channels[msg.channel_id]
             if channel.is_thread:
                 channel.message_count -= 1
             data = {"id": str(msg.id), "channel_id": str(msg.channel_id)}
             if msg.guild_id is not None:
                 data["guild_id"] = str(msg.guild_id)
             intent = 0 if msg.guild_id else DIRECT_MESSAGES_INTENT
-            self._gateway.dispatch("MESSAGE_DELETE", data, intent=intent)
-        self._changed()
+            self.gateway.dispatch("MESSAGE_DELETE", data, intent=intent)
+        self.changed()
 
     def react(self, msg: FakeMessage, user_id: int, emoji: str, *, add: bool) -> None:
         users = msg.reactions.setdefault(emoji, set())
@@ -147,15 +136,15 @@ class Messages:
         if msg.guild_id is not None:
             data["guild_id"] = str(msg.guild_id)
             if add:
-                data["member"] = self._payloads.member(self._state.guilds[msg.guild_id], user_id)
+                data["member"] = self.payloads.member(self.state.guilds[msg.guild_id], user_id)
                 data["message_author_id"] = str(msg.author_id)
                 data["burst_colors"] = []
-        self._gateway.dispatch(
+        self.gateway.dispatch(
             "MESSAGE_REACTION_ADD" if add else "MESSAGE_REACTION_REMOVE",
             data,
             intent=0 if msg.guild_id else DIRECT_MESSAGE_REACTIONS_INTENT,
         )
-        self._changed()
+        self.changed()
 
     def clear_reactions(self, msg: FakeMessage, emoji: str | None = None) -> None:
         """Remove every reaction (or every one of `emoji`), one REMOVE event each."""
@@ -166,10 +155,10 @@ class Messages:
 
     def _compute_mentions(self, msg: FakeMessage, allowed: dict[str, Any] | None) -> None:
         content = msg.content
-        users = [int(u) for u in _MENTION_RE.findall(content) if int(u) in self._state.users]
+        users = [int(u) for u in _MENTION_RE.findall(content) if int(u) in self.state.users]
         roles = [int(r) for r in _ROLE_MENTION_RE.findall(content)]
         everyone = "@everyone" in content or "@here" in content
-        replied = self._state.messages.get(msg.reference_id) if msg.reference_id else None
+        replied = self.state.messages.get(msg.reference_id) if msg.reference_id else None
         if allowed is not None:
             parse = allowed.get("parse", [])
             if "users" not in parse:

@@ -32,11 +32,11 @@ class ChannelRoutes:
             ("PATCH", _MESSAGE, self.edit_message),
             ("DELETE", _MESSAGE, self.delete_message),
             ("PUT", _MESSAGE + "/reactions/{emoji}/@me", self.add_own_reaction),
-            ("DELETE", _MESSAGE + "/reactions/{emoji}/@me", self.remove_own_reaction),
-            ("DELETE", _MESSAGE + "/reactions/{emoji}/{user_id}", self.remove_user_reaction),
+            ("DELETE", _MESSAGE + "/reactions/{emoji}/@me", self.remove_reaction),
+            ("DELETE", _MESSAGE + "/reactions/{emoji}/{user_id}", self.remove_reaction),
             ("GET", _MESSAGE + "/reactions/{emoji}", self.get_reactions),
             ("DELETE", _MESSAGE + "/reactions", self.clear_reactions),
-            ("DELETE", _MESSAGE + "/reactions/{emoji}", self.clear_emoji_reactions),
+            ("DELETE", _MESSAGE + "/reactions/{emoji}", self.clear_reactions),
             ("POST", "/channels/{channel_id}/typing", self.typing),
             ("GET", "/guilds/{guild_id}", self.get_guild),
             ("GET", "/guilds/{guild_id}/channels", self.get_guild_channels),
@@ -137,16 +137,18 @@ class ChannelRoutes:
         self._messages.react(self._message(channel_id, message_id), self._state.bot_user_id, emoji, add=True)
         return None
 
-    async def remove_own_reaction(
-        self, request: web.Request, body: Any, channel_id: str, message_id: str, emoji: str
+    async def remove_reaction(
+        self,
+        request: web.Request,
+        body: Any,
+        channel_id: str,
+        message_id: str,
+        emoji: str,
+        user_id: str | None = None,
     ) -> Any:
-        self._messages.react(self._message(channel_id, message_id), self._state.bot_user_id, emoji, add=False)
-        return None
-
-    async def remove_user_reaction(
-        self, request: web.Request, body: Any, channel_id: str, message_id: str, emoji: str, user_id: str
-    ) -> Any:
-        self._messages.react(self._message(channel_id, message_id), int(user_id), emoji, add=False)
+        """The bot's own reaction (the .../@me route, no user id) or another user's."""
+        user = self._state.bot_user_id if user_id is None else int(user_id)
+        self._messages.react(self._message(channel_id, message_id), user, emoji, add=False)
         return None
 
     async def get_reactions(
@@ -155,12 +157,9 @@ class ChannelRoutes:
         msg = self._message(channel_id, message_id)
         return [self._payloads.user(u) for u in sorted(msg.reactions.get(emoji, ()))]
 
-    async def clear_reactions(self, request: web.Request, body: Any, channel_id: str, message_id: str) -> Any:
-        self._messages.clear_reactions(self._message(channel_id, message_id))
-        return None
-
-    async def clear_emoji_reactions(
-        self, request: web.Request, body: Any, channel_id: str, message_id: str, emoji: str
+    async def clear_reactions(
+        self, request: web.Request, body: Any, channel_id: str, message_id: str, emoji: str | None = None
     ) -> Any:
+        """Every reaction, or (the .../{emoji} route) every one of that emoji."""
         self._messages.clear_reactions(self._message(channel_id, message_id), emoji)
         return None

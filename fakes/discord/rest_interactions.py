@@ -16,7 +16,7 @@ from fakes.discord.errors import (
     unknown_message,
     validate_message,
 )
-from fakes.discord.messages import TYPE_CHAT_INPUT_COMMAND, Messages
+from fakes.discord.messages import TYPE_CHAT_INPUT_COMMAND, TYPE_DEFAULT, Messages
 from fakes.discord.model import FLAG_EPHEMERAL, FLAG_LOADING, FakeInteraction, FakeMessage
 from fakes.discord.payloads import Payloads
 from fakes.discord.rest import Route
@@ -65,34 +65,17 @@ class InteractionRoutes:
             raise unknown_interaction()
         rtype = int(body["type"])
         data = body.get("data") or {}
-        channel = state.channel(inter.channel_id)
         msg: FakeMessage | None = None
         if rtype == MESSAGE:
             content, embeds = data.get("content") or "", data.get("embeds") or []
             validate_message(content, embeds, prefix="data", empty_ok=has_other_content(data))
-            msg = self._messages.create(
-                channel,
-                state.bot_user_id,
-                content,
-                embeds,
-                allowed_mentions=data.get("allowed_mentions"),
-                flags=int(data.get("flags") or 0) & ~FLAG_LOADING,
-                interaction_id=inter.id,
-                webhook=True,
-                type_=TYPE_CHAT_INPUT_COMMAND,
+            flags = int(data.get("flags") or 0) & ~FLAG_LOADING
+            msg = self._reply(
+                inter, content, embeds, data.get("allowed_mentions"), flags, TYPE_CHAT_INPUT_COMMAND
             )
         elif rtype == DEFERRED_MESSAGE:
-            msg = self._messages.create(
-                channel,
-                state.bot_user_id,
-                "",
-                [],
-                allowed_mentions=None,
-                flags=(int(data.get("flags") or 0) & FLAG_EPHEMERAL) | FLAG_LOADING,
-                interaction_id=inter.id,
-                webhook=True,
-                type_=TYPE_CHAT_INPUT_COMMAND,
-            )
+            flags = (int(data.get("flags") or 0) & FLAG_EPHEMERAL) | FLAG_LOADING
+            msg = self._reply(inter, "", [], None, flags, TYPE_CHAT_INPUT_COMMAND)
         elif rtype == AUTOCOMPLETE:
             inter.choices = list(data.get("choices") or [])
         elif rtype not in (PONG, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL):
@@ -116,6 +99,28 @@ class InteractionRoutes:
             },
             "resource": resource,
         }
+
+    def _reply(
+        self,
+        inter: FakeInteraction,
+        content: str,
+        embeds: list[Any],
+        allowed_mentions: dict[str, Any] | None,
+        flags: int,
+        type_: int,
+    ) -> FakeMessage:
+        """A message the bot sends for an interaction, through its webhook, in its channel."""
+        return self._messages.create(
+            self._state.channel(inter.channel_id),
+            self._state.bot_user_id,
+            content,
+            embeds,
+            allowed_mentions=allowed_mentions,
+            flags=flags,
+            interaction_id=inter.id,
+            webhook=True,
+            type_=type_,
+        )
 
     # ----------------------------------------------------------------------------------- webhook
 
@@ -155,16 +160,8 @@ class InteractionRoutes:
             self._messages.edit(original, body, clear_loading=True)
             msg = original
         else:
-            msg = self._messages.create(
-                state.channel(inter.channel_id),
-                state.bot_user_id,
-                content,
-                embeds,
-                allowed_mentions=body.get("allowed_mentions"),
-                flags=int(body.get("flags") or 0) & ~FLAG_LOADING,
-                interaction_id=inter.id,
-                webhook=True,
-            )
+            flags = int(body.get("flags") or 0) & ~FLAG_LOADING
+            msg = self._reply(inter, content, embeds, body.get("allowed_mentions"), flags, TYPE_DEFAULT)
             inter.followup_ids.append(msg.id)
         return self._payloads.message(msg) if _truthy(request.query.get("wait")) else None
 

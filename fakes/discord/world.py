@@ -5,10 +5,8 @@ A change a connected bot would hear about (a new thread, a channel's overwrites)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fakes.discord import payloads
-from fakes.discord.gateway import Gateway
+from fakes.discord.changes import Changes
 from fakes.discord.model import (
     BOT_PERMISSIONS,
     CHANNEL_DM,
@@ -21,21 +19,11 @@ from fakes.discord.model import (
     Guild,
     User,
 )
-from fakes.discord.payloads import Payloads
-from fakes.discord.state import State
 
 
-class World:
-    def __init__(
-        self, state: State, payloads: Payloads, gateway: Gateway, changed: Callable[[], None]
-    ) -> None:
-        self._state = state
-        self._payloads = payloads
-        self._gateway = gateway
-        self._changed = changed
-
+class World(Changes):
     def add_guild(self, name: str = "Test Guild") -> int:
-        state = self._state
+        state = self.state
         gid = state.snowflake()
         guild = Guild(gid, name, joined_at=payloads.now_iso())
         guild.roles[gid] = payloads.role(gid, "@everyone", EVERYONE_PERMISSIONS, 0)
@@ -46,9 +34,9 @@ class World:
         return gid
 
     def add_channel(self, guild_id: int, name: str = "general") -> int:
-        guild = self._state.guilds[guild_id]
-        cid = self._state.snowflake()
-        self._state.channels[cid] = Channel(cid, guild_id, name, len(guild.channels))
+        guild = self.state.guilds[guild_id]
+        cid = self.state.snowflake()
+        self.state.channels[cid] = Channel(cid, guild_id, name, len(guild.channels))
         guild.channels.append(cid)
         return cid
 
@@ -59,7 +47,7 @@ class World:
 
         It is sent in GUILD_CREATE's `threads`, or as THREAD_CREATE to a bot already connected; its
         permissions are its parent's (threads have no overwrites of their own)."""
-        state = self._state
+        state = self.state
         guild = state.guilds[guild_id]
         parent = state.channels.get(parent_id)
         if parent is None or parent.guild_id != guild_id or parent.type != CHANNEL_TEXT:
@@ -73,13 +61,13 @@ class World:
         )
         state.channels[tid] = thread
         guild.threads.append(tid)
-        self._gateway.dispatch("THREAD_CREATE", self._payloads.channel(thread) | {"newly_created": True})
-        self._changed()
+        self.gateway.dispatch("THREAD_CREATE", self.payloads.channel(thread) | {"newly_created": True})
+        self.changed()
         return tid
 
     def add_dm_channel(self, user_id: int) -> int:
         """The DM channel between the bot and `user_id` (created once, like Discord's)."""
-        state = self._state
+        state = self.state
         if user_id not in state.users or user_id == state.bot_user_id:
             raise ValueError(f"no user {user_id} to open a DM with")
         for channel in state.channels.values():
@@ -92,9 +80,9 @@ class World:
     def add_user(
         self, guild_id: int, name: str, *, manage_messages: bool = False, manage_guild: bool = False
     ) -> int:
-        guild = self._state.guilds[guild_id]
-        uid = self._state.snowflake()
-        self._state.users[uid] = User(uid, name)
+        guild = self.state.guilds[guild_id]
+        uid = self.state.snowflake()
+        self.state.users[uid] = User(uid, name)
         roles = []
         for wanted, perm, role_name in (
             (manage_messages, MANAGE_MESSAGES, "Moderator"),
@@ -109,7 +97,7 @@ class World:
         for rid, role in guild.roles.items():
             if role["name"] == name:
                 return rid
-        rid = self._state.snowflake()
+        rid = self.state.snowflake()
         guild.roles[rid] = payloads.role(rid, name, EVERYONE_PERMISSIONS | permissions, len(guild.roles))
         return rid
 
@@ -119,10 +107,10 @@ class World:
         """Allow/deny bits for a role (or @everyone: the guild id) or a member in a text channel.
 
         Threads cannot have overwrites (they use their parent's). A connected bot gets CHANNEL_UPDATE."""
-        channel = self._state.channel(channel_id)
+        channel = self.state.channel(channel_id)
         if channel.type != CHANNEL_TEXT or channel.guild_id is None:
             raise ValueError(f"{channel_id} is not a text channel (threads use their parent's overwrites)")
-        guild = self._state.guilds[channel.guild_id]
+        guild = self.state.guilds[channel.guild_id]
         if target_id in guild.roles:
             kind = 0
         elif target_id in guild.members:
@@ -133,5 +121,5 @@ class World:
             channel.overwrites[target_id] = (kind, allow, deny)
         else:
             channel.overwrites.pop(target_id, None)
-        self._gateway.dispatch("CHANNEL_UPDATE", self._payloads.channel(channel))
-        self._changed()
+        self.gateway.dispatch("CHANNEL_UPDATE", self.payloads.channel(channel))
+        self.changed()
