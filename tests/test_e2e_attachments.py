@@ -7,10 +7,9 @@ import base64
 from bot.attachments import TEXT_MAX_BYTES
 from bot.client import StreamcordBot
 from bot.status import IMAGES_REFUSED
-from tests.conftest import World
-from tests.fakes.discord_server import FakeFile
-from tests.fakes.llm_server import Scenario
-from tests.replies import bot_messages
+from fakes.discord import FakeFile
+from fakes.llm_server import Scenario
+from tests.e2e import World, bot_messages
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 LOG = "ERROR disk full\nWARN retrying\n"

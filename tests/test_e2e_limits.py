@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from bot.client import StreamcordBot
 from bot.status import CONTENT_FILTER, OUTPUT_LIMIT, too_long, too_slow
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario, tokenize
-from tests.replies import bot_messages, usage_rows
+from fakes.llm_server import Scenario, tokenize
+from tests.e2e import World, bot_messages, running_bot, usage_rows
 
 STORY = " ".join(f"word{i}" for i in range(60)) + "."
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.client import StreamcordBot
-from tests.conftest import World
-from tests.fakes.llm_server import LLMRequest, Scenario
-from tests.replies import bot_messages, usage_rows
+from fakes.llm_server import LLMRequest, Scenario
+from tests.e2e import World, bot_messages, usage_rows
 
 ANSWER = "The answer is 4."
 THOUGHTS = ["I ponder", " the sum", " of two", " and two,", " carefully"] * 3

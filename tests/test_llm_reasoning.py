@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.llm import ChatRequest, Finish, LLMClient, Reasoning
-from tests.fakes.llm_server import FakeLLM, Scenario
+from fakes.llm_server import FakeLLM, Scenario
 
 REQUEST = ChatRequest("fake-model", [{"role": "user", "content": "2+2?"}], 0.5, None, reasoning_effort="low")
 
