@@ -69,7 +69,7 @@ class StreamcordBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.sync()

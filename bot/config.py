@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -77,7 +78,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
             raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}.")
         return value
 
-    def setting(key: str, name: str, default: str) -> object:
+    def setting(key: str, name: str, default: str) -> Any:
         try:
             return parse_value(key, get(name, default))
         except SettingError as exc:

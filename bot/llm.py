@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Finish, None]:
         """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
         the HTTP response, which stops generation upstream.
 
@@ -69,7 +70,7 @@ class LLMClient:
         usage: Usage | None = None
         async with self._client.chat.completions.with_streaming_response.create(
             model=request.model,
-            messages=request.messages,  # type: ignore[arg-type]
+            messages=cast("list[ChatCompletionMessageParam]", request.messages),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             stream=True,
@@ -167,6 +168,8 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return inner["code"]
-    return getattr(exc, "code", None)
+        code = inner.get("code") if isinstance(inner, dict) else None
+        if isinstance(code, str):
+            return code
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else None
