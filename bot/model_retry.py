@@ -55,7 +55,7 @@ class Failure:
 
     @property
     def falls_back(self) -> bool:
-        """Another model may answer instead (a missing model too; a bad key or a too-long prompt would not)."""
+        """Another model may answer instead: a missing model too, not a bad key or a too-long prompt."""
         return self.transient or self.kind is FailureKind.MODEL_NOT_FOUND
 
 
