@@ -13,6 +13,15 @@ from enum import StrEnum
 log = logging.getLogger(__name__)
 
 
+class CircuitOpen(Exception):
+    """A question refused without asking the model: its circuit is open."""
+
+    def __init__(self, model: str, retry_in: float) -> None:
+        super().__init__(f"the circuit of {model} is open for {retry_in:.0f} s more")
+        self.model = model
+        self.retry_in = retry_in
+
+
 class CircuitState(StrEnum):
     CLOSED = "closed"  # answers go through
     OPEN = "open"  # answers are refused until the cool-down ends

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.llm import ChatRequest, Finish, describe_error
+from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -58,7 +59,7 @@ class ReplyStream:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
@@ -68,7 +69,8 @@ class ReplyStream:
         self.chat = chat
         self.requester = requester
         self.target = target
-        self._llm = llm
+        self._models = models
+        self._model = chat.model  # the model answering: the fallback once it stands in
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -148,10 +150,13 @@ class ReplyStream:
             await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots, contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
+                    continue
+                if isinstance(event, Retrying | FallingBack):
+                    self._model = event.model
                     continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
@@ -165,7 +170,7 @@ class ReplyStream:
         if error is not None:
             return (
                 Status.ERROR,
-                f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
+                f"⚠️ {describe_error(error, self._model, mid_answer=self._first_token_at is not None)}",
             )
         if self._finish is not None and self._finish.reason == "length":
             return Status.COMPLETED, "*(stopped at the output limit)*"
@@ -198,6 +203,7 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
+            model=self._model,
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",
