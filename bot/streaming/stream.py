@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.circuit import CircuitOpen
 from bot.llm import ChatRequest, Finish, describe_error
 from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.store.inflight import InflightStore
@@ -189,6 +190,8 @@ class ReplyStream:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
+            prompt, completion, estimated = 0, 0, False
         else:
             prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
             # Servers send about one token a delta.
