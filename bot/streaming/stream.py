@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.circuit import CircuitOpen
 from bot.llm import ChatRequest, Finish, describe_error
 from bot.model_calls import FallingBack, ModelCaller, Retrying
-from bot.status import OUTPUT_LIMIT, Status, failed
+from bot.status import OUTPUT_LIMIT, Status, answered_by, failed, falling_back, retrying
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -63,6 +63,7 @@ class ReplyStream:
         self.target = target
         self._models = models
         self._model = chat.model  # the model answering: the fallback once it stands in
+        self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
@@ -147,15 +148,32 @@ class ReplyStream:
                     self._finish = event
                     continue
                 if isinstance(event, Retrying | FallingBack):
-                    self._model = event.model
+                    self._show_trouble(event)
                     continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
+                    if self._trouble_shown:  # the answer replaces the status line
+                        self.display.set_status(None)
                 self.text += event
                 self._deltas += 1
                 self.display.update(self.text)
 
+    def _show_trouble(self, event: Retrying | FallingBack) -> None:
+        if isinstance(event, FallingBack):
+            self._model = event.model
+            line = falling_back(event.model, event.failure)
+        else:
+            line = retrying(event.failure, event.retry, event.retries, event.delay)
+        self.display.set_status(line)
+        self._trouble_shown = True
+
     def _outcome(self, error: Exception | None) -> tuple[Status, str]:
+        status, footer = self._ending(error)
+        if self._model != self.chat.model and self._first_token_at is not None:
+            footer = "\n".join(line for line in (answered_by(self._model), footer) if line)
+        return status, footer
+
+    def _ending(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
