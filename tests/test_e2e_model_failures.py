@@ -12,6 +12,8 @@ from tests.fakes.discord_server import FakeMessage
 from tests.fakes.llm_server import Outage, Scenario
 from tests.replies import usage_rows
 from tests.test_e2e_chat import chat, wait_final
+from tests.test_e2e_config import command
+from tests.test_e2e_usage import embed_of
 
 ANSWER = "The server is back and here is the answer."
 
@@ -138,3 +140,40 @@ async def test_the_circuit_opens_during_an_outage_and_a_probe_closes_it(world: W
         assert await finished(world, bot, await chat(world, "after")) == "And the next one."
         assert len(world.llm.requests) == 7
         assert bot.models.errors.counts() == {"server error": 5, "refused: circuit open": 5}
+
+
+async def test_the_fallback_has_its_own_circuit_and_answers_while_the_main_one_is_open(world: World) -> None:
+    world.llm.start_outage(Outage(status=500, models=frozenset({"fake-model"})))
+    async with running_bot(world, LLM_CIRCUIT_FAILURES="1", LLM_CIRCUIT_COOLDOWN="600") as bot:
+        await bot.settings.set(
+            world.guild_id, "guild", world.guild_id, "fallback_model", "fake-model-mini", world.admin
+        )
+        await finished(world, bot, await chat(world, "first"))
+        second = await chat(world, "second")
+        content = await finished(world, bot, second)
+        states = {c.name.split(" ")[0]: c.state for c in bot.models.circuits()}
+    assert content == f"{Scenario().text}\n*(answered by the fallback model `fake-model-mini`)*"
+    assert [r.body["model"] for r in world.llm.requests] == [
+        "fake-model",
+        "fake-model-mini",
+        "fake-model-mini",
+    ]
+    versions = world.discord.messages[second].versions
+    assert any("the model is unavailable: asking `fake-model-mini` instead" in v.content for v in versions)
+    assert states == {"fake-model": CircuitState.OPEN, "fake-model-mini": CircuitState.CLOSED}
+
+
+async def test_admins_see_the_last_hours_model_errors_and_the_fallback_setting(world: World) -> None:
+    world.llm.start_outage(Outage(status=429, requests=1))
+    async with running_bot(world) as bot:
+        await finished(world, bot, await chat(world, "hello"))
+        admin = embed_of(await command(world, "usage", {"scope": "server"}, user=world.admin))
+        member = embed_of(await command(world, "usage", user=world.alice))
+        refused = await command(world, "config set", {"key": "fallback_model", "value": "nope"})
+        accepted = await command(world, "config set", {"key": "fallback_model", "value": "fake-model-mini"})
+        shown = await command(world, "config show")
+    assert admin["Model errors, last hour (whole bot)"] == "rate limited: 1"
+    assert "Model errors, last hour (whole bot)" not in member
+    assert "has no model `nope`" in refused.content
+    assert accepted.content.startswith("Set `fallback_model` to `fake-model-mini` for this channel")
+    assert "`fallback_model` = `fake-model-mini` (channel)" in shown.content
