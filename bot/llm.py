@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +65,7 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Finish, None]:
         """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
         the HTTP response, which stops generation upstream.
 

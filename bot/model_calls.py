@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from bot.circuit import CircuitBreaker, CircuitOpen, CircuitStatus
@@ -71,7 +71,7 @@ class ModelCaller:
         """Every model's circuit, for a health endpoint."""
         return [circuit.status() for circuit in self._circuits.values()]
 
-    async def answer(self, chat: ChatRequest) -> AsyncIterator[Event]:
+    async def answer(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         """Deltas and one Finish, as ``LLMClient.stream_chat`` yields them, with Retrying and FallingBack on
         the way. Raises the last failure (CircuitOpen when nothing was sent) if no model answered."""
         models = [chat.model]
@@ -97,7 +97,7 @@ class ModelCaller:
                 if answered or not failure.falls_back or model == models[-1]:
                     raise
 
-    async def _one_model(self, chat: ChatRequest) -> AsyncIterator[Event]:
+    async def _one_model(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
         circuit = self._circuit(chat.model)
         verdict = circuit.enter()
         if not verdict.allowed:
@@ -119,7 +119,7 @@ class ModelCaller:
             if not told:  # stopped, or a failure that says nothing about the server's health
                 circuit.abandoned(probe=verdict.probe)
 
-    async def _attempts(self, chat: ChatRequest, circuit: CircuitBreaker) -> AsyncIterator[Event]:
+    async def _attempts(self, chat: ChatRequest, circuit: CircuitBreaker) -> AsyncGenerator[Event, None]:
         first_failure: float | None = None
         retry = 0
         while True:

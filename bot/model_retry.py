@@ -93,11 +93,9 @@ def _status_kind(exc: openai.APIStatusError, status: int) -> FailureKind:
 def error_code(exc: openai.APIStatusError) -> str | None:
     """OpenAI's ``error.code`` (e.g. ``context_length_exceeded``), wherever the server put it."""
     body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return inner["code"]
-    return getattr(exc, "code", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else getattr(exc, "code", None)
+    return code if isinstance(code, str) else None
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float) -> float | None:
