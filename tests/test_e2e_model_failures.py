@@ -7,12 +7,9 @@ import pytest
 
 from bot.circuit import CircuitState
 from bot.client import StreamcordBot
-from tests.conftest import World, running_bot
-from tests.fakes.discord_server import FakeMessage
-from tests.fakes.llm_server import Outage, Scenario
-from tests.replies import usage_rows
-from tests.test_e2e_chat import chat, wait_final
-from tests.test_e2e_config import command
+from fakes.discord import FakeMessage
+from fakes.llm_server import Outage, Scenario
+from tests.e2e import World, chat, command, running_bot, usage_rows, wait_final, wait_idle
 from tests.test_e2e_usage import embed_of
 
 ANSWER = "The server is back and here is the answer."
@@ -26,7 +23,7 @@ def first_version_with(message: FakeMessage, needle: str) -> float:
 async def finished(world: World, bot: StreamcordBot, message_id: int) -> str:
     """The reply's final content, once its answer is over and its usage recorded."""
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer over")
+    await wait_idle(world, bot)
     return world.discord.messages[message_id].content
 
 
