@@ -6,7 +6,8 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import ChatRequest
+from bot.model_calls import ModelCaller
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
@@ -19,9 +20,15 @@ log = logging.getLogger(__name__)
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        models: ModelCaller,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        max_concurrent: int,
     ) -> None:
-        self._llm = llm
+        self._models = models
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -47,7 +54,7 @@ class StreamManager:
             chat=chat,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
