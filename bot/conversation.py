@@ -36,4 +36,5 @@ def build_request(
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         reasoning_effort=settings.reasoning_effort,
+        fallback_model=settings.fallback_model,
     )

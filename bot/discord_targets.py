@@ -88,14 +88,13 @@ class ChannelTarget:
                     content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
                 )
                 return
-            reference = None
+            extra = _send_files(file)
             if page == 0 and self._reply_to is not None:
-                reference = discord.MessageReference(
+                # Only when there is one: send() refuses MISSING, and None does not type-check.
+                extra["reference"] = discord.MessageReference(
                     message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False
                 )
-            message = await self._channel.send(
-                content, allowed_mentions=NO_MENTIONS, reference=reference, **_send_files(file)
-            )
+            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
             self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:

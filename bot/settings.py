@@ -36,6 +36,7 @@ class ChannelSettings:
     reasoning: str = "hidden"  # one of REASONING_MODES
     reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
     vision: bool = True
+    fallback_model: str | None = None
 
 
 KEYS: dict[str, str] = {
@@ -50,6 +51,7 @@ KEYS: dict[str, str] = {
     "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
     "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
     "vision": "Whether attached images go to the model: on or off",
+    "fallback_model": "Model asked when the main one fails before answering, or none",
 }
 
 
@@ -77,6 +79,15 @@ def _model(raw: str) -> str:
     if not value or len(value) > 200 or any(c.isspace() for c in value):
         raise SettingError("model must be a model name like gpt-4o-mini")
     return value
+
+
+def _fallback_model(raw: str) -> str | None:
+    if raw.strip().lower() in _EMPTY:
+        return None
+    try:
+        return _model(raw)
+    except SettingError:
+        raise SettingError("fallback_model must be a model name like gpt-4o-mini, or none") from None
 
 
 def _system_prompt(raw: str) -> str:
@@ -126,6 +137,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),
+    "fallback_model": _fallback_model,
 }
 
 

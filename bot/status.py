@@ -7,9 +7,11 @@ sent back to the model drops it, so a new status line must be added here, where 
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 
+from bot.model_retry import Failure, FailureKind
 from bot.streaming.render import MARKER
 
 
@@ -37,8 +39,19 @@ CONTENT_FILTER = f"{_FILTERED}stopped by the model server's content filter"
 IMAGES_REFUSED = f"{_NOTE}this model can't read images: answered without them"
 QUESTION_DELETED = f"{_STOPPED}stopped: the question was deleted"
 INTERRUPTED_BY_RESTART = f"{_STOPPED}interrupted: the bot restarted"
+_ANSWERED_BY = "*(answered by "
 # Every status line starts with one of these; the last one is how earlier versions marked a cut-off answer.
-_STARTS = (_STOPPED, _WARNING, _THINKING, _CUT, _TIMER, _FILTERED, _NOTE, "*(stopped at the output limit)*")
+_STARTS = (
+    _STOPPED,
+    _WARNING,
+    _THINKING,
+    _CUT,
+    _TIMER,
+    _FILTERED,
+    _NOTE,
+    _ANSWERED_BY,
+    "*(stopped at the output limit)*",
+)
 
 # Characters Discord reads as Markdown (emphasis, code, spoiler, quote, link, mention) in the middle of a
 # line; a backslash before any punctuation shows it as is.
@@ -81,15 +94,53 @@ def skipped_files(skipped: list[tuple[str, str]]) -> str:
     return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
 
 
+def retrying(failure: Failure, retry: int, retries: int, delay: float) -> str:
+    """The live line while an answer waits to retry the model."""
+    when = f" in {math.ceil(delay)} s" if delay >= 1 else ""
+    return f"{_WARNING}{_reason(failure)}: retrying{when} ({retry} of {retries})"
+
+
+def falling_back(model: str, failure: Failure | None) -> str:
+    """The live line while the fallback ``model`` is asked; ``failure`` None: the main model's circuit is
+    open."""
+    return f"{_WARNING}{_reason(failure)}: asking `{_code(model)}` instead"
+
+
+def answered_by(model: str) -> str:
+    """The line under an answer the fallback model wrote."""
+    return f"{_ANSWERED_BY}the fallback model `{_code(model)}`)*"
+
+
+def _reason(failure: Failure | None) -> str:
+    """What went wrong, in plain words."""
+    if failure is None:
+        return "the model is unavailable"
+    status = f" ({failure.status})" if failure.status else ""
+    reasons = {
+        FailureKind.RATE_LIMITED: "the model server is overloaded",
+        FailureKind.SERVER_ERROR: "the model server failed",
+        FailureKind.TIMEOUT: "the model server did not answer in time",
+        FailureKind.CONNECTION: "could not reach the model server",
+        FailureKind.STREAM_ERROR: "the model server reported an error",
+        FailureKind.MODEL_NOT_FOUND: "the model is not available",
+    }
+    return reasons.get(failure.kind, "the model failed") + status
+
+
+def _code(name: str) -> str:
+    """A model name inside `code`: backticks would end it."""
+    return name.replace("`", "'")
+
+
 def split_status(content: str) -> tuple[str, str | None]:
-    """One of the bot's messages as (the answer without the in-progress marker or status lines, the status
-    lines or None). An answer may carry several: notes, how long the model thought, how it ended."""
+    """One of the bot's messages as (the answer without the in-progress marker or its status lines, the
+    status lines or None). An answer can carry more than one: who answered, then how it ended."""
     text = content.removesuffix(MARKER).rstrip()
     lines: list[str] = []
-    while True:
+    while text:
         head, _, last = text.rpartition("\n")
         if not last.startswith(_STARTS):
             break
         lines.insert(0, last)
         text = head.rstrip()
-    return text, "\n".join(lines) if lines else None
+    return text, "\n".join(lines) or None

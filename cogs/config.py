@@ -32,6 +32,7 @@ AUTOCOMPLETE_TIMEOUT = 2.0  # Discord drops autocomplete answers after 3 s
 HISTORY_LIMIT = 10
 _VALUE_CHARS = 80
 _MESSAGE_LIMIT = 2000
+_MODEL_KEYS = ("model", "fallback_model")  # checked against the model server's list when set
 
 
 class ManageServerRequired(app_commands.CheckFailure):
@@ -115,7 +116,7 @@ class ConfigCommands(commands.Cog, name="Config"):
             await self._reply(interaction, str(exc))
             return
         note = ""
-        if key == "model":
+        if key in _MODEL_KEYS and parsed is not None:
             await interaction.response.defer(ephemeral=True, thinking=True)  # listing models may be slow
             models = await self.bot.llm.list_models()
             if not models:
@@ -207,7 +208,7 @@ class ConfigCommands(commands.Cog, name="Config"):
             options = list(REASONING_MODES)
         elif key == "reasoning_effort":
             options = [*REASONING_EFFORTS, "none"]
-        elif key == "model":
+        elif key in _MODEL_KEYS:
             try:
                 # Shielded so a slow listing still fills the model cache for the next keystroke.
                 options = await asyncio.wait_for(
@@ -215,6 +216,8 @@ class ConfigCommands(commands.Cog, name="Config"):
                 )
             except TimeoutError:
                 return []
+            if key == "fallback_model":
+                options = ["none", *options]
         elif key in ("max_tokens", "daily_token_quota"):
             options = ["none"]
         else:

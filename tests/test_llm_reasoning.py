@@ -15,7 +15,7 @@ REQUEST = ChatRequest("fake-model", [{"role": "user", "content": "2+2?"}], 0.5, 
 @pytest.fixture
 async def llm() -> AsyncIterator[tuple[FakeLLM, LLMClient]]:
     async with FakeLLM() as fake:
-        client = LLMClient(base_url=fake.base_url, api_key=fake.api_key, timeout=5, max_retries=0)
+        client = LLMClient(base_url=fake.base_url, api_key=fake.api_key, timeout=5)
         yield fake, client
         await client.close()
 

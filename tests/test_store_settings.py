@@ -46,6 +46,8 @@ def test_keys_match_channel_settings_fields() -> None:
         ("cooldown_seconds", "3600", 3600),
         ("daily_token_quota", "1", 1),
         ("daily_token_quota", "unlimited", None),
+        ("fallback_model", " fake-model-mini ", "fake-model-mini"),
+        ("fallback_model", "none", None),
         ("TEMPERATURE", "1", 1.0),  # keys are case-insensitive
         ("reasoning", " File", "file"),
         ("reasoning_effort", "HIGH", "high"),
@@ -77,6 +79,7 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("reasoning", "none", "reasoning must be one of hidden, summary, file"),
         ("reasoning_effort", "max", "reasoning_effort must be one of low, medium, high, or none"),
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
+        ("fallback_model", "two words", "fallback_model must be a model name like gpt-4o-mini, or none"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
     ],
 )

@@ -12,8 +12,21 @@ from dataclasses import dataclass
 import openai
 
 from bot.attachments import has_images, without_images
-from bot.llm import ChatRequest, Finish, LLMClient, Reasoning, describe_error, message_text
-from bot.status import CONTENT_FILTER, IMAGES_REFUSED, OUTPUT_LIMIT, Status, failed, too_long, too_slow
+from bot.circuit import CircuitOpen
+from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
+from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.status import (
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
+    OUTPUT_LIMIT,
+    Status,
+    answered_by,
+    failed,
+    falling_back,
+    retrying,
+    too_long,
+    too_slow,
+)
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -56,7 +69,7 @@ class ReplyStream:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
@@ -68,7 +81,9 @@ class ReplyStream:
         self.chat = chat
         self.requester = requester
         self.target = target
-        self._llm = llm
+        self._models = models
+        self._model = chat.model  # the model answering: the fallback once it stands in
+        self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
@@ -188,12 +203,14 @@ class ReplyStream:
             await self._read()
 
     async def _read(self) -> None:
-        async with contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
                 if isinstance(event, str):  # the answer: the hot path
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
                         self._thinking.end()
+                        if self._trouble_shown:  # the answer replaces the status line
+                            self.display.set_status(None)
                     self.text += event
                     self._deltas += 1
                     if self._pages.exceeded(self.text):
@@ -203,15 +220,32 @@ class ReplyStream:
                 elif isinstance(event, Reasoning):
                     self._reasoning_deltas += 1
                     self._thinking.add(event.text)
+                elif isinstance(event, Retrying | FallingBack):
+                    self._show_trouble(event)
                 else:
                     self._finish = event
 
+    def _show_trouble(self, event: Retrying | FallingBack) -> None:
+        if isinstance(event, FallingBack):
+            self._model = event.model
+            line = falling_back(event.model, event.failure)
+        else:
+            line = retrying(event.failure, event.retry, event.retries, event.delay)
+        self.display.set_status(line)
+        self._trouble_shown = True
+
     def _outcome(self, error: Exception | None) -> tuple[Status, str]:
+        status, footer = self._ending(error)
+        if self._model != self.chat.model and self._first_token_at is not None:
+            footer = "\n".join(line for line in (answered_by(self._model), footer) if line)
+        return status, footer
+
+    def _ending(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
             mid_answer = self._first_token_at is not None
-            return Status.ERROR, failed(describe_error(error, self.chat.model, mid_answer=mid_answer))
+            return Status.ERROR, failed(describe_error(error, self._model, mid_answer=mid_answer))
         if self._overrun is not None:
             return Status.STOPPED, self._overrun
         reason = self._finish.reason if self._finish else None
@@ -245,6 +279,8 @@ class ReplyStream:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
+            prompt, completion, estimated = 0, 0, False
         else:
             prompt = estimate_tokens("".join(message_text(m) for m in self.chat.messages))
             # Servers send about one token a delta.
@@ -260,6 +296,7 @@ class ReplyStream:
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
             reasoning_tokens=usage.reasoning_tokens if usage else self._reasoning_deltas or None,
+            model=self._model,
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",
