@@ -13,8 +13,10 @@ from datetime import date
 import discord
 
 from bot.client import open_bot
-from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
+from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path, load_prices
 from bot.db import Database, MigrationError, migration_status, run_migrate_command
+from bot.pricing import TokenCounts, overrides_from_json
+from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -81,9 +83,16 @@ async def _export(since: date) -> int:
     if status.pending or status.problems:
         print(f"The database {path} is not up to date: run `python -m bot migrate --check`.", file=sys.stderr)
         return 2
+    prices = load_prices()
     db = await Database.open(path)
+    settings = SettingsStore(db)
+
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        server = await settings.server(guild_id) if guild_id is not None else {}
+        return prices.request_cost(model, tokens, overrides_from_json(server.get("prices")))
+
     try:
-        rows = await UsageStore(db).export_csv(since, sys.stdout)
+        rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
     finally:
         await db.close()
     print(f"{rows} rows", file=sys.stderr)

@@ -13,11 +13,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.admission import Admission
+from bot.budget import Budget
 from bot.config import Config
 from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
 from bot.llm import LLMClient
 from bot.recovery import finalize_orphans
+from bot.store.alerts import AlertStore
 from bot.store.inflight import InflightStore
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
@@ -58,7 +60,8 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
-        self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.budget = Budget(self.usage, AlertStore(db), config.prices)
+        self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
         self.streams = StreamManager(
             llm=llm,
             pacer=pacer,

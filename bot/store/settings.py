@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
-from bot.settings import ChannelSettings, check_key, parse_value, resolve
+from bot.settings import ChannelSettings, check_key, check_scope, parse_value, resolve
 
 Scope = Literal["guild", "channel"]
 
@@ -52,12 +52,17 @@ class SettingsStore:
             return {}, {}
         return await self._scope_values("guild", guild_id), await self._scope_values("channel", channel_id)
 
+    async def server(self, guild_id: int) -> dict[str, Any]:
+        """The server-wide overrides alone (typed values)."""
+        return await self._scope_values("guild", guild_id)
+
     async def set(
         self, guild_id: int, scope: Scope, scope_id: int, key: str, value: str, user_id: int
     ) -> Any:
         """Validate ``value`` (raises SettingError) and store it; returns the previous override, or NOT_SET
         (None is a value: "none" clears an optional limit)."""
         key = check_key(key)
+        check_scope(key, scope)
         new_json = json.dumps(parse_value(key, value))
         _check_scope(guild_id, scope, scope_id)
         now = to_db_time(self._clock())
