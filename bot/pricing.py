@@ -102,8 +102,8 @@ class PriceList:
         return Cost(amount, tuple(unpriced))
 
     def money(self, amount: float) -> str:
-        # Small amounts keep four decimals: a day of a cheap model is often a fraction of a cent.
-        digits = 2 if amount >= 1 or amount == 0 else 4
+        # Below a cent, four decimals: a day of a cheap model is often a fraction of a cent.
+        digits = 2 if amount >= 0.01 or amount == 0 else 4
         return f"{amount:,.{digits}f} {self.currency}"
 
 

@@ -81,7 +81,7 @@ def parse_quota(raw: str) -> int | None:
     if text in EMPTY:
         return None
     try:
-        value = int(text.replace(",", "").replace("_", ""))
+        value = int(text)  # int() takes 50_000 too
     except ValueError:
         raise SettingError(f"`{raw.strip()[:40]}` is not a whole number of tokens, or none") from None
     if value < 0:
