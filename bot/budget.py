@@ -3,6 +3,7 @@ warnings to its alert_channel (sent once each per month, remembered in the datab
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -11,7 +12,10 @@ from bot.db import utcnow
 from bot.pricing import Cost, PriceList, overrides_from_json
 from bot.settings import ChannelSettings
 from bot.store.alerts import AlertStore
+from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore, UsageSummary
+from bot.streaming.observer import StreamObserver
+from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +84,37 @@ class Budget:
         if threshold >= 100:
             return f"💸 Streamcord has used this month's budget ({money}). New answers wait until the 1st."
         return f"💸 Streamcord has used {threshold} % of this month's budget ({money})."
+
+
+class BudgetWatch(StreamObserver):
+    """After every answer in a server with a budget, sends the warnings it has crossed into."""
+
+    def __init__(
+        self, budget: Budget, settings: SettingsStore, defaults: ChannelSettings, notify: Notify
+    ) -> None:
+        self._budget = budget
+        self._settings = settings
+        self._defaults = defaults
+        self._notify = notify
+        self._checks: set[asyncio.Task[None]] = set()
+
+    def answer_finished(
+        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
+    ) -> None:
+        if requester.guild_id is None:
+            return
+        task = asyncio.create_task(self._check(requester.guild_id, requester.channel_id))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check(self, guild_id: int, channel_id: int) -> None:
+        try:
+            settings = await self._settings.get(guild_id, channel_id, self._defaults)
+            await self._budget.send_alerts(guild_id, settings, self._notify)
+        except Exception:
+            log.exception("Budget check for server %s failed", guild_id)
+
+    async def wait_idle(self) -> None:
+        """Let the checks under way finish (at shutdown, while the database is still open)."""
+        if self._checks:
+            await asyncio.wait(list(self._checks))

@@ -127,7 +127,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         prices=prices,
         usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
         metrics_host=get("METRICS_HOST", "127.0.0.1"),
-        metrics_port=optional_number("METRICS_PORT", 1, 65535),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
     )
 
 

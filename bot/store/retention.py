@@ -3,6 +3,7 @@ tokens move into per-day aggregates (usage_daily), so the summaries, budgets and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -11,6 +12,8 @@ from bot.db import Database, to_db_time, utcnow
 from bot.store.usage import start_of_utc_day
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 24 * 3600.0
 
 # Rows still being streamed (or awaiting recovery) keep their row: the in-flight table points at it.
 _FINISHED = "status <> 'streaming' AND request_id NOT IN (SELECT request_id FROM inflight)"
@@ -44,6 +47,15 @@ class UsageRetention:
         if pruned:
             log.info("Pruned %d usage rows older than %d days into daily totals", pruned, keep_days)
         return pruned
+
+    async def prune_daily(self, keep_days: int) -> None:
+        """Prune now and then once a day, until cancelled; a failed run is logged and tried the next day."""
+        while True:
+            try:
+                await self.prune(keep_days)
+            except Exception:
+                log.exception("Pruning usage rows failed")
+            await asyncio.sleep(PRUNE_EVERY)
 
     async def forget(self, guild_id: int | None, user_id: int) -> int:
         """Delete a user's usage rows in one server (or in direct messages); their tokens stay in the
