@@ -12,10 +12,11 @@ from datetime import date
 
 import discord
 
+from bot.budget import server_prices
 from bot.client import open_bot
 from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path, load_prices
 from bot.db import Database, MigrationError, migration_status, run_migrate_command
-from bot.pricing import TokenCounts, overrides_from_json
+from bot.pricing import TokenCounts
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
@@ -88,8 +89,7 @@ async def _export(since: date) -> int:
     settings = SettingsStore(db)
 
     async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
-        server = await settings.server(guild_id) if guild_id is not None else {}
-        return prices.request_cost(model, tokens, overrides_from_json(server.get("prices")))
+        return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
 
     try:
         rows = await UsageStore(db).export_csv(since, sys.stdout, cost)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bot.db import utcnow
-from bot.pricing import Cost, PriceList, overrides_from_json
+from bot.pricing import Cost, Price, PriceList, overrides_from_json
 from bot.settings import ChannelSettings
 from bot.store.alerts import AlertStore
 from bot.store.settings import SettingsStore
@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (80, 100)  # percent of monthly_budget
 # Sends a warning to a channel; raises on failure (the alert is then tried again after the next answer).
 Notify = Callable[[int, str], Awaitable[None]]
+
+
+async def server_prices(settings: SettingsStore, guild_id: int | None) -> dict[str, Price]:
+    """The server's own prices (its `prices` setting); direct messages have none."""
+    server = await settings.server(guild_id) if guild_id is not None else {}
+    return overrides_from_json(server.get("prices"))
 
 
 def start_of_month(now: datetime) -> datetime:
