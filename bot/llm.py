@@ -29,6 +29,7 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = 0  # part of completion_tokens; some models price them apart
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,9 @@ def _usage(raw: object) -> Usage | None:
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if isinstance(prompt, int) and isinstance(completion, int):
-        return Usage(prompt, completion)
+        details = raw.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        return Usage(prompt, completion, reasoning if isinstance(reasoning, int) else 0)
     return None
 
 
@@ -138,29 +141,51 @@ def _stream_error(error: object) -> str:
     return message if isinstance(message, str) and message else "An error occurred during streaming"
 
 
+_MESSAGES = {
+    "auth": "The model server rejected the bot's API key. Ask the bot's owner to check it.",
+    "rate_limited": "The model server is rate limiting requests. Try again in a moment.",
+    "not_found": "The model `{model}` is not available on the model server.",
+    "bad_request": "The model server refused the request.",
+    "timeout": "The model server took too long to answer.",
+    "connection": "Could not reach the model server.",
+    "other": "Something went wrong while generating this answer.",
+}
+
+
 def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
     """A short message for the Discord user; the details go to the log."""
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return "The model server rejected the bot's API key. Ask the bot's owner to check it."
-    if isinstance(exc, openai.RateLimitError):
-        return "The model server is rate limiting requests. Try again in a moment."
-    if isinstance(exc, openai.NotFoundError):
-        return f"The model `{model}` is not available on the model server."
-    if isinstance(exc, openai.BadRequestError):
+    kind = error_kind(exc)
+    if kind == "bad_request" and isinstance(exc, openai.APIStatusError):
         if _error_code(exc) == "context_length_exceeded":
             return "The conversation is too long for this model. Start a new one or lower `history`."
-        return "The model server refused the request."
-    if isinstance(exc, openai.APIStatusError):
+    if kind == "server_error" and isinstance(exc, openai.APIStatusError):
         return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
-    if isinstance(exc, ModelStreamError):
+    if kind == "stream_error" and isinstance(exc, ModelStreamError):
         return f"The model server reported an error: {exc.message[:200]}"
+    if kind == "connection" and mid_answer:
+        return "The model server dropped the connection mid-answer."
+    return _MESSAGES[kind].format(model=model)
+
+
+def error_kind(exc: BaseException) -> str:
+    """A short, bounded label for a failed model request (a metrics label, never a message)."""
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return "auth"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.NotFoundError):
+        return "not_found"
+    if isinstance(exc, openai.BadRequestError):
+        return "bad_request"
+    if isinstance(exc, openai.APIStatusError):
+        return "server_error"
+    if isinstance(exc, ModelStreamError):
+        return "stream_error"
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
-        return "The model server took too long to answer."
+        return "timeout"
     if isinstance(exc, httpx2.HTTPError | openai.APIError):
-        if mid_answer:
-            return "The model server dropped the connection mid-answer."
-        return "Could not reach the model server."
-    return "Something went wrong while generating this answer."
+        return "connection"
+    return "other"
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
