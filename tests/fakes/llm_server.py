@@ -78,6 +78,8 @@ class Scenario:
     send_usage: bool = True
     finish_reason: str = "stop"
     prompt_tokens: int | None = None
+    # Hidden reasoning tokens the usage reports (in completion_tokens_details, and added to completion_tokens)
+    reasoning_tokens: int | None = None
 
     def token_list(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else tokenize(self.text)
@@ -356,15 +358,20 @@ class FakeLLM(LoopbackServer):
         self._changed()
         return self._json(status, scenario.error_body or default)
 
-    def _usage(self, rec: LLMRequest) -> dict[str, int]:
+    def _usage(self, rec: LLMRequest) -> dict[str, Any]:
         prompt = rec.scenario.prompt_tokens
         if prompt is None:
             prompt = _prompt_tokens(rec.body)
-        return {
+        reasoning = rec.scenario.reasoning_tokens
+        completion = rec.tokens_sent + (reasoning or 0)
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt,
-            "completion_tokens": rec.tokens_sent,
-            "total_tokens": prompt + rec.tokens_sent,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
 
     def _record_tokens(self, rec: LLMRequest, tokens: list[str], at: float) -> None:
         if rec.disconnected_at is not None:
