@@ -14,8 +14,9 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import paced
 from bot.admission import Admission
-from bot.budget import Budget
+from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
@@ -29,6 +30,7 @@ from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
+from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
@@ -70,13 +72,18 @@ class StreamcordBot(commands.Bot):
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
+        self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
+        observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
         self.streams = StreamManager(
             llm=llm,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            observer=Observers(observers),
         )
+        if metrics:
+            metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
@@ -93,6 +100,9 @@ class StreamcordBot(commands.Bot):
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _send_alert(self, channel_id: int, text: str) -> None:
+        await paced.send(self, self.pacer, channel_id, text)
 
     def gateway_connected(self) -> bool:
         return self.ws is not None and self.ws.open and not self.is_closed()
@@ -135,6 +145,7 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await self.budget_watch.wait_idle()
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
         await super().close()

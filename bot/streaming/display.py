@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
@@ -29,8 +31,12 @@ class ReplyDisplay:
         *,
         on_gone: Callable[[], None],
         on_page: Callable[[list[int]], Awaitable[None]],
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._target = target
+        self._observer = observer
+        self._created_at = time.monotonic()
+        self._unshown_since: float | None = None  # when the oldest text not yet shown arrived
         self._pacer = pacer
         self._key = key
         self._on_gone = on_gone
@@ -52,6 +58,8 @@ class ReplyDisplay:
 
     def update(self, text: str) -> None:
         self._text = text
+        if self._unshown_since is None:
+            self._unshown_since = time.monotonic()
         self._schedule()
 
     def show_placeholder(self) -> None:
@@ -106,6 +114,8 @@ class ReplyDisplay:
                 self._synced.set()
             return
         page = stale[0]
+        first_text = not self._has_text and bool(self._text)
+        rendered, rendered_at = self._text, time.monotonic()
         try:
             await self._target.put(page, pages[page])
         except MessageGone as exc:
@@ -125,12 +135,23 @@ class ReplyDisplay:
         except DeliveryFailed as exc:
             # Retrying the same request would fail the same way; skip this version.
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
+        else:
+            self._observe(first_text)
+            # Text that arrived while this request was out waits for the next one (lag counted from here).
+            self._unshown_since = None if self._text == rendered else rendered_at
         self._retries = 0
         await self._record(page, pages[page])
         if len(stale) > 1:
             self._schedule()
         elif self._final:
             self._synced.set()
+
+    def _observe(self, first_text: bool) -> None:
+        now = time.monotonic()
+        if first_text:
+            self._observer.first_text(now - self._created_at)
+        if self._unshown_since is not None:
+            self._observer.display_lag(now - self._unshown_since)
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1

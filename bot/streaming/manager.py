@@ -9,6 +9,7 @@ import uuid
 from bot.llm import ChatRequest, LLMClient
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, Status, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -20,9 +21,17 @@ INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        llm: LLMClient,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        max_concurrent: int,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._llm = llm
+        self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -33,6 +42,14 @@ class StreamManager:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def generating(self) -> int:
+        return sum(stream.generating for stream, _, _ in self._streams.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(stream.queued for stream, _, _ in self._streams.values())
 
     def start(
         self,
@@ -53,6 +70,7 @@ class StreamManager:
             usage=self._usage,
             inflight=self._inflight,
             slots=self._slots,
+            observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)

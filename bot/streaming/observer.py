@@ -56,3 +56,6 @@ class Observers(StreamObserver):
     def discord_response(self, status: int | None) -> None:
         for observer in self._observers:
             observer.discord_response(status)
+
+
+NO_OBSERVER = StreamObserver()

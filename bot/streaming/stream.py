@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.llm import ChatRequest, Finish, LLMClient, describe_error, error_kind
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
@@ -63,8 +64,10 @@ class ReplyStream:
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
+        self._observer = observer
         self.chat = chat
         self.requester = requester
         self.target = target
@@ -74,7 +77,9 @@ class ReplyStream:
         self._inflight = inflight
         self._slots = slots
         self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
-        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.display = ReplyDisplay(
+            target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
+        )
         self.text = ""
         self._deltas = 0
         self._finish: Finish | None = None
@@ -83,6 +88,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._has_slot = False
         self._recorded = asyncio.Event()  # the usage and in-flight rows exist
 
     @property
@@ -132,6 +138,7 @@ class ReplyStream:
         except Exception as exc:
             error = exc
             log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
+            self._observer.model_error(error_kind(exc))
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
@@ -147,8 +154,19 @@ class ReplyStream:
         if button is not None:
             await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
+    @property
+    def generating(self) -> bool:
+        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        return self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot before asking the model."""
+        return not self._has_slot and self._consumer is not None and not self._consumer.done()
+
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+            self._has_slot = True
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
@@ -182,8 +200,10 @@ class ReplyStream:
 
     async def _record(self, status: Status, error: BaseException | None) -> None:
         usage = self._finish.usage if self._finish else None
+        reasoning = 0
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+            reasoning = usage.reasoning_tokens
         else:
             prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
             # Servers send about one token a delta.
@@ -198,7 +218,9 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
+            reasoning_tokens=reasoning,
         )
+        self._observer.answer_finished(self.requester, status.value, prompt, completion)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
