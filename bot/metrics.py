@@ -90,11 +90,16 @@ class Metrics(StreamObserver):
     def trace_into(self, trace: aiohttp.TraceConfig) -> aiohttp.TraceConfig:
         """Count the responses the bot's aiohttp session gets (the pacer's trace), next to its own hooks."""
 
+        # The gateway's websocket upgrade goes through the same session; it is no REST request.
         async def on_end(_: object, __: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
-            self.discord_response(params.response.status)
+            if "Upgrade" not in params.headers:
+                self.discord_response(params.response.status)
 
-        async def on_error(_: object, __: SimpleNamespace, ___: aiohttp.TraceRequestExceptionParams) -> None:
-            self.discord_response(None)
+        async def on_error(
+            _: object, __: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams
+        ) -> None:
+            if "Upgrade" not in params.headers:
+                self.discord_response(None)
 
         trace.on_request_end.append(on_end)
         trace.on_request_exception.append(on_error)
