@@ -10,10 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.db import Database
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.replies import bot_messages
-from tests.test_e2e_config import chat, command, run_cli, say
+from fakes.llm_server import Scenario
+from tests.e2e import World, bot_messages, chat_until_done, command, run_cli, running_bot, say
 from tests.test_e2e_usage import add_row, embed_of, usage
 
 
@@ -29,10 +27,10 @@ async def test_cost_for_a_mix_of_models(world: World, tmp_path: Path) -> None:
     )
     async with running_bot(world, PRICES_FILE=prices) as bot:
         world.llm.enqueue(Scenario(text="a b", prompt_tokens=1000))
-        await chat(world, bot, "on the default model, which has no price")
+        await chat_until_done(world, bot, "on the default model, which has no price")
         await say(world, "config set", {"key": "model", "value": "fake-model-mini"})
         world.llm.enqueue(Scenario(text="c d e", prompt_tokens=500))
-        await chat(world, bot, "on the priced model")
+        await chat_until_done(world, bot, "on the priced model")
         assert [r.body["model"] for r in world.llm.requests] == ["fake-model", "fake-model-mini"]
 
         server = embed_of(await usage(world, {"scope": "server"}, user=world.admin))
@@ -65,14 +63,14 @@ async def test_budget_refuses_when_spent_after_two_alerts(world: World, tmp_path
         await say(world, "config set", {"key": "monthly_budget", "value": "10", "scope": "server"})
         await say(world, "config set", {"key": "alert_channel", "value": f"<#{alerts}>", "scope": "server"})
         world.llm.enqueue(Scenario(text="x", prompt_tokens=700))
-        await chat(world, bot, "70 %: no alert yet")
+        await chat_until_done(world, bot, "70 %: no alert yet")
         world.llm.enqueue(Scenario(text="x", prompt_tokens=150))
-        await chat(world, bot, "85 %")
+        await chat_until_done(world, bot, "85 %")
         await world.discord.wait_for(lambda: len(bot_messages(world, alerts)) == 1, what="80 % alert")
         world.llm.enqueue(Scenario(text="x", prompt_tokens=200))
-        await chat(world, bot, "105 %")
+        await chat_until_done(world, bot, "105 %")
         await world.discord.wait_for(lambda: len(bot_messages(world, alerts)) == 2, what="100 % alert")
-        refusal = await chat(world, bot, "one more?", user=world.bob)
+        refusal = await chat_until_done(world, bot, "one more?", user=world.bob)
         assert refusal.ephemeral
         assert refusal.content.startswith("This server has used its monthly budget (10.50 USD of 10.00 USD).")
         assert len(world.llm.requests) == 3
@@ -83,11 +81,11 @@ async def test_budget_refuses_when_spent_after_two_alerts(world: World, tmp_path
 
     # After a restart: still refused, and no alert repeats.
     async with running_bot(world, PRICES_FILE=prices) as bot:
-        refusal = await chat(world, bot, "and now?")
+        refusal = await chat_until_done(world, bot, "and now?")
         assert refusal.content.startswith("This server has used its monthly budget")
         await say(world, "config set", {"key": "monthly_budget", "value": "20", "scope": "server"})
         world.llm.enqueue(Scenario(text="x", prompt_tokens=1))
-        await chat(world, bot, "raised: answered")
+        await chat_until_done(world, bot, "raised: answered")
         assert len(world.llm.requests) == 4
         await bot.budget_watch.wait_idle()
     assert len(bot_messages(world, alerts)) == 2

@@ -8,9 +8,8 @@ import aiohttp
 import pytest
 
 from bot.client import StreamcordBot
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.test_e2e_chat import STORY, chat, wait_final
+from fakes.llm_server import Scenario
+from tests.e2e import STORY, World, chat, running_bot, wait_final
 from tests.test_metrics import samples
 
 
