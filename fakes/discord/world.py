@@ -97,7 +97,10 @@ class World(Changes):
     def add_role(self, guild_id: int, name: str, members: list[int]) -> int:
         """A role with no extra permissions, given to `members` (bots with the members intent hear of it)."""
         guild = self.state.guilds[guild_id]
+        known = set(guild.roles)
         rid = self._guild_role(guild, name, 0)
+        if rid not in known:
+            self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": guild.roles[rid]})
         for user_id in members:
             guild.members[user_id].append(rid)
             member = self.payloads.member(guild, user_id) | {"guild_id": str(guild_id)}
