@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.db import Database
+from bot.usage_chart import HEIGHT_PX, WIDTH_PX
 from fakes.llm_server import Scenario
 from tests.e2e import World, bot_messages, chat_until_done, command, run_cli, running_bot, say
 from tests.test_e2e_usage import add_row, embed_of, usage
+from tests.test_usage_chart import BLUE, ORANGE, decode, pixels_of
 
 
 def price_file(tmp_path: Path, text: str) -> str:
@@ -121,3 +123,25 @@ async def test_usage_show_for_other_people_still_needs_manage_server(world: Worl
     async with running_bot(world):
         reply = await command(world, "usage show", {"scope": "server", "chart": "tokens"}, user=world.bob)
         assert reply.ephemeral and reply.content.startswith("You need the Manage Server permission")
+
+
+async def test_usage_chart_is_a_png_of_tokens_or_cost(world: World, tmp_path: Path) -> None:
+    prices = price_file(tmp_path, '[models."fake-model"]\ninput = 1000\noutput = 1000\n')
+    async with running_bot(world, PRICES_FILE=prices) as bot:
+        world.llm.enqueue(Scenario(text="a b c", prompt_tokens=5000))
+        await chat_until_done(world, bot, "something to draw")
+        await add_row(
+            bot.db, datetime.now(UTC) - timedelta(days=3), world.alice, world.channel_id, world.guild_id, 900
+        )
+        for chart, unit in (("tokens", "tokens"), ("cost", "USD")):
+            reply = await command(world, "usage show", {"period": "7d", "chart": chart}, user=world.alice)
+            assert embed_of(reply)["Tokens"] == "5,903 (5,900 prompt + 3 completion)"
+            [attachment] = reply.attachments
+            assert (
+                attachment.filename == "usage.png"
+                and reply.embeds[0]["image"]["url"] == "attachment://usage.png"
+            )
+            picture = decode(attachment.data)
+            assert picture.shape == (HEIGHT_PX, WIDTH_PX, 3)
+            assert pixels_of(picture, BLUE) > 1000, unit  # two bars of the one model, in the first colour
+            assert pixels_of(picture, ORANGE) == 0  # no second model
