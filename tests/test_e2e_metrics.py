@@ -76,3 +76,20 @@ async def test_healthz_ok_while_connected(bot: StreamcordBot) -> None:
         http.get(f"http://127.0.0.1:{bot.metrics_port}/healthz") as response,
     ):
         assert (response.status, await response.text()) == (200, "ok\n")
+
+
+async def test_healthz_is_503_while_the_gateway_is_down(world: World, bot: StreamcordBot) -> None:
+    url = f"http://127.0.0.1:{bot.metrics_port}/healthz"
+
+    async def health() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            return response.status, await response.text()
+
+    ready_before = world.discord.ready_count
+    await world.discord.gateway_down()
+    await world.discord.wait_for(lambda: not bot.gateway_connected(), what="the bot saw the gateway go")
+    assert await health() == (503, "gateway disconnected\n")
+    world.discord.gateway_up()
+    await world.discord.wait_for(lambda: world.discord.ready_count > ready_before, timeout=30, what="resumed")
+    await world.discord.wait_for(bot.gateway_connected, what="the bot back on the gateway")
+    assert await health() == (200, "ok\n")
