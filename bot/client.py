@@ -23,6 +23,9 @@ from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
 from bot.llm import LLMClient
 from bot.metrics import Metrics, serve
+from bot.model_calls import ModelCaller
+from bot.model_errors import ModelErrorLog
+from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
 from bot.store.alerts import AlertStore
 from bot.store.inflight import InflightStore
@@ -74,8 +77,15 @@ class StreamcordBot(commands.Bot):
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
         self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
         observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
+        self.models = ModelCaller(
+            llm,
+            policy=RetryPolicy(budget=config.llm_retry_budget, max_retries=config.llm_max_retries),
+            circuit_failures=config.circuit_failures,
+            circuit_cool_down=config.circuit_cool_down,
+            errors=ModelErrorLog(on_record=metrics.model_error if metrics else None),
+        )
         self.streams = StreamManager(
-            llm=llm,
+            models=self.models,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
@@ -88,7 +98,7 @@ class StreamcordBot(commands.Bot):
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.sync()
@@ -162,7 +172,6 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             base_url=config.openai_base_url,
             api_key=config.openai_api_key,
             timeout=config.llm_timeout,
-            max_retries=config.llm_max_retries,
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()

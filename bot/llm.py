@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.circuit import CircuitOpen
+from bot.model_retry import error_code
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     temperature: float
     max_tokens: int | None
+    fallback_model: str | None = None  # asked when the model fails before any text (bot/model_calls.py)
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,16 @@ class ModelStreamError(openai.APIError):
 
 
 class LLMClient:
-    def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
+    def __init__(self, *, base_url: str, api_key: str, timeout: float) -> None:
         # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
-        # gap between two chunks, not the whole answer.
+        # gap between two chunks, not the whole answer. No hidden retries: bot/model_calls.py retries and
+        # shows each retry to the user.
+        self.base_url = base_url
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
             timeout=openai.Timeout(timeout, connect=10.0),
-            max_retries=max_retries,
+            max_retries=0,
         )
         self._models: list[str] = []
         self._models_at = float("-inf")
@@ -60,7 +67,7 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Finish, None]:
         """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
         the HTTP response, which stops generation upstream.
 
@@ -70,7 +77,7 @@ class LLMClient:
         usage: Usage | None = None
         async with self._client.chat.completions.with_streaming_response.create(
             model=request.model,
-            messages=request.messages,  # type: ignore[arg-type]
+            messages=cast("list[ChatCompletionMessageParam]", request.messages),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             stream=True,
@@ -141,57 +148,28 @@ def _stream_error(error: object) -> str:
     return message if isinstance(message, str) and message else "An error occurred during streaming"
 
 
-_MESSAGES = {
-    "auth": "The model server rejected the bot's API key. Ask the bot's owner to check it.",
-    "rate_limited": "The model server is rate limiting requests. Try again in a moment.",
-    "not_found": "The model `{model}` is not available on the model server.",
-    "bad_request": "The model server refused the request.",
-    "timeout": "The model server took too long to answer.",
-    "connection": "Could not reach the model server.",
-    "other": "Something went wrong while generating this answer.",
-}
-
-
 def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
     """A short message for the Discord user; the details go to the log."""
-    kind = error_kind(exc)
-    if kind == "bad_request" and isinstance(exc, openai.APIStatusError):
-        if _error_code(exc) == "context_length_exceeded":
-            return "The conversation is too long for this model. Start a new one or lower `history`."
-    if kind == "server_error" and isinstance(exc, openai.APIStatusError):
-        return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
-    if kind == "stream_error" and isinstance(exc, ModelStreamError):
-        return f"The model server reported an error: {exc.message[:200]}"
-    if kind == "connection" and mid_answer:
-        return "The model server dropped the connection mid-answer."
-    return _MESSAGES[kind].format(model=model)
-
-
-def error_kind(exc: BaseException) -> str:
-    """A short, bounded label for a failed model request (a metrics label, never a message)."""
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return "auth"
+        return "The model server rejected the bot's API key. Ask the bot's owner to check it."
     if isinstance(exc, openai.RateLimitError):
-        return "rate_limited"
+        return "The model server is rate limiting requests. Try again in a moment."
     if isinstance(exc, openai.NotFoundError):
-        return "not_found"
+        return f"The model `{model}` is not available on the model server."
+    if isinstance(exc, CircuitOpen):
+        return f"The model server is unavailable. Try again in about {max(round(exc.retry_in), 1)} s."
     if isinstance(exc, openai.BadRequestError):
-        return "bad_request"
+        if error_code(exc) == "context_length_exceeded":
+            return "The conversation is too long for this model. Start a new one or lower `history`."
+        return "The model server refused the request."
     if isinstance(exc, openai.APIStatusError):
-        return "server_error"
+        return f"The model server had an error (HTTP {exc.status_code}). Try again in a moment."
     if isinstance(exc, ModelStreamError):
-        return "stream_error"
+        return f"The model server reported an error: {exc.message[:200]}"
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException | TimeoutError):
-        return "timeout"
+        return "The model server took too long to answer."
     if isinstance(exc, httpx2.HTTPError | openai.APIError):
-        return "connection"
-    return "other"
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return inner["code"]
-    return getattr(exc, "code", None)
+        if mid_answer:
+            return "The model server dropped the connection mid-answer."
+        return "Could not reach the model server."
+    return "Something went wrong while generating this answer."

@@ -37,6 +37,7 @@ class ChannelSettings:
     monthly_budget: float | None = None
     alert_channel: int | None = None
     prices: dict[str, list[float | None]] = dataclasses.field(default_factory=dict)
+    fallback_model: str | None = None
 
 
 KEYS: dict[str, str] = {
@@ -56,6 +57,7 @@ KEYS: dict[str, str] = {
     "monthly_budget": "Server only: spend per calendar month (UTC) before answers stop, or none",
     "alert_channel": "Server only: where budget warnings go (at 80 % and 100 %), or none",
     "prices": "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
+    "fallback_model": "Model asked when the main one fails before answering, or none",
 }
 # Settings about the whole server: a channel override would make no sense (one budget, one bill).
 SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices"})
@@ -85,6 +87,15 @@ def _model(raw: str) -> str:
     if not value or len(value) > 200 or any(c.isspace() for c in value):
         raise SettingError("model must be a model name like gpt-4o-mini")
     return value
+
+
+def _fallback_model(raw: str) -> str | None:
+    if raw.strip().lower() in _EMPTY:
+        return None
+    try:
+        return _model(raw)
+    except SettingError:
+        raise SettingError("fallback_model must be a model name like gpt-4o-mini, or none") from None
 
 
 def _system_prompt(raw: str) -> str:
@@ -130,6 +141,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "monthly_budget": values.parse_money,
     "alert_channel": values.parse_channel,
     "prices": values.parse_prices,
+    "fallback_model": _fallback_model,
 }
 _FORMATS: dict[str, Callable[[Any], str]] = {
     "allowed_roles": lambda ids: values.format_ids("role", ids),

@@ -38,8 +38,15 @@ FORGET_TIMEOUT = 60.0
 
 
 def render(
-    summary: UsageSummary, cost: Cost, prices: PriceList, *, title: str, show_top_users: bool
+    summary: UsageSummary,
+    cost: Cost,
+    prices: PriceList,
+    *,
+    title: str,
+    show_top_users: bool,
+    model_errors: dict[str, int] | None = None,
 ) -> discord.Embed:
+    """``model_errors``: the last hour's model errors by kind, for admins (None: not shown)."""
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
     statuses = ", ".join(f"{count:,} {status}" for status, count in sorted(summary.by_status.items()))
     embed.add_field(name="Requests", value=f"{summary.requests:,}" + (f" ({statuses})" if statuses else ""))
@@ -59,6 +66,9 @@ def render(
             for rank, (user_id, tokens) in enumerate(summary.top_users, 1)
         )
         embed.add_field(name="Top users", value=top, inline=False)
+    if model_errors is not None:
+        errors = "\n".join(f"{kind}: {count:,}" for kind, count in model_errors.items())
+        embed.add_field(name="Model errors, last hour (whole bot)", value=errors or "none", inline=False)
     return embed
 
 
@@ -150,12 +160,15 @@ class Usage(commands.Cog):
         else:
             whose = "Usage in this channel" if scope == "channel" else "Usage in this server"
         title = f"{whose}{' in this channel' if scope == 'channel' and subject else ''}, {_PERIODS[period]}"
+        # Operators' view of the model server's health: the same for every server the bot is in.
+        errors = self.bot.models.errors.counts() if interaction.permissions.manage_guild else None
         embed = render(
             summary,
             prices.cost(summary.by_model, overrides),
             prices,
             title=title,
             show_top_users=subject is None,
+            model_errors=errors,
         )
         if chart is None:
             await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import ChatRequest
+from bot.model_calls import ModelCaller
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
@@ -22,14 +23,14 @@ class StreamManager:
     def __init__(
         self,
         *,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
         max_concurrent: int,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
-        self._llm = llm
+        self._models = models
         self._observer = observer
         self._pacer = pacer
         self._usage = usage
@@ -64,7 +65,7 @@ class StreamManager:
             chat=chat,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
