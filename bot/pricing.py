@@ -144,7 +144,7 @@ def parse_overrides(raw: str) -> dict[str, Price]:
 
 def overrides_from_json(stored: Mapping[str, list[float | None]] | None) -> dict[str, Price]:
     """A `prices` setting as stored ({model: [input, output, reasoning]}) back into Prices."""
-    return {model: Price(*values) for model, values in (stored or {}).items()}
+    return {model: Price(float(i or 0), float(o or 0), r) for model, (i, o, r) in (stored or {}).items()}
 
 
 def overrides_to_json(overrides: Mapping[str, Price]) -> dict[str, list[float | None]]:

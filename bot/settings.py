@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import setting_values as values
-from bot.setting_values import SettingError
+from bot.setting_values import SettingError as SettingError  # re-exported: callers know it from here
 
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768

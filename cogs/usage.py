@@ -142,16 +142,14 @@ class Usage(commands.Cog):
         if others and not interaction.permissions.manage_guild:
             await _say(interaction, NEEDS_MANAGE_SERVER)
             return
-        if chart is not None:  # rendering takes longer than Discord's 3 s deadline allows for sure
+        if chart is not None:  # rendering may not fit in Discord's 3-s deadline for an answer
             await interaction.response.defer(ephemeral=True, thinking=True)
         now = utcnow()
         since = period_since(period, now)
-        where = {
-            "guild_id": guild_id,
-            "user_id": subject,
-            "channel_id": channel_id if scope == "channel" else None,
-        }
-        summary = await self.bot.usage.summary(**where, since=since)
+        in_channel = channel_id if scope == "channel" else None
+        summary = await self.bot.usage.summary(
+            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
+        )
         prices, overrides = self.bot.budget.prices, await server_prices(self.bot.settings, guild_id)
         if subject == interaction.user.id:
             whose = "Your usage"
@@ -173,7 +171,9 @@ class Usage(commands.Cog):
         if chart is None:
             await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
-        days = await self.bot.usage.daily(**where, since=since)
+        days = await self.bot.usage.daily(
+            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
+        )
         first = since.date() if since else min(days, default=now.date())
 
         def cost(model: str, counts: TokenCounts) -> float:
