@@ -106,7 +106,9 @@ class ForgetConfirmation(discord.ui.View):
     async def on_timeout(self) -> None:
         if self.message is not None:
             try:
-                await self.message.edit(content="Nothing was deleted (no answer).", view=None)
+                await self.message.edit(
+                    content="Nothing was deleted (no answer).", view=None, allowed_mentions=NO_MENTIONS
+                )
             except discord.HTTPException:
                 log.debug("Could not close the forget question for user %s", self._user_id)
 
