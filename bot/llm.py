@@ -53,7 +53,7 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
-    reasoning_tokens: int | None = None  # part of completion_tokens, when the server reports it
+    reasoning_tokens: int = 0  # part of completion_tokens; some models price them apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +183,11 @@ def _usage(raw: object) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
-    if not (isinstance(prompt, int) and isinstance(completion, int)):
-        return None
-    details = raw.get("completion_tokens_details")
-    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-    return Usage(prompt, completion, reasoning if isinstance(reasoning, int) else None)
+    if isinstance(prompt, int) and isinstance(completion, int):
+        details = raw.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        return Usage(prompt, completion, reasoning if isinstance(reasoning, int) else 0)
+    return None
 
 
 def _stream_error(error: object) -> str:

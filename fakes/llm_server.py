@@ -99,6 +99,8 @@ class Scenario:
     endless: bool = False
     keepalive_only: bool = False
     keepalive_interval: float = 0.05
+    # Hidden reasoning tokens the usage reports (in completion_tokens_details, and added to completion_tokens)
+    reasoning_tokens: int | None = None
     headers: dict[str, str] | None = None  # extra response headers for an error scenario
 
     def token_list(self) -> list[str]:
@@ -441,18 +443,22 @@ class FakeLLM(LoopbackServer):
         response.headers.update(scenario.headers or {})
         return response
 
-    def _usage(self, rec: LLMRequest) -> dict[str, int]:
+    def _usage(self, rec: LLMRequest) -> dict[str, Any]:
         prompt = rec.scenario.prompt_tokens
         if prompt is None:
             prompt = _prompt_tokens(rec.body)
-        completion = rec.tokens_sent + rec.reasoning_sent
+        # Hidden reasoning the scenario declares, else the reasoning chunks it streamed.
+        reasoning = rec.scenario.reasoning_tokens
+        if reasoning is None and rec.reasoning_sent:
+            reasoning = rec.reasoning_sent
+        completion = rec.tokens_sent + (reasoning or 0)
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
-        if rec.reasoning_sent:
-            usage["completion_tokens_details"] = {"reasoning_tokens": rec.reasoning_sent}
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         return usage
 
     def _record_tokens(self, rec: LLMRequest, tokens: list[str], at: float) -> None:

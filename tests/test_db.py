@@ -11,16 +11,14 @@ from bot.__main__ import run_migrate_command
 from bot.db import MIGRATIONS_DIR, Database, MigrationError, from_db_time, migration_status, to_db_time
 from bot.db.migrations import load_migrations, split_statements
 
-# The migrations this checkout ships; the tests add theirs after them, as 0999.
-SHIPPED = load_migrations(MIGRATIONS_DIR)
-SHIPPED_VERSIONS = [m.version for m in SHIPPED]
-
 
 @pytest.fixture
 def migrations(tmp_path: Path) -> Path:
-    """A private copy of the real migrations that a test may change."""
+    """A private copy of the first real migration that a test may change (only the first: a test's own
+    0002 must follow it whatever later migrations the project adds)."""
     directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
+    directory.mkdir()
+    shutil.copy(MIGRATIONS_DIR / "0001_init.sql", directory)
     return directory
 
 
@@ -39,7 +37,7 @@ async def test_migrates_empty_database_and_creates_parent_dir(tmp_path: Path) ->
     path = tmp_path / "nested" / "dir" / "streamcord.db"
     db = await Database.open(path)
     try:
-        assert [m.filename for m in db.newly_applied] == [m.filename for m in SHIPPED]
+        assert [m.filename for m in db.newly_applied] == [m.filename for m in load_migrations(MIGRATIONS_DIR)]
         row = await db.fetchone(
             "SELECT version, name, checksum, applied_at FROM schema_migrations WHERE version = 1"
         )
@@ -91,37 +89,37 @@ async def test_changed_migration_is_refused(tmp_path: Path, migrations: Path) ->
 
 async def test_newer_database_is_refused(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
-    extra = add_migration(migrations, "0999_extra.sql", "CREATE TABLE extra (x INTEGER);")
+    extra = add_migration(migrations, "0002_extra.sql", "CREATE TABLE extra (x INTEGER);")
     await (await Database.open(path, migrations)).close()
     extra.unlink()
 
     with pytest.raises(MigrationError) as info:
         await Database.open(path, migrations)
     message = str(info.value)
-    assert "newer" in message and "0999_extra.sql" in message
+    assert "newer" in message and "0002_extra.sql" in message
     assert "\n" not in message
 
 
 async def test_check_reports_pending_without_touching_the_database(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
     await (await Database.open(path, migrations)).close()
-    add_migration(migrations, "0999_more.sql", "-- adds t\nCREATE TABLE t (x TEXT DEFAULT 'a;b');")
+    add_migration(migrations, "0002_more.sql", "-- adds t\nCREATE TABLE t (x TEXT DEFAULT 'a;b');")
     before = path.read_bytes()
 
     status = await migration_status(path, migrations)
-    assert [m.version for m in status.applied] == SHIPPED_VERSIONS
-    assert [m.filename for m in status.pending] == ["0999_more.sql"]
+    assert [m.version for m in status.applied] == [1]
+    assert [m.filename for m in status.pending] == ["0002_more.sql"]
     assert status.ok
 
     out = io.StringIO()
     assert await run_migrate_command(path, check=True, out=out, migrations_dir=migrations) == 1
-    assert "pending: 0999_more.sql" in out.getvalue()
+    assert "pending: 0002_more.sql" in out.getvalue()
     assert path.read_bytes() == before
     assert "t" not in table_names(path)
 
     out = io.StringIO()
     assert await run_migrate_command(path, check=False, out=out, migrations_dir=migrations) == 0
-    assert "applied: 0999_more.sql" in out.getvalue()
+    assert "applied: 0002_more.sql" in out.getvalue()
     assert "t" in table_names(path)
 
     out = io.StringIO()
@@ -132,7 +130,8 @@ async def test_check_reports_pending_without_touching_the_database(tmp_path: Pat
 async def test_check_on_missing_database_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "absent" / "s.db"
     status = await migration_status(path)
-    assert status.applied == [] and [m.version for m in status.pending] == SHIPPED_VERSIONS
+    everything = [m.version for m in load_migrations(MIGRATIONS_DIR)]
+    assert status.applied == [] and [m.version for m in status.pending] == everything
     assert not path.parent.exists()
 
 
@@ -155,18 +154,18 @@ async def test_check_reports_problems_with_exit_code_2(tmp_path: Path, migration
 async def test_failed_migration_is_rolled_back(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
     add_migration(
-        migrations, "0999_broken.sql", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);"
+        migrations, "0002_broken.sql", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);"
     )
     with pytest.raises(sqlite3.OperationalError):
         await Database.open(path, migrations)
     assert "half" not in table_names(path)
     with sqlite3.connect(path) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == SHIPPED_VERSIONS
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
 
 
 async def test_transaction_statements_in_migrations_are_refused(tmp_path: Path, migrations: Path) -> None:
-    add_migration(migrations, "0999_tx.sql", "BEGIN;\nCREATE TABLE t (x INTEGER);\nCOMMIT;")
-    with pytest.raises(MigrationError, match=r"0999_tx\.sql"):
+    add_migration(migrations, "0002_tx.sql", "BEGIN;\nCREATE TABLE t (x INTEGER);\nCOMMIT;")
+    with pytest.raises(MigrationError, match=r"0002_tx\.sql"):
         await Database.open(tmp_path / "s.db", migrations)
 
 

@@ -7,7 +7,7 @@ import base64
 from bot.attachments import TEXT_MAX_BYTES
 from bot.client import StreamcordBot
 from bot.status import IMAGES_REFUSED
-from fakes.discord import FakeFile
+from fakes.discord import FakeAttachment
 from fakes.llm_server import Scenario
 from tests.e2e import World, bot_messages
 
@@ -15,7 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 LOG = "ERROR disk full\nWARN retrying\n"
 
 
-async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeFile]) -> str:
+async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
     """Ask with attachments; the final content of the reply."""
     await world.discord.post_message(
         world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", attachments=files
@@ -39,12 +39,12 @@ async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
         bot,
         "what failed?",
         [
-            FakeFile("app.log", LOG.encode(), "text/plain; charset=utf-8"),
-            FakeFile("screen.png", PNG, "image/png"),
-            FakeFile("big.log", b"x" * (TEXT_MAX_BYTES + 1), "text/plain"),
-            FakeFile("logs.zip", b"PK\x03\x04", "application/zip"),
+            world.discord.upload("app.log", LOG.encode(), "text/plain; charset=utf-8"),
+            world.discord.upload("screen.png", PNG, "image/png"),
+            world.discord.upload("big.log", b"x" * (TEXT_MAX_BYTES + 1), "text/plain"),
+            world.discord.upload("logs.zip", b"PK\x03\x04", "application/zip"),
             # Discord reported a small size, but the body is larger: reading stops at the limit.
-            FakeFile("liar.txt", b"y" * (TEXT_MAX_BYTES * 3), "text/plain", size=10),
+            world.discord.upload("liar.txt", b"y" * (TEXT_MAX_BYTES * 3), "text/plain", size=10),
         ],
     )
     assert user_turn(world) == [
@@ -64,7 +64,7 @@ async def test_a_model_refusing_images_is_asked_once_more_without_them(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.default = Scenario(text="I can only read text.", reject_images=True)
-    content = await mention(world, bot, "what is this?", [FakeFile("a.png", PNG, "image/png")])
+    content = await mention(world, bot, "what is this?", [world.discord.upload("a.png", PNG, "image/png")])
     assert len(world.llm.requests) == 2
     assert [part["type"] for part in user_turn(world, 0)] == ["text", "image_url"]  # type: ignore[attr-defined]
     assert user_turn(world, 1) == "what is this?"
@@ -79,7 +79,10 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
         world.channel_id,
         world.alice,
         "chat",
-        {"prompt": "summarise", "file": FakeFile("notes.md", b"# Notes\nall good", "text/markdown")},
+        {
+            "prompt": "summarise",
+            "file": world.discord.upload("notes.md", b"# Notes\nall good", "text/markdown"),
+        },
     )
     await world.discord.wait_for(lambda: len(bot.streams) == 0 and interaction.message_id is not None)
     assert user_turn(world) == "summarise\n\nAttached file `notes.md`:\n```\n# Notes\nall good\n```"
@@ -89,7 +92,7 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
         world.channel_id,
         world.alice,
         f"<@{world.discord.bot_user_id}> and this?",
-        attachments=[FakeFile("a.png", PNG, "image/png")],
+        attachments=[world.discord.upload("a.png", PNG, "image/png")],
     )
     await world.discord.wait_for(lambda: len(world.llm.requests) == 2 and len(bot.streams) == 0)
     assert user_turn(world, 1) == "and this?"
@@ -102,5 +105,5 @@ async def test_file_mode_attaches_the_reasoning(world: World, bot: StreamcordBot
     content = await mention(world, bot, "2+2?", [])
     [reply] = bot_messages(world)
     assert content == "Four."
-    assert [(f.filename, f.data) for f in reply.files] == [("reasoning.md", b"Two and two.")]
-    assert all(not v.files for v in reply.versions[:-1])  # only the final version carries it
+    assert [(f.filename, f.data) for f in reply.attachments] == [("reasoning.md", b"Two and two.")]
+    assert all(not v.attachments for v in reply.versions[:-1])  # only the final version carries it

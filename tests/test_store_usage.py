@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bot.db import Database
+from bot.pricing import TokenCounts
 from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
 
 GUILD, OTHER_GUILD = 100, 200
@@ -80,7 +81,6 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         ttft_ms=250.6,
         duration_ms=3000.2,
         error="APITimeoutError",
-        reasoning_tokens=4,
     )
     row = await db.fetchone("SELECT * FROM usage WHERE request_id = 'r1'")
     assert dict(row) | {"id": None} == {
@@ -92,7 +92,6 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         "model": "gpt-x",
         "prompt_tokens": 5,
         "completion_tokens": 7,
-        "reasoning_tokens": 4,
         "estimated": 1,
         "ttft_ms": 251,
         "duration_ms": 3000,
@@ -100,6 +99,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         "error": "APITimeoutError",
         "started_at": "2025-06-15T12:00:00.000000Z",
         "finished_at": "2025-06-15T12:00:03.000000Z",
+        "reasoning_tokens": 0,
     }
 
 
@@ -130,7 +130,6 @@ async def test_summaries_by_period_user_and_channel(usage: UsageStore, clock: Cl
     assert (everything.requests, everything.prompt_tokens, everything.completion_tokens) == (6, 1031, 42)
     assert everything.total_tokens == 1073
     assert everything.estimated_requests == 1
-    assert everything.reasoning_tokens == 0  # none reported
     assert everything.by_status == {"completed": 3, "stopped": 1, "error": 1, "streaming": 1}
     assert everything.top_users == [(BOB, 1030), (CAROL, 30), (ALICE, 13)]
 
@@ -212,8 +211,11 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
     await record(usage, clock, "on-day", at=datetime(2025, 6, 14, 0, 0, tzinfo=UTC), estimated=True)
     await record(usage, clock, "dm", at=NOW, guild=None, status="stopped")
 
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        return None if guild_id is None else tokens.prompt / 1000
+
     out = io.StringIO()
-    assert await usage.export_csv(date(2025, 6, 14), out) == 2
+    assert await usage.export_csv(date(2025, 6, 14), out, cost) == 2
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [(r["request_id"], r["guild_id"], r["estimated"], r["status"]) for r in rows] == [
@@ -221,9 +223,10 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
         ("dm", "", "0", "stopped"),
     ]
     assert rows[0]["started_at"] == "2025-06-14T00:00:00.000000Z" and rows[0]["ttft_ms"] == "120"
+    assert [r["cost"] for r in rows] == ["0.010000", ""]  # no price: an empty cell, not a zero
 
     empty = io.StringIO()
-    assert await usage.export_csv(date(2030, 1, 1), empty) == 0
+    assert await usage.export_csv(date(2030, 1, 1), empty, cost) == 0
     assert empty.getvalue().strip() == ",".join(CSV_COLUMNS)
 
 

@@ -12,6 +12,7 @@ from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
@@ -30,8 +31,10 @@ class StreamManager:
         inflight: InflightStore,
         max_concurrent: int,
         limits: Limits,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._models = models
+        self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -44,6 +47,14 @@ class StreamManager:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def generating(self) -> int:
+        return sum(stream.generating for stream, _, _ in self._streams.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(stream.queued for stream, _, _ in self._streams.values())
 
     def start(
         self,
@@ -67,6 +78,7 @@ class StreamManager:
             slots=self._slots,
             limits=self._limits,
             options=options or AnswerOptions(),
+            observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)

@@ -30,6 +30,7 @@ from bot.status import (
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
@@ -76,8 +77,10 @@ class ReplyStream:
         slots: asyncio.Semaphore,
         limits: Limits,
         options: AnswerOptions,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
+        self._observer = observer
         self.chat = chat
         self.requester = requester
         self.target = target
@@ -87,7 +90,9 @@ class ReplyStream:
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.display = ReplyDisplay(
+            target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
+        )
         self.text = ""
         self._deltas = 0
         self._limits = limits
@@ -104,6 +109,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._has_slot = False
         self._recorded = asyncio.Event()  # the usage and in-flight rows exist
 
     @property
@@ -173,12 +179,23 @@ class ReplyStream:
         return None
 
     @property
+    def generating(self) -> bool:
+        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        return self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot before asking the model."""
+        return not self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
     def cut_off(self) -> bool:
         """Whether the answer ended at the output limit, and so may be continued."""
         return self._stop is None and self._finish is not None and self._finish.reason == "length"
 
     async def _consume(self) -> None:
         async with self._slots:
+            self._has_slot = True
             deadline = asyncio.timeout(self._limits.deadline)
             try:
                 async with deadline:
@@ -277,14 +294,17 @@ class ReplyStream:
 
     async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
+        reasoning = 0
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+            reasoning = usage.reasoning_tokens
         elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
             prompt, completion, estimated = 0, 0, False
         else:
             prompt = estimate_tokens("".join(message_text(m) for m in self.chat.messages))
             # Servers send about one token a delta.
             completion, estimated = self._deltas + self._reasoning_deltas, True
+            reasoning = self._reasoning_deltas
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,
@@ -295,9 +315,10 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
-            reasoning_tokens=usage.reasoning_tokens if usage else self._reasoning_deltas or None,
+            reasoning_tokens=reasoning,
             model=self._model,
         )
+        self._observer.answer_finished(self.requester, status.value, prompt, completion)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,

@@ -19,9 +19,8 @@ from fakes.discord.model import (
     DIRECT_MESSAGES_INTENT,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
-    UPLOADED,
     Channel,
-    FakeFile,
+    FakeAttachment,
     FakeMessage,
     MessageVersion,
 )
@@ -41,7 +40,7 @@ class Messages(Changes):
         content: str,
         *,
         reply_to: int | None = None,
-        attachments: list[FakeFile] | None = None,
+        attachments: list[FakeAttachment] | None = None,
     ) -> int:
         channel = self.state.channel(channel_id)
         if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
@@ -56,7 +55,7 @@ class Messages(Changes):
             allowed_mentions=None,
             reference_id=reply_to,
             type_=TYPE_REPLY if reply_to is not None else TYPE_DEFAULT,
-            files=attachments,
+            attachments=attachments,
         )
         return msg.id
 
@@ -75,16 +74,26 @@ class Messages(Changes):
         interaction_id: int | None = None,
         webhook: bool = False,
         type_: int = TYPE_DEFAULT,
-        files: list[FakeFile] | None = None,
+        body: dict[str, Any] | None = None,
+        attachments: list[FakeAttachment] | None = None,
     ) -> FakeMessage:
+        """`body`: the request's, for the files and components it carries; `attachments`: a user's files."""
         state = self.state
-        stored = [state.store_file(f) for f in files or ()]
+        version = MessageVersion(
+            time.monotonic(),
+            content,
+            embeds,
+            allowed_mentions,
+            flags,
+            attachments=list(attachments) if attachments is not None else self._attachments(body or {}, []),
+            components=list((body or {}).get("components") or []),
+        )
         msg = FakeMessage(
             id=state.snowflake(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
             author_id=author_id,
-            versions=[MessageVersion(time.monotonic(), content, embeds, allowed_mentions, flags, stored)],
+            versions=[version],
             reference_id=reference_id,
             interaction_id=interaction_id,
             ephemeral=bool(flags & FLAG_EPHEMERAL),
@@ -111,11 +120,13 @@ class Messages(Changes):
         flags = prev.flags
         if clear_loading:
             flags &= ~FLAG_LOADING
-        validate_message(content, embeds, empty_ok=has_other_content(body))
+        validate_message(content, embeds, empty_ok=has_other_content(body) or bool(prev.attachments))
         allowed = body.get("allowed_mentions")
-        uploaded = body.get(UPLOADED)  # an edit without files keeps the ones the message has
-        files = prev.files if uploaded is None else [self.state.store_file(f) for f in uploaded]
-        msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags, files))
+        components = (body["components"] or []) if "components" in body else prev.components
+        attachments = self._attachments(body, prev.attachments)
+        msg.versions.append(
+            MessageVersion(time.monotonic(), content, embeds, allowed, flags, attachments, components)
+        )
         self._compute_mentions(msg, allowed)
         self.gateway.dispatch_message("MESSAGE_UPDATE", msg)
         self.changed()
@@ -167,6 +178,21 @@ class Messages(Changes):
             if emoji is None or e == emoji:
                 for uid in list(users):
                     self.react(msg, uid, e, add=False)
+
+    def _attachments(self, body: dict[str, Any], previous: list[FakeAttachment]) -> list[FakeAttachment]:
+        """A body's "attachments": new files (their bytes read from the form) and, by id, kept ones; no
+        "attachments" key keeps them all."""
+        if "attachments" not in body:
+            return previous
+        kept = {a.id: a for a in previous}
+        out = []
+        for entry in body["attachments"] or []:
+            if "_bytes" in entry:
+                filename = entry.get("filename", "file")
+                out.append(self.state.upload(filename, entry["_bytes"], entry["_content_type"]))
+            elif int(entry["id"]) in kept:
+                out.append(kept[int(entry["id"])])
+        return out
 
     def _compute_mentions(self, msg: FakeMessage, allowed: dict[str, Any] | None) -> None:
         content = msg.content

@@ -49,22 +49,23 @@ DIRECT_MESSAGE_REACTIONS_INTENT = 1 << 13
 MESSAGE_CONTENT_INTENT = 1 << 15
 FLAG_EPHEMERAL = 64
 FLAG_LOADING = 128
-UPLOADED = "_uploaded_files"  # where a multipart request's files ride along with its JSON fields
 
 # Application command option types (strings are the default).
 OPT_INTEGER, OPT_BOOLEAN, OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = range(4, 11)
 OPT_ATTACHMENT = 11
+INTERACTION_COMPONENT = 3  # a click on a button (the other interaction types live in commands.py)
 
 
-@dataclass
-class FakeFile:
-    """A file on a message: uploaded by the bot (multipart) or attached by a user; served by the CDN route."""
+@dataclass(frozen=True)
+class FakeAttachment:
+    """A file: uploaded by the bot with a message, or by a user with a message or as a command option;
+    served by the fake's CDN route."""
 
+    id: int
     filename: str
     data: bytes
-    content_type: str | None = None
-    size: int | None = None  # what Discord reports; None: the real size (a wrong one tests read caps)
-    id: int = 0  # set when stored
+    content_type: str = "application/octet-stream"
+    size: int | None = None  # the size Discord reports; None: the real one (a wrong one tests read caps)
 
 
 @dataclass
@@ -74,7 +75,8 @@ class MessageVersion:
     embeds: list[Any]
     allowed_mentions: dict[str, Any] | None
     flags: int
-    files: list[FakeFile] = field(default_factory=list)
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    components: list[Any] = field(default_factory=list)  # action rows, as the bot sent them
 
 
 @dataclass
@@ -104,12 +106,16 @@ class FakeMessage:
         return self.versions[-1].embeds
 
     @property
-    def files(self) -> list[FakeFile]:
-        return self.versions[-1].files
-
-    @property
     def flags(self) -> int:
         return self.versions[-1].flags
+
+    @property
+    def attachments(self) -> list[FakeAttachment]:
+        return self.versions[-1].attachments
+
+    @property
+    def components(self) -> list[Any]:
+        return self.versions[-1].components
 
     @property
     def created_at(self) -> float:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 
 from fakes.discord.errors import ApiError
-from fakes.discord.model import UPLOADED, FakeFile, RequestRecord
+from fakes.discord.model import RequestRecord
 from fakes.discord.ratelimits import RateLimiter, is_interaction_route
 from fakes.discord.state import State
 
@@ -143,26 +143,27 @@ class RestServer:
 
 
 async def _read_body(request: web.Request) -> Any:
-    """JSON, or a multipart form's payload_json with its files under UPLOADED (in ``data`` for an
-    interaction callback, where the message fields are)."""
+    """JSON, or a multipart form's payload_json; the bytes of each file part ("files[N]") go into the
+    message's attachment N as "_bytes" (with "_content_type")."""
     if not request.can_read_body:
         return None
     if request.content_type.startswith("multipart/"):
         payload: Any = None
-        files: list[FakeFile] = []
+        files: dict[str, tuple[bytes, str]] = {}
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if isinstance(part, BodyPartReader) and part.name == "payload_json":
                 payload = json.loads(await part.text())
-            elif isinstance(part, BodyPartReader) and part.filename:
-                files.append(
-                    FakeFile(part.filename, bytes(await part.read()), part.headers.get("Content-Type"))
-                )
+            elif isinstance(part, BodyPartReader) and part.name and part.name.startswith("files["):
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                files[part.name[6:-1]] = (bytes(await part.read()), content_type)
             else:
                 await part.release()
-        if files and isinstance(payload, dict):
-            fields = payload["data"] if isinstance(payload.get("data"), dict) else payload
-            fields[UPLOADED] = files
+        # An interaction callback carries its message (and attachments) under "data".
+        message = (payload or {}).get("data") if isinstance((payload or {}).get("data"), dict) else payload
+        for attachment in (message or {}).get("attachments") or []:
+            if str(attachment.get("id")) in files:
+                attachment["_bytes"], attachment["_content_type"] = files[str(attachment["id"])]
         return payload
     raw = await request.read()
     if not raw:

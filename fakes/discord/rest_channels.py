@@ -9,7 +9,7 @@ from aiohttp import web
 
 from fakes.discord.errors import ApiError, has_other_content, invalid_form_body, validate_message
 from fakes.discord.messages import TYPE_DEFAULT, TYPE_REPLY, Messages
-from fakes.discord.model import FLAG_EPHEMERAL, UPLOADED, FakeMessage
+from fakes.discord.model import FLAG_EPHEMERAL, FakeMessage
 from fakes.discord.payloads import Payloads
 from fakes.discord.rest import Route
 from fakes.discord.state import State
@@ -115,7 +115,7 @@ class ChannelRoutes:
             flags=int(body.get("flags") or 0) & ~FLAG_EPHEMERAL,
             reference_id=reference_id,
             type_=TYPE_REPLY if reference_id is not None else TYPE_DEFAULT,
-            files=body.get(UPLOADED),
+            body=body,
         )
         return self._payloads.message(msg)
 
