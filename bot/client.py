@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot import paced
 from bot.admission import Admission
+from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database
@@ -34,11 +35,12 @@ from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
+from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
+EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -72,6 +74,7 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
@@ -90,6 +93,7 @@ class StreamcordBot(commands.Bot):
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),
         )
         if metrics:
@@ -158,6 +162,7 @@ class StreamcordBot(commands.Bot):
         await self.budget_watch.wait_idle()
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
+        await self.attachments.close()
         await super().close()
 
 
