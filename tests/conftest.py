@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +15,10 @@ import pytest
 
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
+from tests.postgres import PostgresServer, find_bin_dir
 
 
 @dataclass
@@ -123,9 +124,44 @@ async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator
             await process.wait()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; skipped without the binaries, except in CI."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.data.exists():
+            server.stop()
+        server.remove()
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """An empty database of its own on the session's server."""
+    url = await postgres_server.create_database()
+    yield url
+    await postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseLocation:
+    """Where a test's database lives, once per backend: the same tests prove both."""
+    if request.param == "postgres":
+        return DatabaseLocation(path=tmp_path / "unused.db", url=request.getfixturevalue("postgres_url"))
+    return DatabaseLocation(path=tmp_path / "s.db")
+
+
+@pytest.fixture
+async def db(db_location: DatabaseLocation) -> AsyncIterator[Database]:
     """A fresh, fully migrated database, closed after the test."""
-    database = await Database.open(tmp_path / "s.db")
+    database = await open_database(db_location)
     yield database
     await database.close()

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import MIGRATIONS_DIR, load_migrations
+from bot.db import load_migrations
+from bot.db.sqlite import MIGRATIONS_DIR
 from bot.settings import KEYS
 from tests.conftest import World, running_bot
 from tests.fakes.discord_server import FLAG_LOADING, FakeMessage

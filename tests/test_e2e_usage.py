@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from bot.store.usage import CSV_COLUMNS, UsageStore
 from tests.conftest import World, running_bot
 from tests.fakes.discord_server import FakeMessage
 from tests.fakes.llm_server import Scenario
+from tests.postgres import env_for
 from tests.replies import usage_rows
 from tests.test_e2e_config import chat, command, run_cli
 
@@ -229,9 +230,8 @@ async def test_usage_and_quota_survive_a_restart(world: World) -> None:
 # --- usage-export ---------------------------------------------------------------------------------------
 
 
-async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
-    path = tmp_path / "usage.sqlite3"
-    db = await Database.open(path)
+async def test_usage_export_writes_csv_since_a_date(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     try:
         for day, user in (
             (datetime(2025, 1, 9, 23, 59, tzinfo=UTC), 1),
@@ -241,7 +241,7 @@ async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     finally:
         await db.close()
 
-    result = run_cli("usage-export", "--since", "2025-01-10", DATABASE_PATH=str(path))
+    result = run_cli("usage-export", "--since", "2025-01-10", **env_for(db_location))
     assert result.returncode == 0, result
     assert result.stderr.strip().splitlines()[-1] == "1 rows"
     [header, *rows] = list(csv.reader(io.StringIO(result.stdout)))
@@ -252,11 +252,11 @@ async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == ("200", "0", "0")
     assert row["status"] == "completed" and row["started_at"] == "2025-01-10T00:00:00.000000Z"
 
-    everything = run_cli("usage-export", "--since", "2025-01-01", DATABASE_PATH=str(path))
+    everything = run_cli("usage-export", "--since", "2025-01-01", **env_for(db_location))
     assert everything.returncode == 0
     assert len(list(csv.reader(io.StringIO(everything.stdout)))) == 3
 
-    bad = run_cli("usage-export", "--since", "last week", DATABASE_PATH=str(path))
+    bad = run_cli("usage-export", "--since", "last week", **env_for(db_location))
     assert bad.returncode == 2
     assert "--since" in bad.stderr and "Traceback" not in bad.stderr
 
