@@ -116,7 +116,9 @@ class PostgresDatabase:
             )
         db = cls(pool, url, migrations_dir)
         try:
-            await db._take_instance_lock()
+            if not await db._take_instance_lock():
+                # A fresh id has no rows yet, so no other process has reason to probe its lock.
+                raise RuntimeError(f"instance lock {db.instance_id} is already held")
             async with db._connection() as conn:
                 db._pinned[asyncio.current_task()] = conn
                 try:
@@ -201,38 +203,44 @@ class PostgresDatabase:
         )
         return bool(row and row["alive"])
 
-    async def _take_instance_lock(self) -> None:
+    async def _take_instance_lock(self) -> bool:
+        """Hold this process's instance lock on a connection of its own; False while it is busy (another
+        process's instance_alive() holds it for the length of one statement)."""
         with unavailable_as(self.label):
             # Not from the pool: a pooled connection drops its advisory locks when released.
             conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
             try:
-                key = advisory_key("instance", self.instance_id)
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                    raise RuntimeError(f"instance lock {self.instance_id} is already held")
+                taken = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", advisory_key("instance", self.instance_id)
+                )
             except BaseException:
                 await conn.close()
                 raise
+        if not taken:
+            await conn.close()
+            return False
         conn.add_termination_listener(self._instance_lock_lost)
         self._instance_conn = conn
+        return True
 
     def _instance_lock_lost(self, conn: asyncpg.Connection) -> None:
         if self._closing:
             return
         log.warning("Lost the PostgreSQL session holding this process's instance lock; taking it again")
-        self._relock = asyncio.get_running_loop().create_task(self._take_instance_lock_again())
+        self._relock = asyncio.get_running_loop().create_task(self._hold_instance_lock())
 
-    async def _take_instance_lock_again(self) -> None:
-        delay = 0.5
+    async def _hold_instance_lock(self) -> None:
+        """Take the instance lock, retrying while the database is away (e.g. restarting)."""
+        delay = 0.1
         while True:
             try:
-                await self._take_instance_lock()
+                if await self._take_instance_lock():
+                    log.info("Holding the instance lock on %s", self.label)
+                    return
             except DatabaseUnavailable as exc:
                 log.info("Instance lock not taken yet (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RELOCK_MAX_DELAY)
-            else:
-                log.info("Instance lock taken again on %s", self.label)
-                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RELOCK_MAX_DELAY)
 
 
 def _positional(params: Params) -> Sequence[Any]:
