@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 
+from bot.db import DatabaseUnavailable
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -28,7 +32,14 @@ class Admission:
         self.closing = False  # set at shutdown: new answers would be cut off at once
 
     async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
-        """The settings to answer with, or Refused."""
+        """The settings to answer with, or Refused (also while the database is unavailable)."""
+        try:
+            return await self._check(guild_id, channel_id, user_id)
+        except DatabaseUnavailable as exc:
+            log.warning("Refused a request in channel %s: %s", channel_id, exc)
+            raise Refused("I can't reach my database right now. Ask again in a moment.") from exc
+
+    async def _check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
         if self.closing:
             raise Refused("I'm restarting. Ask again in a moment.")
         settings = await self._settings.get(guild_id, channel_id, self._defaults)

@@ -115,6 +115,8 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await self.usage.writes.close()
+        await self.inflight.writes.close()
         await super().close()
 
 

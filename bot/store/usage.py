@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
+from bot.store.write_queue import WriteQueue
 
 FinalStatus = Literal["completed", "stopped", "error", "interrupted"]
 Period = Literal["today", "7d", "30d", "all"]
@@ -63,14 +64,17 @@ def period_since(period: Period, now: datetime) -> datetime | None:
 
 
 class UsageStore:
+    """Usage rows are kept through a database outage: start() and finish() queue while it is away."""
+
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self.writes = WriteQueue(db)
 
     async def start(
         self, request_id: str, guild_id: int | None, channel_id: int, user_id: int, model: str
     ) -> None:
-        await self._db.execute(
+        await self.writes.write(
             "INSERT INTO usage (request_id, guild_id, channel_id, user_id, model, status, started_at)"
             " VALUES (?, ?, ?, ?, ?, 'streaming', ?)",
             (request_id, guild_id, channel_id, user_id, model, to_db_time(self._clock())),
@@ -90,7 +94,7 @@ class UsageStore:
     ) -> None:
         if status not in _FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
-        changed = await self._db.execute(
+        changed = await self.writes.write(
             "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, estimated = ?,"
             " ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ? WHERE request_id = ?",
             (
@@ -105,7 +109,7 @@ class UsageStore:
                 request_id,
             ),
         )
-        if not changed:
+        if changed == 0:  # None: queued, so not known yet
             raise LookupError(f"no usage row for request {request_id!r}; call start() first")
 
     async def tokens_today(self, guild_id: int | None, user_id: int) -> int:
