@@ -7,11 +7,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
 from bot.db.location import DatabaseLocation
 from bot.db.postgres import is_postgres_url
+from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
 
@@ -31,8 +33,15 @@ class Config:
     discord_gateway_url: str | None = None
     llm_timeout: float = 60.0
     llm_max_retries: int = 2
+    llm_retry_budget: float = 20.0
+    circuit_failures: int = 5
+    circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
+    usage_retention_days: int | None = None  # None: keep every usage row
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics or /healthz server
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -79,7 +88,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
             raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}.")
         return value
 
-    def setting(key: str, name: str, default: str) -> object:
+    def setting(key: str, name: str, default: str) -> Any:
         try:
             return parse_value(key, get(name, default))
         except SettingError as exc:
@@ -97,6 +106,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     level = get("LOG_LEVEL", "INFO").upper()
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
+
+    def optional_number(name: str, low: int, high: int) -> int | None:
+        return int(number(name, "0", int, low, high)) if env.get(name, "").strip() else None
+
+    try:
+        prices = PriceList.load(Path(get("PRICES_FILE", str(DEFAULT_PRICES_FILE))))
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None
 
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
@@ -121,8 +138,15 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         discord_gateway_url=gateway,
         llm_timeout=number("LLM_TIMEOUT", "60", float, 1, 600),
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
+        llm_retry_budget=number("LLM_RETRY_BUDGET", "20", float, 0, 600),
+        circuit_failures=int(number("LLM_CIRCUIT_FAILURES", "5", int, 1, 1000)),
+        circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        prices=prices,
+        usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
     )
 
 
@@ -145,3 +169,12 @@ def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
 def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:
     """For the maintenance commands, which need no Discord or model settings."""
     return database_location({**dotenv_values(env_file), **os.environ})
+
+
+def load_prices(env_file: str | Path = ".env") -> PriceList:
+    """For usage-export, which needs no Discord or model settings."""
+    value = os.environ.get("PRICES_FILE") or dotenv_values(env_file).get("PRICES_FILE")
+    try:
+        return PriceList.load(Path(value) if value else DEFAULT_PRICES_FILE)
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 from bot.llm import ChatRequest
 from bot.settings import ChannelSettings
-from bot.streaming.render import MARKER
-
-# The status line the bot puts under an answer that was stopped, failed or cut at the output limit.
-_STATUS_LINES = ("⏹ ", "⚠️ ", "*(stopped at the output limit)*")
+from bot.status import split_status
 
 
 @dataclass(frozen=True)
@@ -21,9 +18,7 @@ class Turn:
 def shown_answer(content: str) -> str:
     """The answer in one of the bot's messages, without the in-progress marker or a status line: the model
     should see what it said, not the bot's notes about it."""
-    text = content.removesuffix(MARKER).rstrip()
-    head, _, last = text.rpartition("\n")
-    return head.rstrip() if last.startswith(_STATUS_LINES) else text
+    return split_status(content)[0]
 
 
 def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | None = None) -> ChatRequest:
@@ -36,4 +31,5 @@ def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | 
         messages=messages,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        fallback_model=settings.fallback_model,
     )

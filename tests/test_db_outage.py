@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
+from fakes.llm_server import Scenario
+from tests.e2e import World, chat, run_cli, running_bot, usage_rows, wait_final
 from tests.postgres import PostgresServer
-from tests.replies import usage_rows
-from tests.test_e2e_chat import chat, wait_final
-from tests.test_e2e_config import run_cli
 
 STORY = " ".join(f"word{i}" for i in range(40)) + "."
 

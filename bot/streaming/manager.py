@@ -6,23 +6,32 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import ChatRequest
+from bot.model_calls import ModelCaller
+from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
-from bot.streaming.stream import ReplyStream, Requester, Status, StopRequest
+from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
-
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        models: ModelCaller,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        max_concurrent: int,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
-        self._llm = llm
+        self._models = models
+        self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -33,6 +42,14 @@ class StreamManager:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def generating(self) -> int:
+        return sum(stream.generating for stream, _, _ in self._streams.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(stream.queued for stream, _, _ in self._streams.values())
 
     def start(
         self,
@@ -48,11 +65,12 @@ class StreamManager:
             chat=chat,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
             slots=self._slots,
+            observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
@@ -96,7 +114,7 @@ class StreamManager:
         """Finalise every answer as interrupted and record its usage before the connections close."""
         entries = list(self._streams.values())
         for stream, _, _ in entries:
-            self.stop(stream, Status.INTERRUPTED, INTERRUPTED_FOOTER)
+            self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)
         tasks = [task for _, task, _ in entries]
         if not tasks:
             return

@@ -8,27 +8,21 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
-from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.circuit import CircuitOpen
+from bot.llm import ChatRequest, Finish, describe_error
+from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.status import OUTPUT_LIMIT, Status, answered_by, failed, falling_back, retrying
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
-from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
-STOP_BUTTON_TIMEOUT = 5.0
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -58,23 +52,27 @@ class ReplyStream:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
+        self._observer = observer
         self.chat = chat
         self.requester = requester
         self.target = target
-        self._llm = llm
-        self._pacer = pacer
+        self._models = models
+        self._model = chat.model  # the model answering: the fallback once it stands in
+        self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
-        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.display = ReplyDisplay(
+            target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
+        )
         self.text = ""
         self._deltas = 0
         self._finish: Finish | None = None
@@ -83,6 +81,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._has_slot = False
         self._recorded = asyncio.Event()  # the usage and in-flight rows exist
 
     @property
@@ -96,8 +95,7 @@ class ReplyStream:
             return False
         self._stop = request
         if request.reply_gone:
-            self.display.gone = True
-            self._pacer.cancel(self.request_id)
+            self.display.abandon()
         if self._consumer is not None:  # not started yet: run() sees the stop and never asks the model
             self._consumer.cancel()
         return True
@@ -113,7 +111,22 @@ class ReplyStream:
         # answer shows its placeholder at once.
         delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
-        error: BaseException | None = None
+        try:
+            error = await self._generate()
+        finally:
+            placeholder.cancel()
+        status, footer = self._outcome(error)
+        self.display.finish(self.text, footer)
+        # Usage first: a shutdown may not wait for a slow channel's final edit.
+        await self._record(status, error)
+        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
+            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
+            await self._inflight.remove(self.request_id)
+        else:
+            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
+
+    async def _generate(self) -> Exception | None:
+        """Record the request and read the answer (unless stopped before it began); the error it met."""
         try:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
@@ -132,60 +145,78 @@ class ReplyStream:
                     self._consumer.cancel()
                 raise
         except Exception as exc:
-            error = exc
             log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
-        finally:
-            placeholder.cancel()
-        status, footer = self._outcome(error)
-        button = None if self.display.gone else self._stop_button.hide()
-        self.display.finish(self.text, footer)
-        # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await self._record(status, error)
-        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
-            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await self._inflight.remove(self.request_id)
-        else:
-            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
-        if button is not None:
-            await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
+            return exc
+        return None
+
+    @property
+    def generating(self) -> bool:
+        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        return self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot before asking the model."""
+        return not self._has_slot and self._consumer is not None and not self._consumer.done()
 
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots, contextlib.aclosing(self._models.answer(self.chat)) as events:
+            self._has_slot = True
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
                     continue
+                if isinstance(event, Retrying | FallingBack):
+                    self._show_trouble(event)
+                    continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
+                    if self._trouble_shown:  # the answer replaces the status line
+                        self.display.set_status(None)
                 self.text += event
                 self._deltas += 1
                 self.display.update(self.text)
 
-    def _outcome(self, error: BaseException | None) -> tuple[Status, str]:
+    def _show_trouble(self, event: Retrying | FallingBack) -> None:
+        if isinstance(event, FallingBack):
+            self._model = event.model
+            line = falling_back(event.model, event.failure)
+        else:
+            line = retrying(event.failure, event.retry, event.retries, event.delay)
+        self.display.set_status(line)
+        self._trouble_shown = True
+
+    def _outcome(self, error: Exception | None) -> tuple[Status, str]:
+        status, footer = self._ending(error)
+        if self._model != self.chat.model and self._first_token_at is not None:
+            footer = "\n".join(line for line in (answered_by(self._model), footer) if line)
+        return status, footer
+
+    def _ending(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
-            return (
-                Status.ERROR,
-                f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
-            )
+            mid_answer = self._first_token_at is not None
+            return Status.ERROR, failed(describe_error(error, self._model, mid_answer=mid_answer))
         if self._finish is not None and self._finish.reason == "length":
-            return Status.COMPLETED, "*(stopped at the output limit)*"
+            return Status.COMPLETED, OUTPUT_LIMIT
         return Status.COMPLETED, ""
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
-            self._stop_button.show()
         await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
 
-    async def _record(self, status: Status, error: BaseException | None) -> None:
+    async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
+        reasoning = 0
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+            reasoning = usage.reasoning_tokens
+        elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
+            prompt, completion, estimated = 0, 0, False
         else:
             prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
             # Servers send about one token a delta.
@@ -193,14 +224,17 @@ class ReplyStream:
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,
-            status=status.value,
+            status=status,
             prompt_tokens=prompt,
             completion_tokens=completion,
             estimated=estimated,
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
+            reasoning_tokens=reasoning,
+            model=self._model,
         )
+        self._observer.answer_finished(self.requester, status.value, prompt, completion)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
