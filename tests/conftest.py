@@ -16,7 +16,8 @@ from tests.e2e import World, running_bot
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake_discord, FakeLLM() as fake_llm:
+    # Restarts within a test identify again at once; Discord's 5-s spacing is tested in test_fake_discord.
+    async with FakeDiscord(identify_interval=0.05) as fake_discord, FakeLLM() as fake_llm:
         guild = fake_discord.add_guild("Streamcord Test")
         yield World(
             discord=fake_discord,
