@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.admission import Admission
 from bot.config import Config
-from bot.db import Database
+from bot.db import Database, open_database
 from bot.discord_targets import NO_MENTIONS
 from bot.llm import LLMClient
 from bot.model_calls import ModelCaller
@@ -131,7 +131,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
     stream's final usage write."""
     use_discord_endpoints(config.discord_api_base, config.discord_gateway_url)
-    db = await Database.open(config.database_path)
+    db = await open_database(config.database)
     try:
         llm = LLMClient(
             base_url=config.openai_base_url,

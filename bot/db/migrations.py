@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
 _TRANSACTION_KEYWORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 SELECT_APPLIED = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
+# One folder per SQL dialect under migrations/, with the same versions and names in each (a test checks).
+MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent.parent / "migrations"
+DIALECTS = ("sqlite", "postgres")
 
 Params = Sequence[Any] | dict[str, Any]
 

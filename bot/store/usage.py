@@ -113,17 +113,19 @@ class UsageStore:
 
     async def tokens_today(self, guild_id: int | None, user_id: int) -> int:
         """Tokens the user spent in this server since 00:00 UTC (for daily_token_quota)."""
+        guild, params = same_guild(guild_id)
         row = await self._db.fetchone(
             "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens FROM usage"
-            " WHERE guild_id IS ? AND user_id = ? AND started_at >= ?",
-            (guild_id, user_id, to_db_time(start_of_utc_day(self._clock()))),
+            f" WHERE {guild} AND user_id = ? AND started_at >= ?",
+            (*params, user_id, to_db_time(start_of_utc_day(self._clock()))),
         )
         return int(row["tokens"]) if row else 0
 
     async def last_request_at(self, guild_id: int | None, user_id: int) -> datetime | None:
         """When the user's latest request in this server started (for cooldown_seconds)."""
+        guild, params = same_guild(guild_id)
         row = await self._db.fetchone(
-            "SELECT MAX(started_at) AS at FROM usage WHERE guild_id IS ? AND user_id = ?", (guild_id, user_id)
+            f"SELECT MAX(started_at) AS at FROM usage WHERE {guild} AND user_id = ?", (*params, user_id)
         )
         return from_db_time(row["at"]) if row and row["at"] else None
 
@@ -136,8 +138,9 @@ class UsageStore:
         since: datetime | None,
         top_n: int = 5,
     ) -> UsageSummary:
-        where = ["guild_id IS ?"]
-        params: list[Any] = [guild_id]
+        guild, guild_params = same_guild(guild_id)
+        where = [guild]
+        params: list[Any] = list(guild_params)
         if user_id is not None:
             where.append("user_id = ?")
             params.append(user_id)
@@ -148,8 +151,8 @@ class UsageStore:
             where.append("started_at >= ?")
             params.append(to_db_time(since))
         condition = " AND ".join(where)
-        # Both reads must see the same rows: a transaction keeps writes from landing between them.
-        async with self._db.transaction():
+        # Both reads must see the same rows.
+        async with self._db.snapshot():
             by_status_rows = await self._db.fetchall(
                 "SELECT status, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt,"
                 " SUM(completion_tokens) AS completion, SUM(estimated) AS estimated"
@@ -182,6 +185,12 @@ class UsageStore:
         writer.writerow(CSV_COLUMNS)
         writer.writerows(tuple(row) for row in rows)
         return len(rows)
+
+
+def same_guild(guild_id: int | None) -> tuple[str, tuple[int, ...]]:
+    """A condition (and its parameters) on guild_id, None meaning direct messages; both forms use the index
+    on SQLite and PostgreSQL (``IS ?`` is SQLite-only, ``IS NOT DISTINCT FROM`` skips PostgreSQL's)."""
+    return ("guild_id IS NULL", ()) if guild_id is None else ("guild_id = ?", (guild_id,))
 
 
 def _ms(value: float | None) -> int | None:
