@@ -16,10 +16,12 @@ from bot.admission import Admission
 from bot.config import Config
 from bot.db import Database, open_database
 from bot.discord_targets import NO_MENTIONS
+from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
 from bot.model_calls import ModelCaller
 from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
+from bot.shard_plan import IDENTIFY_SPACING
 from bot.store.inflight import InflightStore
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
@@ -52,6 +54,7 @@ class StreamcordBot(commands.Bot):
             http_trace=pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
+            **config.shards.client_options(),
         )
         self.config = config
         self.db = db
@@ -74,16 +77,35 @@ class StreamcordBot(commands.Bot):
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
         )
+        self.identify_gate = identify_gate(db)
+        self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
+        """After login, before the gateway: the cogs, and the command sync if this process owns shard 0."""
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.tree.sync()
-        task = asyncio.create_task(finalize_orphans(self, self.inflight, self.pacer))
+        if self.config.shards.syncs_commands:
+            await self.tree.sync()
+        if self.config.shards.sharded:
+            _, _, limits = await self.http.get_bot_gateway()
+            self._max_concurrency = max(1, int(limits["max_concurrency"]))
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        log.info("Connecting to the gateway: %s", self.config.shards.describe())
+        # Replies a crash left streaming in this process's servers; other processes recover their own.
+        task = asyncio.create_task(
+            finalize_orphans(self, self.inflight, self.pacer, self.config.shards.guilds())
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        await super().connect(reconnect=reconnect)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """One IDENTIFY per bucket at a time across every process sharing the database (Discord answers
+        a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
+        await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -126,6 +148,10 @@ class StreamcordBot(commands.Bot):
         await super().close()
 
 
+class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
+    """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
+
+
 @contextlib.asynccontextmanager
 async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
@@ -141,7 +167,8 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()
         try:
-            async with StreamcordBot(config=config, db=db, llm=llm, pacer=pacer) as bot:
+            kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
+            async with kind(config=config, db=db, llm=llm, pacer=pacer) as bot:
                 yield bot
         finally:
             await pacer.close()

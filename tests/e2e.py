@@ -34,7 +34,8 @@ STOP = "🛑"
 _KNOBS = frozenset(
     "DISCORD_TOKEN OPENAI_API_KEY OPENAI_BASE_URL DEFAULT_MODEL DATABASE_PATH LOG_LEVEL DISCORD_API_BASE"
     " DISCORD_GATEWAY_URL SYSTEM_PROMPT TEMPERATURE MAX_TOKENS HISTORY_TURNS COOLDOWN_SECONDS"
-    " DAILY_TOKEN_QUOTA LLM_TIMEOUT LLM_MAX_RETRIES DISCORD_GLOBAL_RATE_LIMIT".split()
+    " DAILY_TOKEN_QUOTA LLM_TIMEOUT LLM_MAX_RETRIES DISCORD_GLOBAL_RATE_LIMIT DISCORD_REST_PROXY SHARD_COUNT"
+    " SHARD_IDS DATABASE_URL".split()
 )
 
 
@@ -75,8 +76,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
-    """The real bot, assembled exactly as `python -m bot` does, connected to the loopback servers."""
+async def running_bot(world: World, *, guild: int | None = None, **env: str) -> AsyncIterator[StreamcordBot]:
+    """The real bot, assembled exactly as `python -m bot` does, connected to the loopback servers; ready
+    once it has `guild` (the world's unless told) in its cache."""
     config = load_config(world.env(**env), env_file=os.devnull)
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     try:
@@ -86,7 +88,7 @@ async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
                 await world.discord.wait_ready()
                 # Not wait_until_ready(): discord.py holds READY back 2 s for guild chunking.
                 await world.discord.wait_for(
-                    lambda: bot.get_guild(world.guild_id) is not None, what="guild cached"
+                    lambda: bot.get_guild(guild or world.guild_id) is not None, what="guild cached"
                 )
                 yield bot
             finally:
