@@ -17,8 +17,16 @@ from typing import TextIO
 import asyncpg
 import discord
 
+from bot.budget import server_prices
 from bot.client import open_bot
-from bot.config import Config, ConfigError, configure_logging, load_config, load_database_location
+from bot.config import (
+    Config,
+    ConfigError,
+    configure_logging,
+    load_config,
+    load_database_location,
+    load_prices,
+)
 from bot.db import (
     AppliedMigration,
     DatabaseLocation,
@@ -27,7 +35,9 @@ from bot.db import (
     migration_status,
     open_database,
 )
+from bot.pricing import TokenCounts
 from bot.shard_plan import ShardPlan
+from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -150,9 +160,15 @@ async def _export(since: date) -> int:
             file=sys.stderr,
         )
         return 2
+    prices = load_prices()
     db = await open_database(location)
+    settings = SettingsStore(db)
+
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
+
     try:
-        rows = await UsageStore(db).export_csv(since, sys.stdout)
+        rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
     finally:
         await db.close()
     print(f"{rows} rows", file=sys.stderr)

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import paced
 from bot.admission import Admission
+from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database, open_database
 from bot.discord_targets import NO_MENTIONS
+from bot.health import problem
 from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
+from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
+from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
 from bot.shard_plan import IDENTIFY_SPACING
+from bot.store.alerts import AlertStore
 from bot.store.inflight import InflightStore
+from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
+from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
@@ -44,14 +54,16 @@ INVITE_PERMISSIONS = discord.Permissions(
 
 
 class StreamcordBot(commands.Bot):
-    def __init__(self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer) -> None:
+    def __init__(
+        self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer, metrics: Metrics | None = None
+    ) -> None:
         # Intents.default() carries reactions and guild messages; mentions of the bot include their content
         # without the privileged message-content intent.
         super().__init__(
             command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
             intents=discord.Intents.default(),
             allowed_mentions=NO_MENTIONS,
-            http_trace=pacer.trace_config(),
+            http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
             **config.shards.client_options(),
@@ -63,12 +75,17 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
-        self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.retention = UsageRetention(db)
+        self.budget = Budget(self.usage, AlertStore(db), config.prices)
+        self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
+        self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
+        observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
         self.models = ModelCaller(
             llm,
             policy=RetryPolicy(budget=config.llm_retry_budget, max_retries=config.llm_max_retries),
             circuit_failures=config.circuit_failures,
             circuit_cool_down=config.circuit_cool_down,
+            errors=ModelErrorLog(on_record=metrics.model_error if metrics else None),
         )
         self.streams = StreamManager(
             models=self.models,
@@ -76,10 +93,14 @@ class StreamcordBot(commands.Bot):
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            observer=Observers(observers),
         )
         self.identify_gate = identify_gate(db)
         self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
+        if metrics:
+            metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: the cogs, and the command sync if this process owns shard 0."""
@@ -95,17 +116,28 @@ class StreamcordBot(commands.Bot):
     async def connect(self, *, reconnect: bool = True) -> None:
         log.info("Connecting to the gateway: %s", self.config.shards.describe())
         # Replies a crash left streaming in this process's servers; other processes recover their own.
-        task = asyncio.create_task(
+        self._run_in_background(
             finalize_orphans(self, self.inflight, self.pacer, self.config.shards.guilds())
         )
+        if self.config.usage_retention_days is not None:
+            self._run_in_background(self.retention.prune_daily(self.config.usage_retention_days))
+        await super().connect(reconnect=reconnect)
+
+    def _run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        await super().connect(reconnect=reconnect)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """One IDENTIFY per bucket at a time across every process sharing the database (Discord answers
         a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
         await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
+
+    async def _send_alert(self, channel_id: int, text: str) -> None:
+        await paced.send(self, self.pacer, channel_id, text)
+
+    def gateway_connected(self) -> bool:
+        return self.ws is not None and self.ws.open and not self.is_closed()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -145,6 +177,11 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await self.budget_watch.wait_idle()
+        for task in self._background:
+            task.cancel()  # the daily prune sleeps most of the day
+        await self.usage.writes.close()
+        await self.inflight.writes.close()
         await super().close()
 
 
@@ -166,9 +203,18 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()
+        metrics = Metrics() if config.metrics_port is not None else None
         try:
             kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
-            async with kind(config=config, db=db, llm=llm, pacer=pacer) as bot:
+            async with (
+                kind(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
+                contextlib.AsyncExitStack() as served,
+            ):
+                if metrics is not None and config.metrics_port is not None:
+                    health = functools.partial(problem, bot.gateway_connected, db)
+                    bot.metrics_port = await served.enter_async_context(
+                        serve(metrics, health, config.metrics_host, config.metrics_port)
+                    )
                 yield bot
         finally:
             await pacer.close()

@@ -13,6 +13,7 @@ from dotenv import dotenv_values
 
 from bot.db.location import DatabaseLocation
 from bot.db.postgres import is_postgres_url
+from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 from bot.shard_plan import ShardPlan, parse_shard_plan
 
@@ -39,6 +40,10 @@ class Config:
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
     shards: ShardPlan = field(default_factory=ShardPlan)
+    prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
+    usage_retention_days: int | None = None  # None: keep every usage row
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics or /healthz server
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -114,6 +119,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
 
+    def optional_number(name: str, low: int, high: int) -> int | None:
+        return int(number(name, "0", int, low, high)) if env.get(name, "").strip() else None
+
+    try:
+        prices = PriceList.load(Path(get("PRICES_FILE", str(DEFAULT_PRICES_FILE))))
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None
+
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
         system_prompt=setting(
@@ -151,6 +164,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         ),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
         shards=shards,
+        prices=prices,
+        usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
     )
 
 
@@ -173,3 +190,12 @@ def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
 def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:
     """For the maintenance commands, which need no Discord or model settings."""
     return database_location({**dotenv_values(env_file), **os.environ})
+
+
+def load_prices(env_file: str | Path = ".env") -> PriceList:
+    """For usage-export, which needs no Discord or model settings."""
+    value = os.environ.get("PRICES_FILE") or dotenv_values(env_file).get("PRICES_FILE")
+    try:
+        return PriceList.load(Path(value) if value else DEFAULT_PRICES_FILE)
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None

@@ -2,9 +2,9 @@
 embedded default) and PostgreSQL (``postgres``, for several processes); the migrations runner
 (``migrations``); stored times (``times``); which backend to open (``location``)."""
 
-from bot.db.base import Database, DatabaseUnavailable, Row
+from bot.db.base import Database, DatabaseUnavailable
 from bot.db.location import DatabaseLocation, migration_status, open_database
-from bot.db.migrations import AppliedMigration, MigrationError, load_migrations
+from bot.db.migrations import AppliedMigration, MigrationError, Row, load_migrations
 from bot.db.times import from_db_time, to_db_time, utcnow
 
 __all__ = [

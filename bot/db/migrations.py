@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +31,11 @@ Params = Sequence[Any] | dict[str, Any]
 
 
 class Row(Protocol):
-    """A fetched row, read by column name."""
+    """A fetched row, read by column name (sqlite3.Row, asyncpg.Record); iterating gives its values."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class MigrationTarget(Protocol):

@@ -168,7 +168,7 @@ class PostgresDatabase:
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         async with self._connection() as conn:
-            return await conn.fetch(to_numbered(sql), *_positional(params))
+            return list(await conn.fetch(to_numbered(sql), *_positional(params)))
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         return self._transaction()

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.shards import GuildFilter, every_guild
+from bot.store.write_queue import WriteQueue
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,14 @@ class InflightReply:
 
 
 class InflightStore:
-    """Rows are tagged with ``db.instance_id``, so orphans() never returns a live process's replies."""
+    """Rows are tagged with ``db.instance_id``, so orphans() never returns a live process's replies.
+
+    Updates and removals queue while the database is away: a finished reply must not be "recovered"."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self.writes = WriteQueue(db)
 
     async def add(self, request_id: str, guild_id: int | None, channel_id: int, user_id: int) -> None:
         """Track a reply; its usage row must exist already (UsageStore.start)."""
@@ -37,12 +41,12 @@ class InflightStore:
         )
 
     async def set_messages(self, request_id: str, message_ids: list[int]) -> None:
-        await self._db.execute(
+        await self.writes.write(
             "UPDATE inflight SET message_ids = ? WHERE request_id = ?", (json.dumps(message_ids), request_id)
         )
 
     async def remove(self, request_id: str) -> None:
-        await self._db.execute("DELETE FROM inflight WHERE request_id = ?", (request_id,))
+        await self.writes.write("DELETE FROM inflight WHERE request_id = ?", (request_id,))
 
     async def orphans(self, belongs: GuildFilter = every_guild) -> list[InflightReply]:
         """Replies whose process is gone (crash or kill), in the servers ``belongs`` picks, oldest first.

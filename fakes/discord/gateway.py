@@ -93,6 +93,7 @@ class Gateway:
         self.ready_count = 0  # READY+GUILD_CREATEs fully written, across all connections
         self.sharding = Sharding()
         self.invalid_sessions = 0  # op 9 sent, for any reason
+        self.down = False  # an outage: connections are dropped and new ones refused
 
     @property
     def connected(self) -> int:
@@ -104,6 +105,15 @@ class Gateway:
         return sorted(
             c.session.shard for c in self.conns if c.ready and not c.ws.closed and c.session is not None
         )
+
+    async def go_down(self) -> None:
+        """An outage: drop every connection (resumable, close code 4000) and refuse new ones until up()."""
+        self.down = True
+        for conn in list(self.conns):
+            await conn.ws.close(code=4000)
+
+    def up(self) -> None:
+        self.down = False
 
     async def close(self) -> None:
         for conn in list(self.conns):
@@ -154,7 +164,9 @@ class Gateway:
 
     # ----------------------------------------------------------------------------------- connections
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.Response(status=503, text="gateway down")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         conn = GatewayConn(ws)

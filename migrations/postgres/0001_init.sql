@@ -1,6 +1,6 @@
 -- Streamcord initial schema, PostgreSQL dialect (the twin of migrations/sqlite/0001_init.sql).
 -- Times are ISO-8601 UTC text, fixed width ("2025-01-31T12:00:00.000000Z"), as in SQLite, so the stores'
--- SQL is the same on both. Discord ids (snowflakes) are BIGINT. No tokens or API keys are ever stored.
+-- SQL is the same on both; COLLATE "C" makes them compare byte by byte whatever the database's locale. Discord ids (snowflakes) are BIGINT. No tokens or API keys are ever stored.
 
 -- Per-server and per-channel overrides of the bot's defaults; value is JSON.
 CREATE TABLE settings (
@@ -10,7 +10,7 @@ CREATE TABLE settings (
     key        TEXT   NOT NULL,
     value      TEXT   NOT NULL,
     updated_by BIGINT NOT NULL,
-    updated_at TEXT   NOT NULL,
+    updated_at TEXT   COLLATE "C" NOT NULL,
     PRIMARY KEY (scope, scope_id, key),
     CHECK (scope = 'channel' OR scope_id = guild_id)
 );
@@ -25,7 +25,7 @@ CREATE TABLE config_audit (
     old_value TEXT,
     new_value TEXT,
     user_id   BIGINT NOT NULL,
-    at        TEXT   NOT NULL
+    at        TEXT   COLLATE "C" NOT NULL
 );
 CREATE INDEX config_audit_guild ON config_audit (guild_id, id);
 
@@ -45,8 +45,8 @@ CREATE TABLE usage (
     status            TEXT    NOT NULL DEFAULT 'streaming'
                       CHECK (status IN ('streaming', 'completed', 'stopped', 'error', 'interrupted')),
     error             TEXT,
-    started_at        TEXT    NOT NULL,
-    finished_at       TEXT
+    started_at        TEXT    COLLATE "C" NOT NULL,
+    finished_at       TEXT    COLLATE "C"
 );
 -- Quota/cooldown lookups and per-user summaries.
 CREATE INDEX usage_guild_user ON usage (guild_id, user_id, started_at);
@@ -64,7 +64,7 @@ CREATE TABLE inflight (
     channel_id  BIGINT NOT NULL,
     user_id     BIGINT NOT NULL,
     message_ids TEXT   NOT NULL DEFAULT '[]',
-    started_at  TEXT   NOT NULL,
+    started_at  TEXT   COLLATE "C" NOT NULL,
     owner       TEXT   NOT NULL
 );
 
