@@ -157,7 +157,7 @@ async def test_two_processes_four_shards_one_proxy_one_database(postgres_url: st
 
                 # /usage in b's server, answered by b's restarted process from the shared table.
                 usage = await discord.run_slash_command(
-                    servers[2].guild, servers[2].channel, servers[2].admin, "usage", {"scope": "server"}
+                    servers[2].guild, servers[2].channel, servers[2].admin, "usage show", {"scope": "server"}
                 )
                 await discord.wait_for(lambda: usage.message_id is not None, what="/usage answered")
 
