@@ -30,7 +30,7 @@ class Config:
     llm_timeout: float = 60.0
     llm_max_retries: int = 2
     global_rate_limit: int = 50
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int | None = None  # None: as many as the process keeps up with
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -120,7 +120,11 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         llm_timeout=number("LLM_TIMEOUT", "60", float, 1, 600),
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
-        max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        max_concurrent_streams=(
+            int(number("MAX_CONCURRENT_STREAMS", "", int, 1, 100_000))
+            if get("MAX_CONCURRENT_STREAMS", "")
+            else None
+        ),
     )
 
 

@@ -27,11 +27,12 @@ FINAL_STATUSES = frozenset(Status) - {Status.STREAMING}
 
 _STOPPED = "⏹ "
 _WARNING = "⚠️ "
+_QUEUED = "⏳ "
 OUTPUT_LIMIT = "*(stopped at the output limit)*"
 QUESTION_DELETED = f"{_STOPPED}stopped: the question was deleted"
 INTERRUPTED_BY_RESTART = f"{_STOPPED}interrupted: the bot restarted"
 # Every status line starts with one of these.
-_STARTS = (_STOPPED, _WARNING, OUTPUT_LIMIT)
+_STARTS = (_STOPPED, _WARNING, _QUEUED, OUTPUT_LIMIT)
 
 # Characters Discord reads as Markdown (emphasis, code, spoiler, quote, link, mention) in the middle of a
 # line; a backslash before any punctuation shows it as is.
@@ -47,6 +48,11 @@ def stopped_by(name: str) -> str:
 def failed(message: str) -> str:
     """The line under an answer the model server failed; ``message`` is a short user-facing sentence."""
     return f"{_WARNING}{message}"
+
+
+def queued(ahead: int) -> str:
+    """The live line of an answer waiting for the bot to have room for it."""
+    return f"{_QUEUED}queued: {ahead} ahead" if ahead else f"{_QUEUED}queued: next"
 
 
 def split_status(content: str) -> tuple[str, str | None]:

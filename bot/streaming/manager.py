@@ -10,6 +10,7 @@ from bot.llm import ChatRequest, LLMClient
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.intake import Intake
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -19,15 +20,21 @@ log = logging.getLogger(__name__)
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        llm: LLMClient,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        max_concurrent: int | None,
     ) -> None:
         self._llm = llm
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
-        # Past this many answers at once the bot's CPU, not Discord, becomes the limit: the rest wait their
-        # turn behind a placeholder instead of slowing every answer and the gateway down.
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Past what the process keeps up with, the bot's CPU, not Discord, becomes the limit: the rest wait
+        # their turn behind a placeholder instead of slowing every answer and the gateway down.
+        self.intake = Intake(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
 
     def __len__(self) -> int:
@@ -51,7 +58,7 @@ class StreamManager:
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
-            slots=self._slots,
+            intake=self.intake,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
@@ -98,8 +105,10 @@ class StreamManager:
             self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)
         tasks = [task for _, task, _ in entries]
         if not tasks:
+            self.intake.close()
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout)
+        self.intake.close()
         for task in pending:
             task.cancel()
         if pending:

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass
 
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
-from bot.status import OUTPUT_LIMIT, Status, failed
+from bot.status import OUTPUT_LIMIT, Status, failed, queued
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.intake import Intake
 from bot.streaming.pacer import Pacer
 from bot.streaming.target import ReplyTarget
 
@@ -53,7 +54,7 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
-        slots: asyncio.Semaphore,
+        intake: Intake,
     ) -> None:
         self.request_id = request_id
         self.chat = chat
@@ -62,9 +63,9 @@ class ReplyStream:
         self._llm = llm
         self._usage = usage
         self._inflight = inflight
-        self._slots = slots
+        self._intake = intake
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
-        self.text = ""
+        self._parts: list[str] = []  # the answer so far; joined when shown (no copy of it per delta)
         self._deltas = 0
         self._finish: Finish | None = None
         self._stop: StopRequest | None = None
@@ -99,7 +100,7 @@ class ReplyStream:
     async def _run(self) -> None:
         # The model and the placeholder timer start first: they are what the user waits for. A queued
         # answer shows its placeholder at once.
-        delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
+        delay = 0.0 if self._intake.busy() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
             error = await self._generate()
@@ -138,16 +139,24 @@ class ReplyStream:
         return None
 
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        admitted = self._intake.admitted(self._show_queue_position)
+        async with admitted, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
                     continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
-                self.text += event
+                self._parts.append(event)
                 self._deltas += 1
                 self.display.update(self.text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def _show_queue_position(self, ahead: int | None) -> None:
+        self.display.set_status(None if ahead is None else queued(ahead))
 
     def _outcome(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:

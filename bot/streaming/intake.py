@@ -1,0 +1,140 @@
+"""Adaptive admission: how many answers are generated at once, decided from how well the process keeps up.
+
+Answers are admitted while the event loop runs on time and the process has CPU to spare, judged from the
+cost per answer measured as they run; beyond that they wait in a queue, in order, and are told their place
+in it. An optional hard ceiling (MAX_CONCURRENT_STREAMS) caps the count whatever the measurements say.
+
+The allowance grows at most to twice the answers running (plus a start) per sample, so a burst of requests
+is admitted in a few steps that the measurements can follow, and never shrinks below a floor that keeps the
+queue moving however loaded the machine is. Admitted answers are never paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from bot.streaming.load import LoadSample, LoopMonitor
+
+log = logging.getLogger(__name__)
+
+START = 16  # admitted at once, before any measurement
+FLOOR = 2  # always admitted, whatever the load
+LAG_LIMIT = 0.1  # seconds the loop may run late before admissions pause
+CPU_LIMIT = 0.8  # share of one core the answers may take
+POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edited about once a second)
+
+# Called with the number of answers ahead while queued, then None once admitted (if it was queued).
+PositionCallback = Callable[[int | None], None]
+
+
+class Intake:
+    def __init__(self, ceiling: int | None = None, *, measure: bool = True) -> None:
+        """``measure=False`` leaves the samples to the caller (tests inject them through sample())."""
+        self._ceiling = math.inf if ceiling is None else ceiling
+        self._allowance = min(START, self._ceiling)
+        self._active = 0
+        self._queue: deque[tuple[asyncio.Future[None], PositionCallback]] = deque()
+        self._positions_at = -math.inf
+        self._positions_stale = False
+        self._paused = False
+        self._monitor = LoopMonitor(self.sample) if measure else None
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def busy(self) -> bool:
+        """Whether an answer asking now would wait."""
+        return bool(self._queue) or self._active >= self._allowance
+
+    @asynccontextmanager
+    async def admitted(self, on_position: PositionCallback) -> AsyncIterator[None]:
+        """Hold an admission for the body; wait for one first if the process is busy."""
+        if self.busy():
+            await self._wait(on_position)
+        else:
+            self._active += 1
+        self._watch()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            self._admit()
+            self._watch()
+
+    def sample(self, load: LoadSample) -> None:
+        """Adjust the allowance to the latest measurement and admit what it allows."""
+        keeping_up = load.lag <= LAG_LIMIT and load.cpu <= CPU_LIMIT
+        if keeping_up:
+            # The CPU each running answer costs says how many fit; the growth cap lets measurements follow.
+            fit = self._active * CPU_LIMIT / load.cpu if self._active and load.cpu > 0 else math.inf
+            self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * self._active + START))
+        else:
+            self._allowance = min(self._allowance, self._active)
+        self._allowance = max(self._allowance, min(FLOOR, self._ceiling))
+        if self._queue and self._paused == keeping_up:
+            self._paused = not keeping_up
+            log.info(
+                "Admission %s: loop lag %.0f ms, CPU %.0f%%, %d answers running, %d queued",
+                "paused" if self._paused else "resumed",
+                load.lag * 1000,
+                load.cpu * 100,
+                self._active,
+                len(self._queue),
+            )
+        self._admit()
+        if self._positions_stale and time.monotonic() - self._positions_at >= POSITION_REFRESH:
+            self._show_positions()
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
+
+    async def _wait(self, on_position: PositionCallback) -> None:
+        admission: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (admission, on_position)
+        self._queue.append(entry)
+        on_position(len(self._queue) - 1)
+        try:
+            await admission
+        except asyncio.CancelledError:
+            if admission.done() and not admission.cancelled():
+                self._active -= 1  # admitted just as it was cancelled: give the place back
+                self._admit()
+            else:
+                self._queue.remove(entry)
+                self._positions_stale = True
+            raise
+        on_position(None)
+
+    def _admit(self) -> None:
+        while self._queue and self._active < self._allowance:
+            admission, _ = self._queue.popleft()
+            self._active += 1
+            admission.set_result(None)
+            self._positions_stale = True
+
+    def _show_positions(self) -> None:
+        self._positions_at = time.monotonic()
+        self._positions_stale = False
+        for ahead, (_, on_position) in enumerate(self._queue):
+            on_position(ahead)
+
+    def _watch(self) -> None:
+        """Measure only while there is something to admit or running: an idle bot does no work."""
+        if self._monitor is None:
+            return
+        if self._active or self._queue:
+            self._monitor.start()
+        else:
+            self._monitor.stop()
