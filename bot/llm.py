@@ -46,12 +46,15 @@ class ModelStreamError(openai.APIError):
 class LLMClient:
     def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
         # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
-        # gap between two chunks, not the whole answer.
+        # gap between two chunks, not the whole answer. The library's aiohttp transport reads a stream for a
+        # third of the CPU its default HTTP stack spends per chunk (aiohttp parses HTTP in C), and reads
+        # whatever has arrived in one piece.
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
             timeout=openai.Timeout(timeout, connect=10.0),
             max_retries=max_retries,
+            http_client=openai.DefaultAioHttpClient(),
         )
         self._models: list[str] = []
         self._models_at = float("-inf")

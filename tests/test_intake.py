@@ -17,10 +17,12 @@ SLOWED = LoadSample(lag=LAG_LIMIT * 5, cpu=0.05)
 
 
 class Answers:
-    """Tasks that each hold an admission until released, recording the queue positions they were shown."""
+    """Tasks that each hold an admission until released, recording the queue positions they were shown;
+    each starts streaming once admitted unless ``streaming`` is False (the model has not answered yet)."""
 
-    def __init__(self, intake: Intake) -> None:
+    def __init__(self, intake: Intake, *, streaming: bool = True) -> None:
         self.intake = intake
+        self._streaming = streaming
         self.positions: list[list[int | None]] = []
         self._release = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -32,7 +34,9 @@ class Answers:
             self.tasks.append(asyncio.create_task(self._hold(shown.append)))
 
     async def _hold(self, on_position: Callable[[int | None], None]) -> None:
-        async with self.intake.admitted(on_position):
+        async with self.intake.admitted(on_position) as admission:
+            if self._streaming:
+                admission.started()
             await self._release.wait()
 
     async def settled(self, predicate: Callable[[], bool]) -> None:
@@ -85,9 +89,19 @@ async def test_growth_is_stepwise_so_measurements_can_follow(answers: Answers) -
     answers.ask(10 * START)
     await answers.settled(lambda: answers.intake.active == START)
     answers.intake.sample(HEALTHY)
-    assert answers.intake.active == 3 * START  # at most twice those running, plus a start, per sample
+    assert answers.intake.active == 3 * START  # at most twice those streaming, plus a start, per sample
+    await answers.settled(lambda: answers.intake.streaming == 3 * START)
     answers.intake.sample(HEALTHY)
     assert answers.intake.active == 7 * START
+
+
+async def test_answers_waiting_for_their_model_do_not_grow_the_allowance() -> None:
+    answers = Answers(Intake(measure=False), streaming=False)
+    answers.ask(2 * START)
+    await answers.settled(lambda: answers.intake.queued == START)
+    answers.intake.sample(HEALTHY)  # cheap so far, but their cost is not known yet
+    assert answers.intake.active == START
+    await answers.release_all()
 
 
 async def test_the_queue_keeps_moving_however_slow_the_loop() -> None:

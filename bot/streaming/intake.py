@@ -4,9 +4,10 @@ Answers are admitted while the event loop runs on time and the process has CPU t
 cost per answer measured as they run; beyond that they wait in a queue, in order, and are told their place
 in it. An optional hard ceiling (MAX_CONCURRENT_STREAMS) caps the count whatever the measurements say.
 
-The allowance grows at most to twice the answers running (plus a start) per sample, so a burst of requests
-is admitted in a few steps that the measurements can follow, and never shrinks below a floor that keeps the
-queue moving however loaded the machine is. Admitted answers are never paused.
+An admitted answer costs little until the model's first token; from then on it is *streaming*. The
+allowance grows at most to twice the streaming answers (plus a start) per sample, and their measured cost
+says how many fit, so a burst of requests is admitted in steps the measurements can follow. It never shrinks
+below a floor that keeps the queue moving however loaded the machine is. Admitted answers are never paused.
 """
 
 from __future__ import annotations
@@ -33,12 +34,27 @@ POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edi
 PositionCallback = Callable[[int | None], None]
 
 
+class Admission:
+    """One admitted answer's place."""
+
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+        self.streaming = False
+
+    def started(self) -> None:
+        """The model's first token arrived: from now on the answer costs what a running answer costs."""
+        if not self.streaming:
+            self.streaming = True
+            self._intake._streaming += 1
+
+
 class Intake:
     def __init__(self, ceiling: int | None = None, *, measure: bool = True) -> None:
         """``measure=False`` leaves the samples to the caller (tests inject them through sample())."""
         self._ceiling = math.inf if ceiling is None else ceiling
         self._allowance = min(START, self._ceiling)
         self._active = 0
+        self._streaming = 0  # admitted answers whose model has started answering
         self._queue: deque[tuple[asyncio.Future[None], PositionCallback]] = deque()
         self._positions_at = -math.inf
         self._positions_stale = False
@@ -50,6 +66,10 @@ class Intake:
         return self._active
 
     @property
+    def streaming(self) -> int:
+        return self._streaming
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 
@@ -58,17 +78,19 @@ class Intake:
         return bool(self._queue) or self._active >= self._allowance
 
     @asynccontextmanager
-    async def admitted(self, on_position: PositionCallback) -> AsyncIterator[None]:
+    async def admitted(self, on_position: PositionCallback) -> AsyncIterator[Admission]:
         """Hold an admission for the body; wait for one first if the process is busy."""
         if self.busy():
             await self._wait(on_position)
         else:
             self._active += 1
         self._watch()
+        admission = Admission(self)
         try:
-            yield
+            yield admission
         finally:
             self._active -= 1
+            self._streaming -= admission.streaming
             self._admit()
             self._watch()
 
@@ -76,20 +98,22 @@ class Intake:
         """Adjust the allowance to the latest measurement and admit what it allows."""
         keeping_up = load.lag <= LAG_LIMIT and load.cpu <= CPU_LIMIT
         if keeping_up:
-            # The CPU each running answer costs says how many fit; the growth cap lets measurements follow.
-            fit = self._active * CPU_LIMIT / load.cpu if self._active and load.cpu > 0 else math.inf
-            self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * self._active + START))
+            # The CPU each streaming answer costs says how many fit; the growth cap lets measurements follow.
+            streaming = self._streaming
+            fit = streaming * CPU_LIMIT / load.cpu if streaming and load.cpu > 0 else math.inf
+            self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * streaming + START))
         else:
             self._allowance = min(self._allowance, self._active)
         self._allowance = max(self._allowance, min(FLOOR, self._ceiling))
         if self._queue and self._paused == keeping_up:
             self._paused = not keeping_up
             log.info(
-                "Admission %s: loop lag %.0f ms, CPU %.0f%%, %d answers running, %d queued",
+                "Admission %s: loop lag %.0f ms, CPU %.0f%%, %d answers running (%d streaming), %d queued",
                 "paused" if self._paused else "resumed",
                 load.lag * 1000,
                 load.cpu * 100,
                 self._active,
+                self._streaming,
                 len(self._queue),
             )
         self._admit()

@@ -65,7 +65,7 @@ class ReplyStream:
         self._inflight = inflight
         self._intake = intake
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
-        self._parts: list[str] = []  # the answer so far; joined when shown (no copy of it per delta)
+        self.text = ""
         self._deltas = 0
         self._finish: Finish | None = None
         self._stop: StopRequest | None = None
@@ -140,20 +140,17 @@ class ReplyStream:
 
     async def _consume(self) -> None:
         admitted = self._intake.admitted(self._show_queue_position)
-        async with admitted, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with admitted as admission, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
                     continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
-                self._parts.append(event)
+                    admission.started()
+                self.text += event
                 self._deltas += 1
                 self.display.update(self.text)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
 
     def _show_queue_position(self, ahead: int | None) -> None:
         self.display.set_status(None if ahead is None else queued(ahead))
