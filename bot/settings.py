@@ -31,6 +31,7 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    fallback_model: str | None = None
 
 
 KEYS: dict[str, str] = {
@@ -42,6 +43,7 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "fallback_model": "Model asked when the main one fails before answering, or none",
 }
 
 
@@ -69,6 +71,15 @@ def _model(raw: str) -> str:
     if not value or len(value) > 200 or any(c.isspace() for c in value):
         raise SettingError("model must be a model name like gpt-4o-mini")
     return value
+
+
+def _fallback_model(raw: str) -> str | None:
+    if raw.strip().lower() in _EMPTY:
+        return None
+    try:
+        return _model(raw)
+    except SettingError:
+        raise SettingError("fallback_model must be a model name like gpt-4o-mini, or none") from None
 
 
 def _system_prompt(raw: str) -> str:
@@ -106,6 +117,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "fallback_model": _fallback_model,
 }
 
 

@@ -3,10 +3,8 @@ moves (a hard ceiling of one makes the queue deterministic; the adaptive part is
 
 from __future__ import annotations
 
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.test_e2e_chat import chat, wait_final
-from tests.test_e2e_stop import STOP, wait_idle
+from fakes.llm_server import Scenario
+from tests.e2e import STOP, World, chat, running_bot, wait_final, wait_idle
 
 
 def shows(world: World, message_id: int, content: str) -> bool:

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import ChatRequest
+from bot.model_calls import ModelCaller
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
@@ -22,13 +23,13 @@ class StreamManager:
     def __init__(
         self,
         *,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
         max_concurrent: int | None,
     ) -> None:
-        self._llm = llm
+        self._models = models
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -54,7 +55,7 @@ class StreamManager:
             chat=chat,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
