@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -11,6 +10,7 @@ from typing import Any, cast
 
 import httpx2
 import openai
+import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.circuit import CircuitOpen
@@ -127,10 +127,10 @@ async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] |
             data.append(line[5:].removeprefix(" "))
         elif not line and data:
             payload, data = "\n".join(data), []
-            yield None if payload == "[DONE]" else json.loads(payload)
+            yield None if payload == "[DONE]" else orjson.loads(payload)
     if data:
         payload = "\n".join(data)
-        yield None if payload == "[DONE]" else json.loads(payload)
+        yield None if payload == "[DONE]" else orjson.loads(payload)
 
 
 def _usage(raw: object) -> Usage | None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-INTERVAL = 0.1  # seconds between samples
+INTERVAL = 0.2  # seconds between samples
 SMOOTHING = 0.3  # weight of the newest sample in the moving averages
 
 
