@@ -70,12 +70,13 @@ class ChannelTarget:
                     content=content, allowed_mentions=NO_MENTIONS
                 )
                 return
-            reference: Any = discord.utils.MISSING  # send() takes no None here
+            # Only the first page replies; send() refuses reference=MISSING (and None under its types).
+            reply: dict[str, Any] = {}
             if page == 0 and self._reply_to is not None:
-                reference = discord.MessageReference(
+                reply["reference"] = discord.MessageReference(
                     message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False
                 )
-            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
+            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, **reply)
             self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:
