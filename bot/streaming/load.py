@@ -13,7 +13,7 @@ SMOOTHING = 0.3  # weight of the newest sample in the moving averages
 
 @dataclass(frozen=True)
 class LoadSample:
-    lag: float  # seconds the event loop runs late (moving average)
+    lag: float  # seconds the event loop runs late (the latest tick, or a decaying average of past ones)
     cpu: float  # share of one core the process used (moving average); the event loop is one thread
 
 
@@ -46,7 +46,8 @@ class LoopMonitor:
             await asyncio.sleep(self._interval)
             now, now_used = time.monotonic(), time.process_time()
             elapsed = now - wall
-            lag += SMOOTHING * (max(0.0, elapsed - self._interval) - lag)
+            late = max(0.0, elapsed - self._interval)
+            lag = max(late, lag + SMOOTHING * (late - lag))  # rises at once, settles gradually
             cpu += SMOOTHING * ((now_used - used) / elapsed - cpu)
             wall, used = now, now_used
             self._on_sample(LoadSample(lag, cpu))
