@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.streaming import intake as intake_module
-from bot.streaming.intake import CPU_LIMIT, FLOOR, LAG_LIMIT, START, Intake
+from bot.streaming.intake import CPU_LIMIT, FLOOR, LAG_LIMIT, START, STEADY, Intake
 from bot.streaming.load import LoadSample
 
 HEALTHY = LoadSample(lag=0.0, cpu=0.05)
@@ -74,15 +74,23 @@ async def test_a_slowed_loop_pauses_admissions_and_a_healthy_one_resumes_them(an
     await answers.settled(lambda: all(p[-1:] == [None] for p in answers.positions[START:]))
 
 
-async def test_cpu_cost_per_answer_bounds_how_many_run(answers: Answers) -> None:
+async def test_cpu_cost_per_streaming_answer_bounds_how_many_run() -> None:
+    now = [0.0]
+    answers = Answers(Intake(measure=False, clock=lambda: now[0]))
     answers.ask(4 * START)
-    await answers.settled(lambda: answers.intake.queued == 3 * START)
-    # START answers take all the CPU they may: no room for more, even with the loop on time.
+    await answers.settled(lambda: answers.intake.streaming == START and answers.intake.queued == 3 * START)
+    # Right after answers started, the CPU also pays for starting them: it says nothing of their cost.
     answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT))
-    assert answers.intake.active == START
-    # Half of it: twice as many fit.
+    assert answers.intake.active == 3 * START
+    await answers.settled(lambda: answers.intake.streaming == 3 * START)
+    now[0] += STEADY
+    # Settled: 3 * START answers take all the CPU they may, so no more fit, even with the loop on time.
+    answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT))
+    assert answers.intake.active == 3 * START
+    # They cost half as much: twice as many fit.
     answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT / 2))
-    assert answers.intake.active == 2 * START
+    assert answers.intake.active == 4 * START
+    await answers.release_all()
 
 
 async def test_growth_is_stepwise_so_measurements_can_follow(answers: Answers) -> None:

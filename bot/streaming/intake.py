@@ -5,9 +5,11 @@ cost per answer measured as they run; beyond that they wait in a queue, in order
 in it. An optional hard ceiling (MAX_CONCURRENT_STREAMS) caps the count whatever the measurements say.
 
 An admitted answer costs little until the model's first token; from then on it is *streaming*. The
-allowance grows at most to twice the streaming answers (plus a start) per sample, and their measured cost
-says how many fit, so a burst of requests is admitted in steps the measurements can follow. It never shrinks
-below a floor that keeps the queue moving however loaded the machine is. Admitted answers are never paused.
+allowance grows at most to twice the streaming answers (plus a start) per sample, so a burst of requests is
+admitted in steps the measurements can follow. What one streaming answer costs is measured while none has
+started for a moment (starting one costs extra, once: a connection, database rows), and caps how many fit.
+It never shrinks below a floor that keeps the queue moving however loaded the machine is. Admitted answers
+are never paused.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FLOOR = 2  # always admitted, whatever the load
 LAG_LIMIT = 0.1  # seconds the loop may run late before admissions pause
 CPU_LIMIT = 0.8  # share of one core the answers may take
 POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edited about once a second)
+STEADY = 1.0  # seconds without a new answer before a sample says what a streaming answer costs
 
 # Called with the number of answers ahead while queued, then None once admitted (if it was queued).
 PositionCallback = Callable[[int | None], None]
@@ -46,15 +49,21 @@ class Admission:
         if not self.streaming:
             self.streaming = True
             self._intake._streaming += 1
+            self._intake._changed_at = self._intake._clock()
 
 
 class Intake:
-    def __init__(self, ceiling: int | None = None, *, measure: bool = True) -> None:
+    def __init__(
+        self, ceiling: int | None = None, *, measure: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """``measure=False`` leaves the samples to the caller (tests inject them through sample())."""
+        self._clock = clock
         self._ceiling = math.inf if ceiling is None else ceiling
         self._allowance = min(START, self._ceiling)
         self._active = 0
         self._streaming = 0  # admitted answers whose model has started answering
+        self._changed_at = clock()  # the last admission or start
+        self._cost: float | None = None  # share of a core one streaming answer takes, once measured
         self._queue: deque[tuple[asyncio.Future[None], PositionCallback]] = deque()
         self._positions_at = -math.inf
         self._positions_stale = False
@@ -97,10 +106,11 @@ class Intake:
     def sample(self, load: LoadSample) -> None:
         """Adjust the allowance to the latest measurement and admit what it allows."""
         keeping_up = load.lag <= LAG_LIMIT and load.cpu <= CPU_LIMIT
+        streaming = self._streaming
+        if streaming and self._clock() - self._changed_at >= STEADY:
+            self._cost = load.cpu / streaming
         if keeping_up:
-            # The CPU each streaming answer costs says how many fit; the growth cap lets measurements follow.
-            streaming = self._streaming
-            fit = streaming * CPU_LIMIT / load.cpu if streaming and load.cpu > 0 else math.inf
+            fit = CPU_LIMIT / self._cost if self._cost else math.inf
             self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * streaming + START))
         else:
             self._allowance = min(self._allowance, self._active)
@@ -117,7 +127,7 @@ class Intake:
                 len(self._queue),
             )
         self._admit()
-        if self._positions_stale and time.monotonic() - self._positions_at >= POSITION_REFRESH:
+        if self._positions_stale and self._clock() - self._positions_at >= POSITION_REFRESH:
             self._show_positions()
 
     def close(self) -> None:
@@ -147,9 +157,10 @@ class Intake:
             self._active += 1
             admission.set_result(None)
             self._positions_stale = True
+            self._changed_at = self._clock()
 
     def _show_positions(self) -> None:
-        self._positions_at = time.monotonic()
+        self._positions_at = self._clock()
         self._positions_stale = False
         for ahead, (_, on_position) in enumerate(self._queue):
             on_position(ahead)
