@@ -11,6 +11,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
 
@@ -35,6 +36,12 @@ class Config:
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int | None = None  # None: as many as the process keeps up with
+    max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
+    llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
+    prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
+    usage_retention_days: int | None = None  # None: keep every usage row
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics or /healthz server
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -100,6 +107,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
 
+    def optional_number(name: str, low: int, high: int) -> int | None:
+        return int(number(name, "0", int, low, high)) if env.get(name, "").strip() else None
+
+    try:
+        prices = PriceList.load(Path(get("PRICES_FILE", str(DEFAULT_PRICES_FILE))))
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None
+
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
         system_prompt=setting(
@@ -132,6 +147,12 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
             if get("MAX_CONCURRENT_STREAMS", "")
             else None
         ),
+        max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
+        llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
+        prices=prices,
+        usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
     )
 
 
@@ -146,3 +167,12 @@ def load_database_path(env_file: str | Path = ".env") -> Path:
     """For the maintenance commands, which need no Discord or model settings."""
     value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
     return Path(value or _DEFAULT_DATABASE)
+
+
+def load_prices(env_file: str | Path = ".env") -> PriceList:
+    """For usage-export, which needs no Discord or model settings."""
+    value = os.environ.get("PRICES_FILE") or dotenv_values(env_file).get("PRICES_FILE")
+    try:
+        return PriceList.load(Path(value) if value else DEFAULT_PRICES_FILE)
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None

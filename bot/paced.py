@@ -20,10 +20,18 @@ async def fetch_message(
     return await pacer.run(message.fetch, Route.fetch_message(channel_id, message_id))
 
 
-async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
+async def reply(pacer: Pacer, message: discord.Message | discord.PartialMessage, text: str) -> None:
     """Reply to ``message`` without pinging anyone."""
     await pacer.run(
         lambda: message.reply(text, allowed_mentions=NO_MENTIONS), Route.create_message(message.channel.id)
+    )
+
+
+async def send(client: discord.Client, pacer: Pacer, channel_id: int, text: str) -> None:
+    """A new message in a channel, mentions disabled; spends the channel's message budget."""
+    channel = client.get_partial_messageable(channel_id)
+    await pacer.run(
+        lambda: channel.send(text, allowed_mentions=NO_MENTIONS), Route.create_message(channel_id)
     )
 
 

@@ -8,17 +8,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot import setting_values as values
+from bot.setting_values import SettingError as SettingError  # re-exported: callers know it from here
+
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
-# Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
-_EMPTY = frozenset({"", "none", "unlimited"})
-
-
-class SettingError(ValueError):
-    """Invalid setting key or value; str(error) is a short message fit to show the user."""
+_EMPTY = values.EMPTY
+REASONING_MODES = ("hidden", "summary", "file")
+REASONING_EFFORTS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,17 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    reasoning: str = "hidden"  # one of REASONING_MODES
+    reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
+    vision: bool = True
+    allowed_roles: list[int] = dataclasses.field(default_factory=list)
+    blocked_roles: list[int] = dataclasses.field(default_factory=list)
+    allowed_users: list[int] = dataclasses.field(default_factory=list)
+    blocked_users: list[int] = dataclasses.field(default_factory=list)
+    role_quotas: list[list[int | None]] = dataclasses.field(default_factory=list)  # [[role, tokens], ...]
+    monthly_budget: float | None = None
+    alert_channel: int | None = None
+    prices: dict[str, list[float | None]] = dataclasses.field(default_factory=dict)
     fallback_model: str | None = None
 
 
@@ -43,8 +54,21 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
+    "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
+    "vision": "Whether attached images go to the model: on or off",
+    "allowed_roles": "Only members with one of these roles may ask (or allowed_users); none = everyone",
+    "blocked_roles": "Members with any of these roles may not ask",
+    "allowed_users": "Only these members may ask (or allowed_roles); none = everyone",
+    "blocked_users": "These members may not ask",
+    "role_quotas": "Tokens a day per role, e.g. @Helpers=50000, @Staff=none; the most generous applies",
+    "monthly_budget": "Server only: spend per calendar month (UTC) before answers stop, or none",
+    "alert_channel": "Server only: where budget warnings go (at 80 % and 100 %), or none",
+    "prices": "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
     "fallback_model": "Model asked when the main one fails before answering, or none",
 }
+# Settings about the whole server: a channel override would make no sense (one budget, one bill).
+SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices"})
 
 
 def _int_in(key: str, low: int, high: int | None, raw: str, *, optional: bool = False) -> int | None:
@@ -99,13 +123,22 @@ def _temperature(raw: str) -> float:
     return value
 
 
-def _enabled(raw: str) -> bool:
+def _switch(key: str, raw: str) -> bool:
     text = raw.strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise SettingError("enabled must be on or off (true/false, yes/no also work)")
+    raise SettingError(f"{key} must be on or off (true/false, yes/no also work)")
+
+
+def _choice(key: str, choices: tuple[str, ...], raw: str, *, optional: bool = False) -> str | None:
+    text = raw.strip().lower()
+    if optional and text in _EMPTY:
+        return None
+    if text not in choices:
+        raise SettingError(f"{key} must be one of {', '.join(choices)}{', or none' if optional else ''}")
+    return text
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -113,11 +146,31 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "system_prompt": _system_prompt,
     "temperature": _temperature,
     "max_tokens": lambda raw: _int_in("max_tokens", 1, MAX_TOKENS_LIMIT, raw, optional=True),
-    "enabled": _enabled,
+    "enabled": lambda raw: _switch("enabled", raw),
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
+    "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
+    "vision": lambda raw: _switch("vision", raw),
+    "allowed_roles": lambda raw: values.parse_ids("role", raw),
+    "blocked_roles": lambda raw: values.parse_ids("role", raw),
+    "allowed_users": lambda raw: values.parse_ids("user", raw),
+    "blocked_users": lambda raw: values.parse_ids("user", raw),
+    "role_quotas": values.parse_role_quotas,
+    "monthly_budget": values.parse_money,
+    "alert_channel": values.parse_channel,
+    "prices": values.parse_prices,
     "fallback_model": _fallback_model,
+}
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "allowed_roles": lambda ids: values.format_ids("role", ids),
+    "blocked_roles": lambda ids: values.format_ids("role", ids),
+    "allowed_users": lambda ids: values.format_ids("user", ids),
+    "blocked_users": lambda ids: values.format_ids("user", ids),
+    "role_quotas": values.format_role_quotas,
+    "alert_channel": lambda channel: values.format_ids("channel", [channel]),
+    "prices": values.format_prices,
 }
 
 
@@ -134,10 +187,18 @@ def parse_value(key: str, raw: str) -> Any:
     return _PARSERS[check_key(key)](raw)
 
 
+def check_scope(key: str, scope: str) -> None:
+    """Server-only settings refuse a channel override."""
+    if key in SERVER_ONLY and scope == "channel":
+        raise SettingError(f"`{key}` applies to the whole server: set it with scope server")
+
+
 def format_value(key: str, value: Any) -> str:
     """Render a stored value the way a user would type it."""
     if value is None:
         return "none"
+    if key in _FORMATS:
+        return _FORMATS[key](value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if key == "system_prompt" and value == "":
@@ -148,7 +209,8 @@ def format_value(key: str, value: Any) -> str:
 def resolve(
     defaults: ChannelSettings, guild: Mapping[str, Any], channel: Mapping[str, Any]
 ) -> ChannelSettings:
-    """Channel overrides beat server overrides beat defaults; unknown keys (from newer code) are ignored."""
+    """Channel overrides beat server overrides beat defaults; unknown keys (from newer code) are ignored, and
+    so are channel values of server-only keys."""
     merged = {k: v for k, v in guild.items() if k in KEYS}
-    merged.update((k, v) for k, v in channel.items() if k in KEYS)
+    merged.update((k, v) for k, v in channel.items() if k in KEYS and k not in SERVER_ONLY)
     return dataclasses.replace(defaults, **merged)

@@ -497,3 +497,108 @@ async def test_fixed_window_headers_and_429_shape(w: World) -> None:
     assert 0 < body["retry_after"] <= 5
     assert len(w.fake.channel_messages(w.channel)) == 5  # the 429 was not applied
     assert w.fake.count_429() == 1
+
+
+async def test_files_on_every_route_and_user_attachments_on_messages(w: World) -> None:
+    bot = make_bot()
+    got: dict[str, Any] = {}
+    done = asyncio.Event()
+
+    @bot.tree.command(name="read", description="Read a file")
+    async def read(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        got["option"] = (file.filename, file.size, file.content_type, await file.read())
+        await interaction.response.send_message("a", file=discord.File(io.BytesIO(b"one"), "1.md"))
+        await interaction.edit_original_response(
+            content="b", attachments=[discord.File(io.BytesIO(b"two"), "2.md")]
+        )
+        follow = await interaction.followup.send("c", wait=True)
+        await interaction.followup.edit_message(
+            follow.id, content="d", attachments=[discord.File(io.BytesIO(b"three"), "3.md")]
+        )
+        done.set()
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+
+        async def on_message(message: discord.Message) -> None:
+            if message.attachments and not message.author.bot:
+                got["message"] = [(a.filename, a.size, await a.read()) for a in message.attachments]
+
+        bot.add_listener(on_message)
+        inter = await w.fake.run_slash_command(
+            w.guild, w.channel, w.alice, "read", {"file": w.fake.upload("log.txt", b"hello", "text/plain")}
+        )
+        await asyncio.wait_for(done.wait(), 5)
+        assert got["option"] == ("log.txt", 5, "text/plain", b"hello")
+        original = w.fake.messages[inter.message_id]  # type: ignore[index]
+        assert [[(f.filename, f.data) for f in v.attachments] for v in original.versions] == [
+            [("1.md", b"one")],
+            [("2.md", b"two")],
+        ]
+        followup = w.fake.messages[inter.followup_ids[0]]
+        assert [[f.data for f in v.attachments] for v in followup.versions] == [[], [b"three"]]
+
+        channel = bot.get_partial_messageable(w.channel)
+        sent = await channel.send("e", file=discord.File(io.BytesIO(b"four"), "4.md"))
+        await sent.edit(content="f")  # an edit without files keeps them
+        assert [f.data for f in w.fake.messages[sent.id].attachments] == [b"four"]
+        await sent.edit(content="g", attachments=[discord.File(io.BytesIO(b"five"), "5.md")])
+        assert [f.data for f in w.fake.messages[sent.id].attachments] == [b"five"]
+
+        shot = w.fake.upload("shot.png", b"\x89PNG", "image/png", size=3)  # Discord may report any size
+        await w.fake.post_message(w.channel, w.alice, f"<@{w.fake.bot_user_id}> look", attachments=[shot])
+        await w.fake.wait_for(lambda: "message" in got, what="a message with an attachment")
+        assert got["message"] == [("shot.png", 3, b"\x89PNG")]
+
+
+async def test_files_roles_and_buttons(w: World) -> None:
+    """A slash command with a file option and the member's roles; a reply with a file and a button; a
+    click on the button updates that reply."""
+    bot = make_bot()
+    helpers = w.fake.add_role(w.guild, "Helpers", [w.alice])
+    seen: dict[str, Any] = {}
+    clicked = asyncio.Event()
+
+    class Confirm(discord.ui.View):
+        @discord.ui.button(label="Yes", custom_id="yes")
+        async def yes(self, interaction: discord.Interaction, _: discord.ui.Button[Confirm]) -> None:
+            await interaction.response.edit_message(content="confirmed", view=None)
+            clicked.set()
+
+    @bot.tree.command(name="upload", description="Echo a file")
+    async def upload(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        seen.update(data=await file.read(), name=file.filename, roles={r.id for r in interaction.user.roles})
+        await interaction.response.send_message(
+            "here", file=discord.File(io.BytesIO(b"\x89PNG echo"), "echo.png"), view=Confirm(), ephemeral=True
+        )
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        picked = w.fake.upload("in.json", b'{"a": 1}')
+        inter = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "upload", {"file": picked})
+        await w.fake.wait_for(lambda: inter.message_id is not None, what="reply")
+        assert seen == {"data": b'{"a": 1}', "name": "in.json", "roles": {w.guild, helpers}}
+        assert inter.message_id is not None
+        reply = w.fake.messages[inter.message_id]
+        [attachment] = reply.attachments
+        assert (attachment.filename, attachment.data) == ("echo.png", b"\x89PNG echo")
+        cdn_url = f"{w.fake.api_base.removesuffix('/api/v10')}/attachments/{attachment.id}/echo.png"
+        async with aiohttp.ClientSession() as http, http.get(cdn_url) as cdn:
+            assert await cdn.read() == b"\x89PNG echo"
+        assert reply.components and reply.components[0]["components"][0]["custom_id"] == "yes"
+        with pytest.raises(LookupError):
+            await w.fake.click(reply.id, w.alice, "no")
+        await w.fake.click(reply.id, w.alice, "yes")
+        await asyncio.wait_for(clicked.wait(), 5)
+        await w.fake.wait_for(lambda: reply.content == "confirmed", what="update")
+        assert reply.components == [] and reply.attachments == [attachment]
+
+
+async def test_gateway_outage_until_it_is_up(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        ready_before = w.fake.ready_count
+        await w.fake.gateway_down()
+        await w.fake.wait_for(lambda: not bot.ws.open, what="the bot saw its connection drop")
+        assert w.fake.connected == 0
+        w.fake.gateway_up()
+        await w.fake.wait_for(lambda: w.fake.ready_count > ready_before, timeout=20, what="reconnected")
+        assert bot.ws is not None and bot.ws.open

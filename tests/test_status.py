@@ -9,6 +9,8 @@ import pytest
 from bot.db import Database
 from bot.model_retry import Failure, FailureKind
 from bot.status import (
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
@@ -17,8 +19,13 @@ from bot.status import (
     failed,
     falling_back,
     retrying,
+    skipped_files,
     split_status,
     stopped_by,
+    thinking,
+    thought_for,
+    too_long,
+    too_slow,
 )
 
 # Every status line the bot writes; a new builder in bot/status.py belongs here too.
@@ -29,6 +36,14 @@ LINES = [
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     failed("The model server took too long to answer."),
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
+    thinking(3),
+    thought_for(12.4),
+    too_long(8),
+    too_slow(600),
+    skipped_files([("a.zip", "not a text file or an image")]),
+    "*(stopped at the output limit)*",  # what earlier versions wrote
     retrying(Failure(FailureKind.RATE_LIMITED, 429, 5), 1, 2, 5),
     falling_back("fake-model-mini", None),
     answered_by("fake-model-mini"),
@@ -61,6 +76,11 @@ def test_stopped_by_shows_the_name_literally() -> None:
     line = stopped_by("*Al_ice* `x` ||s|| <@1> [a](b) \\")
     assert line == r"⏹ stopped by \*Al\_ice\* \`x\` \|\|s\|\| \<@1\> \[a\]\(b\) \\"
     assert split_status(f"Text\n{line}") == ("Text", line)
+
+
+def test_several_status_lines_under_one_answer() -> None:
+    lines = f"{skipped_files([('a.zip', 'too big')])}\n{thought_for(3)}\n{OUTPUT_LIMIT}"
+    assert split_status(f"Paris.\n\n{lines}") == ("Paris.", lines)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
-from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
+from bot.streaming.target import (
+    DeliveryFailed,
+    DeliveryRetry,
+    FileUpload,
+    MessageGone,
+    ReplyTarget,
+    TargetExpired,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,7 @@ class Frame:
     # there is no text yet); once final, the footer.
     status_line: str | None = None
     final: bool = False
+    file: FileUpload | None = None  # attached to the last page with the final version
 
     def pages(self) -> list[str]:
         return render(self.text, streaming=not self.final, footer=self.status_line or "")
@@ -61,8 +71,12 @@ class ReplyDisplay:
         *,
         on_gone: Callable[[], None],
         on_page: Callable[[list[int]], Awaitable[None]],
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._target = target
+        self._observer = observer
+        self._created_at = time.monotonic()
+        self._unshown_since: float | None = None  # when the oldest text not yet shown arrived
         self._pacer = pacer
         self._key = key
         self._on_gone = on_gone
@@ -77,6 +91,8 @@ class ReplyDisplay:
         self._retries = 0
 
     def update(self, text: str) -> None:
+        if self._unshown_since is None:
+            self._unshown_since = time.monotonic()
         # Called on every token: a plain constructor costs a fraction of dataclasses.replace().
         self._want(Frame(text, self._frame.status_line))
 
@@ -89,8 +105,8 @@ class ReplyDisplay:
         """Put the in-progress marker up now: an interaction must be answered within 3 s."""
         self._want(self._frame)
 
-    def finish(self, text: str, footer: str) -> None:
-        self._want(Frame(text, footer or None, final=True))
+    def finish(self, text: str, footer: str, file: FileUpload | None = None) -> None:
+        self._want(Frame(text, footer or None, final=True, file=file))
         if self._delivery is not Delivery.GONE:
             self._button.hide()
 
@@ -153,8 +169,10 @@ class ReplyDisplay:
             self._set_delivery(Delivery.SYNCED)
             return
         page = stale[0]
+        sent_at = time.monotonic()
         try:
-            await self._target.put(page, pages[page])
+            last = frame.final and page == len(pages) - 1
+            await self._target.put(page, pages[page], frame.file if last else None)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()
@@ -171,6 +189,8 @@ class ReplyDisplay:
         except DeliveryFailed as exc:
             # Retrying the same request would fail the same way; skip this version.
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
+        else:
+            self._observe(frame, sent_at)
         self._retries = 0
         self._text_shown = self._text_shown or bool(frame.text)
         await self._record(page, pages[page])
@@ -180,6 +200,15 @@ class ReplyDisplay:
             self._schedule(page_break=True)
         elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
             self._set_delivery(Delivery.SYNCED)
+
+    def _observe(self, frame: Frame, sent_at: float) -> None:
+        now = time.monotonic()
+        if frame.text and not self._text_shown:
+            self._observer.first_text(now - self._created_at)
+        if frame.text and self._unshown_since is not None:
+            self._observer.display_lag(now - self._unshown_since)
+            # Text that arrived while this request was out waits for the next one (its lag counted from here).
+            self._unshown_since = None if self._frame.text == frame.text else sent_at
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1

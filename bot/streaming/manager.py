@@ -11,7 +11,10 @@ from bot.model_calls import ModelCaller
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.continuation import CutOff, CutOffAnswers
 from bot.streaming.intake import Intake
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -28,8 +31,11 @@ class StreamManager:
         usage: UsageStore,
         inflight: InflightStore,
         max_concurrent: int | None,
+        limits: Limits,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._models = models
+        self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -37,9 +43,19 @@ class StreamManager:
         # their turn behind a placeholder instead of slowing every answer and the gateway down.
         self.intake = Intake(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
+        self._limits = limits
+        self.cut_offs = CutOffAnswers()
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def generating(self) -> int:
+        return sum(stream.generating for stream, _, _ in self._streams.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(stream.queued for stream, _, _ in self._streams.values())
 
     def start(
         self,
@@ -48,6 +64,7 @@ class StreamManager:
         requester: Requester,
         target: ReplyTarget,
         prompt_message_id: int | None = None,
+        options: AnswerOptions | None = None,
     ) -> ReplyStream:
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
@@ -60,10 +77,13 @@ class StreamManager:
             usage=self._usage,
             inflight=self._inflight,
             intake=self.intake,
+            limits=self._limits,
+            options=options or AnswerOptions(),
+            observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
-        task.add_done_callback(lambda t: self._forget(request_id, t))
+        task.add_done_callback(lambda t: self._forget(stream, t))
         log.info(
             "Request %s started in channel %s for user %s (model %s)",
             request_id,
@@ -73,10 +93,14 @@ class StreamManager:
         )
         return stream
 
-    def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
-        self._streams.pop(request_id, None)
+    def _forget(self, stream: ReplyStream, task: asyncio.Task[None]) -> None:
+        self._streams.pop(stream.request_id, None)
         if not task.cancelled() and task.exception() is not None:
-            log.error("Request %s crashed", request_id, exc_info=task.exception())
+            log.error("Request %s crashed", stream.request_id, exc_info=task.exception())
+        elif stream.cut_off and stream.message_ids:
+            r = stream.requester
+            ids = tuple(stream.message_ids)
+            self.cut_offs.remember(CutOff(stream.chat, stream.text, r.user_id, r.guild_id, r.channel_id, ids))
 
     def by_message(self, message_id: int) -> ReplyStream | None:
         """The answer showing in this message, or answering this prompt message."""

@@ -20,6 +20,7 @@ from fakes.discord.model import (
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     Channel,
+    FakeAttachment,
     FakeMessage,
     MessageVersion,
 )
@@ -32,7 +33,15 @@ TYPE_DEFAULT, TYPE_REPLY, TYPE_CHAT_INPUT_COMMAND = 0, 19, 20
 class Messages(Changes):
     # ----------------------------------------------------------------------------------- acting as users
 
-    def post(self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None) -> int:
+    def post(
+        self,
+        channel_id: int,
+        user_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        attachments: list[FakeAttachment] | None = None,
+    ) -> int:
         channel = self.state.channel(channel_id)
         if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
             raise ValueError(f"user {user_id} is not in DM channel {channel_id}")
@@ -46,6 +55,7 @@ class Messages(Changes):
             allowed_mentions=None,
             reference_id=reply_to,
             type_=TYPE_REPLY if reply_to is not None else TYPE_DEFAULT,
+            attachments=attachments,
         )
         return msg.id
 
@@ -64,14 +74,26 @@ class Messages(Changes):
         interaction_id: int | None = None,
         webhook: bool = False,
         type_: int = TYPE_DEFAULT,
+        body: dict[str, Any] | None = None,
+        attachments: list[FakeAttachment] | None = None,
     ) -> FakeMessage:
+        """`body`: the request's, for the files and components it carries; `attachments`: a user's files."""
         state = self.state
+        version = MessageVersion(
+            time.monotonic(),
+            content,
+            embeds,
+            allowed_mentions,
+            flags,
+            attachments=list(attachments) if attachments is not None else self._attachments(body or {}, []),
+            components=list((body or {}).get("components") or []),
+        )
         msg = FakeMessage(
             id=state.snowflake(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
             author_id=author_id,
-            versions=[MessageVersion(time.monotonic(), content, embeds, allowed_mentions, flags)],
+            versions=[version],
             reference_id=reference_id,
             interaction_id=interaction_id,
             ephemeral=bool(flags & FLAG_EPHEMERAL),
@@ -98,9 +120,13 @@ class Messages(Changes):
         flags = prev.flags
         if clear_loading:
             flags &= ~FLAG_LOADING
-        validate_message(content, embeds, empty_ok=has_other_content(body))
+        validate_message(content, embeds, empty_ok=has_other_content(body) or bool(prev.attachments))
         allowed = body.get("allowed_mentions")
-        msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags))
+        components = (body["components"] or []) if "components" in body else prev.components
+        attachments = self._attachments(body, prev.attachments)
+        msg.versions.append(
+            MessageVersion(time.monotonic(), content, embeds, allowed, flags, attachments, components)
+        )
         self._compute_mentions(msg, allowed)
         self.gateway.dispatch_message("MESSAGE_UPDATE", msg)
         self.changed()
@@ -152,6 +178,21 @@ class Messages(Changes):
             if emoji is None or e == emoji:
                 for uid in list(users):
                     self.react(msg, uid, e, add=False)
+
+    def _attachments(self, body: dict[str, Any], previous: list[FakeAttachment]) -> list[FakeAttachment]:
+        """A body's "attachments": new files (their bytes read from the form) and, by id, kept ones; no
+        "attachments" key keeps them all."""
+        if "attachments" not in body:
+            return previous
+        kept = {a.id: a for a in previous}
+        out = []
+        for entry in body["attachments"] or []:
+            if "_bytes" in entry:
+                filename = entry.get("filename", "file")
+                out.append(self.state.upload(filename, entry["_bytes"], entry["_content_type"]))
+            elif int(entry["id"]) in kept:
+                out.append(kept[int(entry["id"])])
+        return out
 
     def _compute_mentions(self, msg: FakeMessage, allowed: dict[str, Any] | None) -> None:
         content = msg.content
