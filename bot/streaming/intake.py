@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 START = 50  # admitted at once, before any measurement (about a tenth of a core at 40 tokens/s each)
 FLOOR = 2  # always admitted, whatever the load
-LAG_LIMIT = 0.1  # seconds the loop may run late before admissions pause
+LAG_LIMIT = 0.25  # seconds the loop may run late before admissions pause (edits go out about 1/s)
 CPU_LIMIT = 0.8  # share of one core the answers may take
 POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edited about once a second)
 STEADY = 1.0  # seconds without a new answer before a sample says what a streaming answer costs
