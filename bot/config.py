@@ -38,7 +38,7 @@ class Config:
     circuit_failures: int = 5
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int | None = None  # None: as many as the process keeps up with
     max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
     llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
     shards: ShardPlan = field(default_factory=ShardPlan)
@@ -164,7 +164,11 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
                 10_000,
             )
         ),
-        max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        max_concurrent_streams=(
+            int(number("MAX_CONCURRENT_STREAMS", "", int, 1, 100_000))
+            if get("MAX_CONCURRENT_STREAMS", "")
+            else None
+        ),
         max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
         llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
         shards=shards,

@@ -34,6 +34,7 @@ _CUT = "✂️ "
 _TIMER = "⏱ "
 _FILTERED = "🚫 "
 _NOTE = "📎 "
+_QUEUED = "⏳ "
 OUTPUT_LIMIT = f'{_CUT}cut off at the output limit: reply "continue" to go on'
 CONTENT_FILTER = f"{_FILTERED}stopped by the model server's content filter"
 IMAGES_REFUSED = f"{_NOTE}this model can't read images: answered without them"
@@ -49,6 +50,7 @@ _STARTS = (
     _TIMER,
     _FILTERED,
     _NOTE,
+    _QUEUED,
     _ANSWERED_BY,
     "*(stopped at the output limit)*",
 )
@@ -92,6 +94,11 @@ def too_slow(seconds: float) -> str:
 def skipped_files(skipped: list[tuple[str, str]]) -> str:
     """One line naming the attachments the model did not get, and why."""
     return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
+
+
+def in_queue(ahead: int) -> str:
+    """The live line of an answer waiting for the bot to have room for it."""
+    return f"{_QUEUED}queued: {ahead} ahead" if ahead else f"{_QUEUED}queued: next"
 
 
 def retrying(failure: Failure, retry: int, retries: int, delay: float) -> str:

@@ -175,6 +175,23 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     assert_no_pings(world)
 
 
+async def test_a_mention_reply_longer_than_a_page_continues_in_a_plain_second_message(
+    world: World, bot: StreamcordBot
+) -> None:
+    text = " ".join(["word"] * 500)  # 2,499 characters: two pages
+    world.llm.enqueue(Scenario(text=text))
+    question = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> talk"
+    )
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) == 2 and not bot_messages(world)[1].content.endswith("▌"),
+        what="both pages final",
+    )
+    first, second = bot_messages(world)
+    assert (first.reference_id, second.reference_id) == (question, None)  # only the first page replies
+    assert (first.content + " " + second.content).split() == text.split()
+
+
 async def test_slow_model_gets_a_placeholder_within_the_interaction_deadline(
     world: World, bot: StreamcordBot
 ) -> None:

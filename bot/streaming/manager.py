@@ -12,6 +12,7 @@ from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
+from bot.streaming.intake import Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
@@ -29,7 +30,7 @@ class StreamManager:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
-        max_concurrent: int,
+        max_concurrent: int | None,
         limits: Limits,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
@@ -38,9 +39,9 @@ class StreamManager:
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
-        # Past this many answers at once the bot's CPU, not Discord, becomes the limit: the rest wait their
-        # turn behind a placeholder instead of slowing every answer and the gateway down.
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Past what the process keeps up with, the bot's CPU, not Discord, becomes the limit: the rest wait
+        # their turn behind a placeholder instead of slowing every answer and the gateway down.
+        self.intake = Intake(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
         self._limits = limits
         self.cut_offs = CutOffAnswers()
@@ -75,7 +76,7 @@ class StreamManager:
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
-            slots=self._slots,
+            intake=self.intake,
             limits=self._limits,
             options=options or AnswerOptions(),
             observer=self._observer,
@@ -129,8 +130,10 @@ class StreamManager:
             self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)
         tasks = [task for _, task, _ in entries]
         if not tasks:
+            self.intake.close()
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout)
+        self.intake.close()
         for task in pending:
             task.cancel()
         if pending:

@@ -23,6 +23,7 @@ from bot.status import (
     answered_by,
     failed,
     falling_back,
+    in_queue,
     retrying,
     too_long,
     too_slow,
@@ -30,6 +31,7 @@ from bot.status import (
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.intake import Admission, Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
@@ -74,7 +76,7 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
-        slots: asyncio.Semaphore,
+        intake: Intake,
         limits: Limits,
         options: AnswerOptions,
         observer: StreamObserver = NO_OBSERVER,
@@ -89,7 +91,8 @@ class ReplyStream:
         self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
-        self._slots = slots
+        self._intake = intake
+        self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
             target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
         )
@@ -137,7 +140,7 @@ class ReplyStream:
     async def _run(self) -> None:
         # The model and the placeholder timer start first: they are what the user waits for. A queued
         # answer shows its placeholder at once.
-        delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
+        delay = 0.0 if self._intake.busy() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
             error = await self._generate()
@@ -182,12 +185,12 @@ class ReplyStream:
 
     @property
     def generating(self) -> bool:
-        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        """Admitted (bot/streaming/intake.py) and reading the model."""
         return self._has_slot and self._consumer is not None and not self._consumer.done()
 
     @property
     def queued(self) -> bool:
-        """Waiting for a slot before asking the model."""
+        """Waiting in the admission queue before asking the model."""
         return not self._has_slot and self._consumer is not None and not self._consumer.done()
 
     @property
@@ -196,7 +199,8 @@ class ReplyStream:
         return self._stop is None and self._finish is not None and self._finish.reason == "length"
 
     async def _consume(self) -> None:
-        async with self._slots:
+        async with self._intake.admitted(self._show_queue_position) as admission:
+            self._admission = admission
             self._has_slot = True
             deadline = asyncio.timeout(self._limits.deadline)
             try:
@@ -224,6 +228,8 @@ class ReplyStream:
     async def _read(self) -> None:
         async with contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
+                if self._admission is not None and not self._admission.streaming:
+                    self._admission.started()  # the model answers: from now on it costs what answers cost
                 if isinstance(event, str):  # the answer: the hot path
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
@@ -243,6 +249,9 @@ class ReplyStream:
                     self._show_trouble(event)
                 else:
                     self._finish = event
+
+    def _show_queue_position(self, ahead: int | None) -> None:
+        self.display.set_status(None if ahead is None else in_queue(ahead))
 
     def _show_trouble(self, event: Retrying | FallingBack) -> None:
         if isinstance(event, FallingBack):
