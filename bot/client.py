@@ -18,6 +18,7 @@ from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
 from bot.llm import LLMClient
 from bot.recovery import finalize_orphans
+from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
@@ -58,12 +59,14 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.answers = AnswersStore(db)
         self.admission = Admission(self.settings, self.usage, config.defaults)
         self.streams = StreamManager(
             llm=llm,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
+            answers=self.answers,
             max_concurrent=config.max_concurrent_streams,
         )
         self._background: set[asyncio.Task[None]] = set()

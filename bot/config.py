@@ -31,6 +31,8 @@ class Config:
     llm_max_retries: int = 2
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    message_content_intent: bool = False  # privileged: plain messages in the bot's threads are answered
+    allow_dms: bool = False
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -73,6 +75,12 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         except SettingError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 
+    def switch(name: str) -> bool:
+        raw = get(name, "false").lower()
+        if raw not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+        return raw == "true"
+
     base_url = get("OPENAI_BASE_URL", "https://api.openai.com/v1")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https://, got {base_url!r}.")
@@ -97,6 +105,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         history=setting("history", "HISTORY_TURNS", "10"),
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+        context_tokens=setting("context_tokens", "CONTEXT_TOKENS", "8000"),
     )
     return Config(
         discord_token=get("DISCORD_TOKEN"),
@@ -111,6 +120,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        message_content_intent=switch("MESSAGE_CONTENT_INTENT"),
+        allow_dms=switch("ALLOW_DMS"),
     )
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from bot.llm import ChatRequest
 from bot.settings import ChannelSettings
-from bot.streaming.render import MARKER
+from bot.streaming.render import CLOSE, FENCE, MARKER
 
-# The status line the bot puts under an answer that was stopped, failed or cut at the output limit.
-_STATUS_LINES = ("⏹ ", "⚠️ ", "*(stopped at the output limit)*")
+# The status line the bot puts under an answer that was stopped, failed, cut at the output limit, or that
+# notes what was left out of its context.
+_STATUS_LINES = ("⏹ ", "⚠️ ", "*(stopped at the output limit)*", "ℹ️ ")
+# OpenAI's `name` field accepts only these characters.
+_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
+_NAME_MAX = 64
 
 
 @dataclass(frozen=True)
 class Turn:
     role: str  # "user" or "assistant"
     content: str
+    speaker: str | None = None  # a user turn's display name
 
 
 def shown_answer(content: str) -> str:
@@ -26,14 +31,45 @@ def shown_answer(content: str) -> str:
     return head.rstrip() if last.startswith(_STATUS_LINES) else text
 
 
-def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | None = None) -> ChatRequest:
-    turns = (history or [])[-settings.history :] if settings.history else []
-    messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
-    messages += [{"role": t.role, "content": t.content} for t in turns]
-    messages.append({"role": "user", "content": prompt})
-    return ChatRequest(
-        model=settings.model,
-        messages=messages,
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
-    )
+def join_pages(pages: list[str]) -> str:
+    """One answer's text from its pages: a code block closed at a page's end and reopened at the next
+    page's start is joined again; Discord trims the whitespace a page ended with, so a line break
+    stands in for it."""
+    text = ""
+    for page in pages:
+        if text.endswith(CLOSE) and page.startswith(FENCE):
+            text, page = text.removesuffix(CLOSE), page.partition("\n")[2]
+        if text and not text[-1].isspace():
+            text += "\n"
+        text += page
+    return text
+
+
+def without_mention(content: str, bot_id: int) -> str:
+    """A user's message without the @mention that addressed the bot."""
+    return content.replace(f"<@{bot_id}>", "").replace(f"<@!{bot_id}>", "").strip()
+
+
+def openai_name(speaker: str, fallback: str) -> str:
+    """A display name as OpenAI's `name` field accepts it (^[a-zA-Z0-9_-]{1,64}$)."""
+    name = _NAME_CHARS.sub("_", speaker).strip("_")[:_NAME_MAX]
+    return name or fallback
+
+
+def render_turns(turns: list[Turn]) -> list[dict[str, str]]:
+    """Chat messages for the turns. Every user turn carries its speaker in `name`; once two people share a
+    conversation, a "display name: " prefix says it too, since many servers ignore `name`."""
+    speakers = {t.speaker for t in turns if t.role == "user" and t.speaker}
+    messages = []
+    for turn in turns:
+        message = {"role": turn.role, "content": turn.content}
+        if turn.role == "user" and turn.speaker:
+            message["name"] = openai_name(turn.speaker, "user")
+            if len(speakers) > 1:
+                message["content"] = f"{turn.speaker}: {turn.content}"
+        messages.append(message)
+    return messages
+
+
+def system_messages(settings: ChannelSettings) -> list[dict[str, str]]:
+    return [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []

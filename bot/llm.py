@@ -147,7 +147,7 @@ def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
     if isinstance(exc, openai.NotFoundError):
         return f"The model `{model}` is not available on the model server."
     if isinstance(exc, openai.BadRequestError):
-        if _error_code(exc) == "context_length_exceeded":
+        if context_too_long(exc):
             return "The conversation is too long for this model. Start a new one or lower `history`."
         return "The model server refused the request."
     if isinstance(exc, openai.APIStatusError):
@@ -161,6 +161,11 @@ def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
             return "The model server dropped the connection mid-answer."
         return "Could not reach the model server."
     return "Something went wrong while generating this answer."
+
+
+def context_too_long(exc: BaseException) -> bool:
+    """The server refused the request because the conversation is longer than the model's context."""
+    return isinstance(exc, openai.BadRequestError) and _error_code(exc) == "context_length_exceeded"
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:

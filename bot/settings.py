@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
+CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
+_USER_ID = re.compile(r"^<@!?(\d{15,20})>$|^(\d{15,20})$")
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 # Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
@@ -31,6 +34,9 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    context_tokens: int = 8000
+    reply_in_thread: bool = False
+    user_models: list[int] = dataclasses.field(default_factory=list)
 
 
 KEYS: dict[str, str] = {
@@ -42,6 +48,11 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "context_tokens": (
+        f"Most tokens of conversation sent to the model, {CONTEXT_TOKENS_MIN} to {CONTEXT_TOKENS_MAX}"
+    ),
+    "reply_in_thread": "Whether /chat answers in a new thread by default: on or off",
+    "user_models": "Users who may pick a model with /chat model: (mentions or ids), or none",
 }
 
 
@@ -88,13 +99,26 @@ def _temperature(raw: str) -> float:
     return value
 
 
-def _enabled(raw: str) -> bool:
+def _switch(key: str, raw: str) -> bool:
     text = raw.strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise SettingError("enabled must be on or off (true/false, yes/no also work)")
+    raise SettingError(f"{key} must be on or off (true/false, yes/no also work)")
+
+
+def _user_ids(raw: str) -> list[int]:
+    words = raw.replace(",", " ").split()
+    if raw.strip().lower() in _EMPTY:
+        return []
+    ids = []
+    for word in words:
+        match = _USER_ID.match(word)
+        if match is None:
+            raise SettingError("user_models must be user mentions or ids separated by spaces, or none")
+        ids.append(int(match.group(1) or match.group(2)))
+    return list(dict.fromkeys(ids))
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -102,10 +126,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "system_prompt": _system_prompt,
     "temperature": _temperature,
     "max_tokens": lambda raw: _int_in("max_tokens", 1, MAX_TOKENS_LIMIT, raw, optional=True),
-    "enabled": _enabled,
+    "enabled": lambda raw: _switch("enabled", raw),
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "context_tokens": lambda raw: _int_in("context_tokens", CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX, raw),
+    "reply_in_thread": lambda raw: _switch("reply_in_thread", raw),
+    "user_models": _user_ids,
 }
 
 
@@ -128,6 +155,8 @@ def format_value(key: str, value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, list):
+        return " ".join(f"<@{v}>" for v in value) or "none"
     if key == "system_prompt" and value == "":
         return "(empty)"
     return str(value)

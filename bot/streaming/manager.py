@@ -6,7 +6,9 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import LLMClient
+from bot.prompt import Prompt
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.pacer import Pacer
@@ -20,9 +22,17 @@ INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        llm: LLMClient,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        answers: AnswersStore,
+        max_concurrent: int,
     ) -> None:
         self._llm = llm
+        self._answers = answers
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -37,15 +47,19 @@ class StreamManager:
     def start(
         self,
         *,
-        chat: ChatRequest,
+        prompt: Prompt,
         requester: Requester,
         target: ReplyTarget,
+        origin: AnswerOrigin | None,
         prompt_message_id: int | None = None,
     ) -> ReplyStream:
+        """Start an answer; with an origin its pages are recorded so replies to them continue it."""
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
             request_id=request_id,
-            chat=chat,
+            prompt=prompt,
+            answers=self._answers,
+            origin=origin,
             requester=requester,
             target=target,
             llm=self._llm,
@@ -62,7 +76,7 @@ class StreamManager:
             request_id,
             requester.channel_id,
             requester.user_id,
-            chat.model,
+            prompt.model,
         )
         return stream
 

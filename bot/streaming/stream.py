@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
+from bot.prompt import Prompt, with_notes
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
 from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
+from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +47,12 @@ class StopRequest:
     reply_gone: bool = False  # the reply was deleted: nothing left to edit
 
 
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: the usual rule of thumb when the server sends no usage."""
-    return math.ceil(len(text) / 4)
-
-
 class ReplyStream:
     def __init__(
         self,
         *,
         request_id: str,
-        chat: ChatRequest,
+        prompt: Prompt,
         requester: Requester,
         target: ReplyTarget,
         llm: LLMClient,
@@ -63,9 +60,11 @@ class ReplyStream:
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        answers: AnswersStore,
+        origin: AnswerOrigin | None,
     ) -> None:
         self.request_id = request_id
-        self.chat = chat
+        self.prompt = prompt
         self.requester = requester
         self.target = target
         self._llm = llm
@@ -84,6 +83,13 @@ class ReplyStream:
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
         self._recorded = asyncio.Event()  # the usage and in-flight rows exist
+        self._answers = answers
+        self._origin = origin  # None: nobody can reply to this answer (ephemeral)
+
+    @property
+    def chat(self) -> ChatRequest:
+        """What was asked of the model (the last attempt's request)."""
+        return self.prompt.request
 
     @property
     def message_ids(self) -> list[int]:
@@ -135,6 +141,7 @@ class ReplyStream:
         finally:
             placeholder.cancel()
         status, footer = self._outcome(error)
+        footer = with_notes(footer, self.prompt.notes())
         button = None if self.display.gone else self._stop_button.hide()
         self.display.finish(self.text, footer)
         # Usage first: a shutdown may not wait for a slow channel's final edit.
@@ -148,7 +155,7 @@ class ReplyStream:
             await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
 
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots, contextlib.aclosing(self.prompt.stream(self._llm)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
@@ -176,6 +183,8 @@ class ReplyStream:
             self._stop_button.show()
         await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
+        if self._origin is not None:
+            await self._answers.set_pages(self.request_id, self._origin, message_ids)
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))

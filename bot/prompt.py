@@ -1,0 +1,107 @@
+"""What one answer asks the model: the conversation fitted to the context budget, the note the answer shows
+when something was left out, and one retry with half the history when the model's context is full anyway."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bot.conversation import Turn, render_turns, system_messages
+from bot.llm import ChatRequest, Finish, LLMClient, context_too_long
+from bot.settings import ChannelSettings
+from bot.tokens import message_tokens
+
+log = logging.getLogger(__name__)
+
+_FOOTER_JOIN = " · "
+
+
+@dataclass
+class Prompt:
+    model: str
+    temperature: float
+    max_tokens: int | None
+    system: list[dict[str, str]]
+    history: list[dict[str, str]]  # earlier turns, oldest first, already within the budget
+    question: dict[str, str]
+    left_out: int = 0  # earlier turns dropped for the budget (or by the retry)
+    retried: bool = False
+
+    @property
+    def request(self) -> ChatRequest:
+        return ChatRequest(
+            model=self.model,
+            messages=[*self.system, *self.history, self.question],
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+        )
+
+    def notes(self) -> str | None:
+        """The status line saying what the model did not see, if anything."""
+        if self.retried:
+            kept = len(self.history)
+            return f"ℹ️ the conversation was too long for the model: retried with {kept} earlier messages"
+        if self.left_out:
+            return f"ℹ️ {self.left_out} earlier messages left out to fit the context"
+        return None
+
+    async def stream(self, llm: LLMClient) -> AsyncIterator[str | Finish]:
+        """The model's events; if the server says the context is full before any text, ask once more with
+        the older half of the history left out. Closing this closes the model's stream at once."""
+        while True:
+            answered = False
+            try:
+                async with contextlib.aclosing(llm.stream_chat(self.request)) as events:
+                    async for event in events:
+                        answered = True
+                        yield event
+                return
+            except Exception as exc:
+                if answered or self.retried or not self.history or not context_too_long(exc):
+                    raise
+            self._halve_history()
+
+    def _halve_history(self) -> None:
+        keep = len(self.history) // 2
+        log.info(
+            "Context too long for model %s: retrying with %d of %d earlier messages",
+            self.model,
+            keep,
+            len(self.history),
+        )
+        self.left_out += len(self.history) - keep
+        self.history = self.history[len(self.history) - keep :]
+        self.retried = True
+
+
+def build_prompt(
+    settings: ChannelSettings, question: Turn, history: list[Turn], *, model: str | None = None
+) -> Prompt:
+    """The system prompt and the question always go; earlier turns are kept newest first while they fit
+    `context_tokens`, so the oldest are the ones left out."""
+    turns = history[-settings.history :] if settings.history else []
+    *past, asked = render_turns([*turns, question])
+    system = system_messages(settings)
+    room = settings.context_tokens - sum(message_tokens(m) for m in [*system, asked])
+    kept = 0
+    for message in reversed(past):
+        room -= message_tokens(message)
+        if room < 0:
+            break
+        kept += 1
+    return Prompt(
+        model=model or settings.model,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        system=system,
+        history=past[len(past) - kept :],
+        question=asked,
+        left_out=len(past) - kept,
+    )
+
+
+def with_notes(footer: str, note: str | None) -> str:
+    """One status line under the answer: how it ended, then what the model did not see."""
+    return _FOOTER_JOIN.join(part for part in (footer, note) if part)
