@@ -18,6 +18,7 @@ class Fetcher:
         self.messages: dict[int, ChatMessage] = {}
         self.fetched: list[int] = []
         self.gate: asyncio.Event | None = None
+        self.fetching = asyncio.Event()
 
     def add(self, mid: int, content: str, *, reply_to: int | None = None, author: str = "Alice") -> None:
         bot = author == "bot"
@@ -25,6 +26,7 @@ class Fetcher:
 
     async def fetch(self, channel_id: int, message_id: int) -> ChatMessage | None:
         self.fetched.append(message_id)
+        self.fetching.set()
         message = self.messages.get(message_id)  # read now: an edit while the response travels is missed
         if self.gate is not None:
             await self.gate.wait()
@@ -105,8 +107,7 @@ async def test_an_edit_during_a_fetch_keeps_the_old_version_out_of_the_cache(db:
     fetcher.gate = asyncio.Event()
     history = History(fetcher, AnswersStore(db), in_flight=lambda _: False)
     walk = asyncio.create_task(history.chain(CHANNEL, 1, limit=5))
-    while not fetcher.fetched:
-        await asyncio.sleep(0)
+    await fetcher.fetching.wait()
     history.forget(1)  # MESSAGE_UPDATE arrived while the old version was on its way
     fetcher.add(1, "after")
     fetcher.gate.set()
