@@ -36,8 +36,7 @@ class Admission:
             raise Disabled(
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
-        if guild_id is None:
-            return settings
+        # Direct messages (guild_id None) count per user across all of them, like one more server.
         now = datetime.now(UTC)
         if settings.cooldown_seconds:
             recorded = await self._usage.last_request_at(guild_id, user_id)
@@ -51,13 +50,14 @@ class Admission:
             used = await self._usage.tokens_today(guild_id, user_id)
             if used >= settings.daily_token_quota:
                 self._admitted.pop((guild_id, user_id), None)
+                where = "in direct messages" if guild_id is None else "on this server"
                 raise Refused(
-                    f"You've used your {settings.daily_token_quota:,} tokens for today on this server. "
+                    f"You've used your {settings.daily_token_quota:,} tokens for today {where}. "
                     "The quota resets at 00:00 UTC."
                 )
         return settings
 
-    def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:
+    def _remember(self, guild_id: int | None, user_id: int, now: datetime) -> None:
         self._admitted[guild_id, user_id] = now
         if len(self._admitted) > 10_000:  # older entries are past any cooldown and in the usage table
             horizon = now - timedelta(seconds=COOLDOWN_MAX)

@@ -15,7 +15,9 @@ from discord.ext import commands
 from bot.admission import Admission
 from bot.config import Config
 from bot.db import Database
+from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
+from bot.history import History
 from bot.llm import LLMClient
 from bot.recovery import finalize_orphans
 from bot.store.answers import AnswersStore
@@ -33,6 +35,7 @@ INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
+    create_public_threads=True,
     read_message_history=True,
     add_reactions=True,
     manage_messages=True,
@@ -42,11 +45,13 @@ INVITE_PERMISSIONS = discord.Permissions(
 
 class StreamcordBot(commands.Bot):
     def __init__(self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer) -> None:
-        # Intents.default() carries reactions and guild messages; mentions of the bot include their content
-        # without the privileged message-content intent.
+        # Intents.default() carries reactions, guild and direct messages; mentions of the bot include their
+        # content without the privileged message-content intent, which only plain messages in threads need.
+        intents = discord.Intents.default()
+        intents.message_content = config.message_content_intent
         super().__init__(
             command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
-            intents=discord.Intents.default(),
+            intents=intents,
             allowed_mentions=NO_MENTIONS,
             http_trace=pacer.trace_config(),
             help_command=None,
@@ -60,6 +65,12 @@ class StreamcordBot(commands.Bot):
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
         self.answers = AnswersStore(db)
+        # An answer's pages change until it ends: they are not cached while it streams.
+        self.history = History(
+            DiscordFetcher(self, pacer),
+            self.answers,
+            in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
+        )
         self.admission = Admission(self.settings, self.usage, config.defaults)
         self.streams = StreamManager(
             llm=llm,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -107,6 +108,15 @@ class LLMClient:
             return self._models
         self._models_at = time.monotonic()
         return self._models
+
+
+async def models_within(llm: LLMClient, timeout: float) -> list[str]:
+    """The model list if it comes within `timeout` (autocomplete has 3 s), else []; the listing goes on
+    shielded, so it still fills the cache for the next keystroke."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(llm.list_models()), timeout)
+    except TimeoutError:
+        return []
 
 
 async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] | None]:

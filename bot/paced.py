@@ -21,6 +21,46 @@ async def fetch_message(
     return await pacer.run(message.fetch, channel_id=None, route=route_key("GET", path), uses_global=True)
 
 
+async def recent_messages(
+    client: discord.Client, pacer: Pacer, channel_id: int, before_id: int, limit: int
+) -> list[discord.Message]:
+    """Up to `limit` (at most 100: one request) messages before `before_id`, newest first."""
+    channel = client.get_partial_messageable(channel_id)
+
+    async def read() -> list[discord.Message]:
+        return [m async for m in channel.history(limit=min(limit, 100), before=discord.Object(before_id))]
+
+    path = f"/channels/{channel_id}/messages"
+    return await pacer.run(read, channel_id=None, route=route_key("GET", path), uses_global=True)
+
+
+async def create_thread(
+    client: discord.Client, pacer: Pacer, channel_id: int, message_id: int, name: str
+) -> discord.Thread:
+    """A public thread started from a message (the thread's id is the message's)."""
+    message = client.get_partial_messageable(channel_id).get_partial_message(message_id)
+    path = f"/channels/{channel_id}/messages/{message_id}/threads"
+    return await pacer.run(
+        lambda: message.create_thread(name=name, auto_archive_duration=1440),
+        channel_id=None,
+        route=route_key("POST", path),
+        uses_global=True,
+    )
+
+
+async def respond(pacer: Pacer, interaction: discord.Interaction, text: str) -> int | None:
+    """Answer an interaction with a message; its id (None if Discord sent none). Interaction callbacks
+    spend neither a channel's budget nor the global one."""
+    path = f"/interactions/{interaction.id}/{interaction.token}/callback"
+    response = await pacer.run(
+        lambda: interaction.response.send_message(text, allowed_mentions=NO_MENTIONS),
+        channel_id=None,
+        route=route_key("POST", path),
+        uses_global=False,
+    )
+    return response.message_id
+
+
 async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
     """Reply to ``message`` without pinging anyone."""
     channel_id = message.channel.id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Literal
 
@@ -13,6 +12,7 @@ from discord.ext import commands
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
+from bot.llm import models_within
 from bot.settings import KEYS, SettingError, check_key, format_value, parse_value
 from bot.store.settings import NOT_SET, Scope
 
@@ -196,13 +196,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         if key == "enabled":
             options = ["on", "off"]
         elif key == "model":
-            try:
-                # Shielded so a slow listing still fills the model cache for the next keystroke.
-                options = await asyncio.wait_for(
-                    asyncio.shield(self.bot.llm.list_models()), AUTOCOMPLETE_TIMEOUT
-                )
-            except TimeoutError:
-                return []
+            options = await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
         elif key in ("max_tokens", "daily_token_quota"):
             options = ["none"]
         else:
