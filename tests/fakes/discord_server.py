@@ -314,6 +314,8 @@ _ROUTES: list[tuple[str, str, str]] = [
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions", "clear_reactions"),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", "clear_emoji_reactions"),
     ("POST", "/channels/{channel_id}/typing", "typing"),
+    ("POST", "/channels/{channel_id}/threads", "create_thread"),
+    ("POST", "/channels/{channel_id}/messages/{message_id}/threads", "create_thread_from_message"),
     ("GET", "/guilds/{guild_id}", "get_guild"),
     ("GET", "/guilds/{guild_id}/channels", "get_guild_channels"),
     ("GET", "/guilds/{guild_id}/roles", "get_guild_roles"),
@@ -518,9 +520,11 @@ class FakeDiscord(LoopbackServer):
         owner = self.bot_user_id if owner_id is None else owner_id
         if owner not in guild.members:
             raise ValueError(f"thread owner {owner} is not a member of guild {guild_id}")
-        tid = self._snowflake()
+        return self._open_thread(guild, parent_id, name, owner, self._snowflake())
+
+    def _open_thread(self, guild: _Guild, parent_id: int, name: str, owner: int, tid: int) -> int:
         self._channels[tid] = _Channel(
-            tid, guild_id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
+            tid, guild.id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
         )
         guild.threads.append(tid)
         self._dispatch("THREAD_CREATE", self._channel_payload(self._channels[tid]) | {"newly_created": True})
@@ -1818,6 +1822,35 @@ class FakeDiscord(LoopbackServer):
         return None
 
     # ----------------------------------------------------------------------------------- REST: messages
+
+    # ----------------------------------------------------------------------------------- REST: threads
+
+    def _thread_by_bot(self, parent: _Channel, body: Any, thread_id: int) -> dict[str, Any]:
+        """A public thread the bot opens in a text channel (Discord: 50024 elsewhere, name 1-100)."""
+        if parent.type != CHANNEL_TEXT or parent.guild_id is None:
+            raise _ApiError(400, 50024, "Cannot execute action on this channel type")
+        name = str((body or {}).get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise _ApiError(
+                400,
+                50035,
+                "Invalid Form Body",
+                {"name": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be 1-100 long."}]}},
+            )
+        tid = self._open_thread(self._guilds[parent.guild_id], parent.id, name, self.bot_user_id, thread_id)
+        return self._channel_payload(self._channels[tid])
+
+    async def _r_create_thread(self, request: web.Request, body: Any, channel_id: str) -> Any:
+        return self._thread_by_bot(self._channel(channel_id), body, self._snowflake())
+
+    async def _r_create_thread_from_message(
+        self, request: web.Request, body: Any, channel_id: str, message_id: str
+    ) -> Any:
+        # A thread started from a message takes the message's id, as on Discord.
+        msg = self._message_in(int(channel_id), int(message_id))
+        if msg.id in self._channels:
+            raise _ApiError(400, 160004, "A thread has already been created for this message")
+        return self._thread_by_bot(self._channel(channel_id), body, msg.id)
 
     async def _r_list_messages(self, request: web.Request, body: Any, channel_id: str) -> Any:
         channel = self._channel(channel_id)

@@ -17,6 +17,8 @@ Wire behaviour (mirrors api.openai.com):
 - Every route requires ``Authorization: Bearer <api_key>``, else 401 ``invalid_api_key``. Only authenticated
   chat requests for a known model consume a scenario and are recorded in ``requests``.
 - Error scenarios (``status`` / ``context_length_exceeded``) answer after ``ttft`` with an OpenAI-shaped body.
+  With ``context_limit`` set, a request whose prompt is longer (the usage count below) gets
+  ``context_length_exceeded`` without consuming a scenario.
 
 Disconnects: the server runs with aiohttp ``handler_cancellation=True`` (off by default in aiohttp 3.14), so
 a client closing the connection cancels the handler at once, even while it waits for ``ttft`` or between
@@ -193,6 +195,8 @@ class FakeLLM(LoopbackServer):
         self.default = default or Scenario()
         self.models = list(models)
         self.responder: Callable[[dict[str, Any]], Scenario] | None = None
+        # A model's context: requests whose prompt is longer get context_length_exceeded (no scenario used).
+        self.context_limit: int | None = None
         self.requests: list[LLMRequest] = []
         self._queue: deque[Scenario] = deque()
         self._runner: web.AppRunner | None = None
@@ -302,7 +306,12 @@ class FakeLLM(LoopbackServer):
         if model not in self.models:
             return self._json(404, default_error_body(404, str(model)))
 
-        rec = LLMRequest(body=body, started_at=started_at, scenario=self._next_scenario(body))
+        prompt_tokens = _prompt_tokens(body)
+        if self.context_limit is not None and prompt_tokens > self.context_limit:
+            scenario = Scenario(context_length_exceeded=True, prompt_tokens=prompt_tokens)
+        else:
+            scenario = self._next_scenario(body)
+        rec = LLMRequest(body=body, started_at=started_at, scenario=scenario)
         self.requests.append(rec)
         self._changed()
         task = asyncio.current_task()
