@@ -33,16 +33,24 @@ def shown_answer(content: str) -> str:
 
 def join_pages(pages: list[str]) -> str:
     """One answer's text from its pages: a code block closed at a page's end and reopened at the next
-    page's start is joined again; Discord trims the whitespace a page ended with, so a line break
-    stands in for it."""
-    text = ""
+    page's start is joined again. Discord trims the whitespace a page ended with; the renderer cuts in a
+    page's second half at a paragraph break, else a line break, else a space, so the same rule puts back
+    the likeliest one."""
+    text = previous = ""
     for page in pages:
         if text.endswith(CLOSE) and page.startswith(FENCE):
             text, page = text.removesuffix(CLOSE), page.partition("\n")[2]
         if text and not text[-1].isspace():
-            text += "\n"
+            text += _cut_whitespace(text[-len(previous) // 2 :])
         text += page
+        previous = page
     return text
+
+
+def _cut_whitespace(second_half: str) -> str:
+    if "\n\n" in second_half:
+        return "\n\n"
+    return "\n" if "\n" in second_half else " "
 
 
 def without_mention(content: str, bot_id: int) -> str:

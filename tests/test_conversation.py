@@ -45,5 +45,7 @@ def test_user_turns_name_their_speaker_and_say_it_once_two_people_talk() -> None
 
 def test_pages_join_into_the_answer_they_were_cut_from() -> None:
     assert join_pages(["one\n\n", "two"]) == "one\n\ntwo"
-    assert join_pages(["one", "two"]) == "one\ntwo"  # Discord trimmed the whitespace at the cut
+    # Discord trimmed the whitespace at the cut: the kind of break in the page's second half comes back.
+    assert join_pages(["one two", "three"]) == "one two three"
+    assert join_pages(["a\nb\n\nc", "d"]) == "a\nb\n\nc\n\nd"
     assert join_pages(["a\n```py\nx\n```", "```py\ny\n```"]) == "a\n```py\nx\ny\n```"

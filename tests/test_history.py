@@ -42,9 +42,9 @@ def chat_origin(prompt: str, author: str = "Alice") -> AnswerOrigin:
 
 async def test_a_reply_to_page_two_sees_the_chat_prompt_and_the_whole_answer(db: Database) -> None:
     fetcher, answers = Fetcher(), AnswersStore(db)
-    fetcher.add(10, "First part,\n\n```py\nx = 1\n```")
+    # The renderer keeps the line break it cut at before the fence it closes.
+    fetcher.add(10, "First part,\n\n```py\nx = 1\n\n```", author="bot")
     fetcher.add(11, "```py\ny = 2\n```\nend.", author="bot")
-    fetcher.add(10, "First part,\n\n```py\nx = 1\n```", author="bot")
     fetcher.add(12, "and then?", reply_to=11, author="Bob")
     await answers.set_pages("r1", chat_origin("Explain"), [10, 11])
     history = History(fetcher, answers, in_flight=lambda _: False)
@@ -127,7 +127,7 @@ async def test_recent_messages_group_answer_pages_and_bring_back_chat_prompts(db
     history = History(fetcher, answers, in_flight=lambda _: False)
     assert await history.recent(CHANNEL, 13, limit=10) == [
         Turn("user", "Start", "Alice"),
-        Turn("assistant", "page one\npage two"),
+        Turn("assistant", "page one page two"),
         Turn("user", "follow-up", "Bob"),
     ]
 
