@@ -4,9 +4,9 @@ the real discord.py and openai clients against the loopback servers."""
 from __future__ import annotations
 
 from bot.client import StreamcordBot
-from bot.streaming.render import render
 from bot.db import Database
 from bot.store.answers import AnswerOrigin, AnswersStore
+from bot.streaming.render import render
 from tests.conftest import World, running_bot
 from tests.fakes.llm_server import Scenario
 from tests.replies import assert_no_pings, bot_messages, usage_rows
