@@ -35,13 +35,14 @@ async def recent_messages(
 
 
 async def create_thread(
-    client: discord.Client, pacer: Pacer, channel_id: int, message_id: int, name: str
+    pacer: Pacer, channel: discord.TextChannel, message_id: int, name: str
 ) -> discord.Thread:
     """A public thread started from a message (the thread's id is the message's)."""
-    message = client.get_partial_messageable(channel_id).get_partial_message(message_id)
-    path = f"/channels/{channel_id}/messages/{message_id}/threads"
+    path = f"/channels/{channel.id}/messages/{message_id}/threads"
     return await pacer.run(
-        lambda: message.create_thread(name=name, auto_archive_duration=1440),
+        lambda: channel.create_thread(
+            name=name, message=discord.Object(message_id), auto_archive_duration=1440
+        ),
         channel_id=None,
         route=route_key("POST", path),
         uses_global=True,

@@ -83,8 +83,8 @@ class Chat(commands.Cog):
         if private:
             target = InteractionTarget(interaction, ephemeral=True)
             self._start(question, Requester(user.id, guild_id, channel.id), target, None)
-        elif in_thread and not isinstance(channel, discord.Thread):
-            await self._start_in_thread(interaction, question, origin)
+        elif in_thread and isinstance(channel, discord.TextChannel):
+            await self._start_in_thread(interaction, channel, question, origin)
         else:
             target = InteractionTarget(interaction)
             self._start(question, Requester(user.id, guild_id, channel.id), target, origin)
@@ -121,7 +121,11 @@ class Chat(commands.Cog):
         return model
 
     async def _start_in_thread(
-        self, interaction: discord.Interaction, question: Prompt, origin: AnswerOrigin
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        question: Prompt,
+        origin: AnswerOrigin,
     ) -> None:
         """Answer the interaction with the thread's title, open a thread from that message, and stream the
         answer into it as channel messages (the thread's conversation continues without mentions)."""
@@ -131,7 +135,7 @@ class Chat(commands.Cog):
             message_id = await paced.respond(self.bot.pacer, interaction, f"🧵 {name}")
             if message_id is None:
                 raise RuntimeError("the interaction response carried no message id")
-            thread = await paced.create_thread(self.bot, self.bot.pacer, origin.channel_id, message_id, name)
+            thread = await paced.create_thread(self.bot.pacer, channel, message_id, name)
         except (discord.HTTPException, RuntimeError) as exc:
             log.warning("Could not open a thread in channel %s: %r", origin.channel_id, exc)
             if not interaction.response.is_done():

@@ -128,3 +128,103 @@ async def test_a_full_context_is_retried_once_with_half_the_history(world: World
         "Still here.\nℹ️ the conversation was too long for the model: retried with 15 earlier messages"
     )
     assert row["status"] == "completed"
+
+
+async def chat_with(world: World, options: dict[str, object], user: int | None = None) -> int:
+    """/chat with options; the id of the interaction's response message."""
+    interaction = await world.discord.run_slash_command(
+        world.guild_id, world.channel_id, user or world.alice, "chat", options
+    )
+    await world.discord.wait_for(lambda: interaction.message_id is not None, what="interaction response")
+    assert interaction.message_id is not None
+    return interaction.message_id
+
+
+async def open_thread(world: World, prompt: str) -> tuple[int, int]:
+    """/chat thread:true; (the thread's id, the answer's first message there) once the answer is final."""
+    starter = await chat_with(world, {"prompt": prompt, "thread": True})
+    await world.discord.wait_for(lambda: bot_messages(world, starter), what="the answer in the thread")
+    [answer] = bot_messages(world, starter)
+    await wait_final(world, answer.id)
+    return starter, answer.id
+
+
+async def test_chat_in_a_thread_then_plain_messages_from_two_users_continue_it(world: World) -> None:
+    world.llm.enqueue(Scenario(text=" ".join(f"w{i}" for i in range(60)), tokens_per_second=40))
+    async with running_bot(world, MESSAGE_CONTENT_INTENT="true") as bot:
+        thread, answer = await open_thread(world, "Plan a picnic\nfor six people")
+        assert world.discord.messages[thread].content == "🧵 Plan a picnic for six people"
+        assert len(world.discord.messages[answer].versions) >= 3, "streamed with paced edits"
+        assert world.discord.count_429() == 0
+
+        world.llm.enqueue(Scenario(text="Sandwiches."))
+        alices = await world.discord.post_message(thread, world.alice, "What food?")
+        await answer_to(world, alices)
+        world.llm.enqueue(Scenario(text="Lemonade."))
+        bobs = await world.discord.post_message(thread, world.bob, "And drinks?")
+        await answer_to(world, bobs)
+        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answers done")
+        rows = await usage_rows(bot.db)
+
+    assert world.llm.requests[2].body["messages"][1:] == [
+        {"role": "user", "content": "Alice: Plan a picnic\nfor six people", "name": "Alice"},
+        {"role": "assistant", "content": " ".join(f"w{i}" for i in range(60))},
+        {"role": "user", "content": "Alice: What food?", "name": "Alice"},
+        {"role": "assistant", "content": "Sandwiches."},
+        {"role": "user", "content": "Bob: And drinks?", "name": "Bob"},
+    ]
+    assert {r["channel_id"] for r in rows} == {thread}
+    assert_no_pings(world)
+
+
+async def test_without_the_intent_a_thread_explains_once_and_mentions_still_work(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text="Here."))
+    thread, _ = await open_thread(world, "A question")
+    first = await world.discord.post_message(thread, world.alice, "plain one")
+    await world.discord.post_message(thread, world.bob, "plain two")
+    world.llm.enqueue(Scenario(text="Yes, with a mention."))
+    mention = await world.discord.post_message(
+        thread, world.bob, f"<@{world.discord.bot_user_id}> can you hear me?"
+    )
+    await answer_to(world, mention)
+    explanations = [m for m in bot_messages(world, thread) if "Message Content intent" in m.content]
+    assert [m.reference_id for m in explanations] == [first]
+    assert len(world.llm.requests) == 2
+
+
+async def test_direct_messages_hold_a_conversation_within_the_users_quota(world: World) -> None:
+    dm = world.discord.add_dm_channel(world.alice)
+    async with running_bot(world, ALLOW_DMS="true", DAILY_TOKEN_QUOTA="303") as bot:
+        said = []
+        for i, text in enumerate(["One.", "Two.", "Three."]):
+            world.llm.enqueue(Scenario(text=text, prompt_tokens=100))
+            said.append(await world.discord.post_message(dm, world.alice, f"count {i + 1}"))
+            await answer_to(world, said[-1])
+            await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+        refused = await world.discord.post_message(dm, world.alice, "count 4")
+        reply = await answer_to(world, refused)
+        rows = await usage_rows(bot.db)
+
+    assert world.llm.requests[2].body["messages"][1:] == [
+        {"role": "user", "content": "count 1", "name": "Alice"},
+        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "count 2", "name": "Alice"},
+        {"role": "assistant", "content": "Two."},
+        {"role": "user", "content": "count 3", "name": "Alice"},
+    ]
+    assert len(world.llm.requests) == 3
+    assert "tokens for today in direct messages" in world.discord.messages[reply].content
+    assert [(r["guild_id"], r["channel_id"]) for r in rows] == [(None, dm)] * 3
+
+
+async def test_direct_messages_are_ignored_unless_allowed(world: World, bot: StreamcordBot) -> None:
+    dm = world.discord.add_dm_channel(world.alice)
+    await world.discord.post_message(dm, world.alice, "hello?")
+    world.llm.enqueue(Scenario(text="In the server."))
+    await answer_to(
+        world,
+        await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hi"),
+    )
+    assert bot_messages(world, dm) == [] and len(world.llm.requests) == 1
