@@ -228,3 +228,40 @@ async def test_direct_messages_are_ignored_unless_allowed(world: World, bot: Str
         await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hi"),
     )
     assert bot_messages(world, dm) == [] and len(world.llm.requests) == 1
+
+
+async def test_chat_model_is_for_listed_users_and_autocompletes_allowed_models(
+    world: World, bot: StreamcordBot
+) -> None:
+    refused = await chat_with(world, {"prompt": "hi", "model": "fake-model-mini"})
+    assert "user_models" in world.discord.messages[refused].content
+    assert world.discord.messages[refused].ephemeral and world.llm.requests == []
+
+    await bot.settings.set(world.guild_id, "guild", world.guild_id, "user_models", f"<@{world.alice}>", 1)
+    completion = await world.discord.run_autocomplete(
+        world.guild_id, world.channel_id, world.alice, "chat", {"prompt": "hi", "model": "mini"}, "model"
+    )
+    await world.discord.wait_for(lambda: completion.choices is not None, what="autocomplete")
+    assert completion.choices == [{"name": "fake-model-mini", "value": "fake-model-mini"}]
+
+    world.llm.enqueue(Scenario(text="Small but quick."))
+    answer = await chat_with(world, {"prompt": "hi", "model": "fake-model-mini"})
+    await wait_final(world, answer)
+    assert world.llm.requests[0].body["model"] == "fake-model-mini"
+    unknown = await chat_with(world, {"prompt": "hi", "model": "gpt-nope"})
+    assert "no model `gpt-nope`" in world.discord.messages[unknown].content
+
+
+async def test_a_private_answer_is_ephemeral_and_still_streams_by_editing(
+    world: World, bot: StreamcordBot
+) -> None:
+    text = " ".join(f"p{i}" for i in range(60))
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
+    answer = await chat_with(world, {"prompt": "secret", "private": True})
+    await wait_final(world, answer)
+    message = world.discord.messages[answer]
+    assert message.ephemeral and message.content == text
+    assert len(message.versions) >= 3, "streamed by editing"
+    assert bot_messages(world) == [] and not message.reactions.get("🛑")
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer done")
+    assert await bot.answers.by_message(answer) is None, "nobody can reply to an ephemeral answer"
