@@ -10,7 +10,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from bot.conversation import Turn, join_pages, shown_answer
 from bot.store.answers import Answer, AnswersStore
@@ -18,6 +18,7 @@ from bot.store.answers import Answer, AnswersStore
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 5000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,30 +43,30 @@ class MessageFetcher(Protocol):
         ...
 
 
-class MessageCache:
-    """The latest `size` messages used, by id (least recently used go first)."""
+class IdCache(Generic[T]):
+    """The latest `size` values used, by message id (least recently used go first)."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self._size = size
-        self._messages: OrderedDict[int, ChatMessage] = OrderedDict()
+        self._values: OrderedDict[int, T] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return len(self._values)
 
-    def get(self, message_id: int) -> ChatMessage | None:
-        message = self._messages.get(message_id)
-        if message is not None:
-            self._messages.move_to_end(message_id)
-        return message
+    def get(self, message_id: int) -> T | None:
+        value = self._values.get(message_id)
+        if value is not None:
+            self._values.move_to_end(message_id)
+        return value
 
-    def put(self, message: ChatMessage) -> None:
-        self._messages[message.id] = message
-        self._messages.move_to_end(message.id)
-        if len(self._messages) > self._size:
-            self._messages.popitem(last=False)
+    def put(self, message_id: int, value: T) -> None:
+        self._values[message_id] = value
+        self._values.move_to_end(message_id)
+        if len(self._values) > self._size:
+            self._values.popitem(last=False)
 
     def forget(self, message_id: int) -> None:
-        self._messages.pop(message_id, None)
+        self._values.pop(message_id, None)
 
 
 class History:
@@ -73,7 +74,8 @@ class History:
 
     A message is cached only once it is final: the pages of an answer still being written change with every
     edit (`in_flight` says which), and an edit or deletion seen on the gateway calls forget(), which also
-    keeps a fetch already under way from caching the version it read."""
+    keeps a fetch already under way from caching the version it read. An answer's record (its pages and
+    prompt) is cached once the answer is over, when it no longer gains pages."""
 
     def __init__(
         self,
@@ -81,12 +83,13 @@ class History:
         answers: AnswersStore,
         *,
         in_flight: Callable[[int], bool],
-        cache: MessageCache | None = None,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._fetcher = fetcher
         self._answers = answers
         self._in_flight = in_flight
-        self.cache = cache or MessageCache()
+        self.cache: IdCache[ChatMessage] = IdCache(cache_size)
+        self._answer_cache: IdCache[Answer] = IdCache(cache_size)
         self._fetching: dict[int, int] = {}  # message id -> fetches under way
         self._stale: set[int] = set()  # forgotten while a fetch was under way: what it reads is old
 
@@ -112,7 +115,7 @@ class History:
             if not message.from_bot:
                 self._add_user(turns, message)
                 continue
-            answer = await self._answers.by_message(message.id)
+            answer = await self._answer(message.id)
             if answer is None:
                 continue  # the bot's notices (refusals, explanations) are not part of the conversation
             seen.update(answer.message_ids)
@@ -127,14 +130,14 @@ class History:
         messages = await self._fetcher.recent(channel_id, before_id, limit)
         for message in messages:
             if not self._in_flight(message.id):
-                self.cache.put(message)
+                self.cache.put(message.id, message)
         turns: list[Turn] = []  # newest first
         answered: set[str] = set()
         for message in messages:
             if not message.from_bot:
                 self._add_user(turns, message)
                 continue
-            answer = await self._answers.by_message(message.id)
+            answer = await self._answer(message.id)
             if answer is None or answer.request_id in answered:
                 continue
             answered.add(answer.request_id)
@@ -175,5 +178,13 @@ class History:
                 del self._fetching[message_id]
                 self._stale.discard(message_id)
         if message is not None and not stale and not self._in_flight(message_id):
-            self.cache.put(message)
+            self.cache.put(message.id, message)
         return message
+
+    async def _answer(self, message_id: int) -> Answer | None:
+        answer = self._answer_cache.get(message_id)
+        if answer is None:
+            answer = await self._answers.by_message(message_id)
+            if answer is not None and not self._in_flight(message_id):
+                self._answer_cache.put(message_id, answer)
+        return answer

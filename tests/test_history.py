@@ -6,7 +6,7 @@ import asyncio
 
 from bot.conversation import Turn
 from bot.db import Database
-from bot.history import ChatMessage, History, MessageCache
+from bot.history import ChatMessage, History, IdCache
 from bot.store.answers import AnswerOrigin, AnswersStore
 
 CHANNEL = 1
@@ -133,10 +133,10 @@ async def test_recent_messages_group_answer_pages_and_bring_back_chat_prompts(db
 
 
 def test_the_cache_is_bounded_and_forgets_the_least_recently_used() -> None:
-    cache = MessageCache(size=2)
+    cache: IdCache[ChatMessage] = IdCache(size=2)
     one, two, three = (ChatMessage(i, 1, "a", "x", None, False) for i in (1, 2, 3))
-    cache.put(one)
-    cache.put(two)
+    cache.put(1, one)
+    cache.put(2, two)
     assert cache.get(1) is one
-    cache.put(three)
+    cache.put(3, three)
     assert (cache.get(1), cache.get(2), cache.get(3), len(cache)) == (one, None, three, 2)
