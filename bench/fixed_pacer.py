@@ -19,7 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.streaming.pacer import Pacer, PacerStats
+from bot.streaming.jobs import PacerStats
+from bot.streaming.pacer import Pacer
+from bot.streaming.routes import Route
 
 __all__ = ["FixedPacer"]
 
@@ -65,16 +67,9 @@ class FixedPacer:
             _cancel_all(slot.futures)
 
     def submit(
-        self,
-        key: Hashable,
-        action: Callable[[], Awaitable[Any]],
-        *,
-        channel_id: int | None,
-        route: str,
-        uses_global: bool,
-        priority: bool = False,
+        self, key: Hashable, action: Callable[[], Awaitable[Any]], route: Route, *, priority: bool = False
     ) -> asyncio.Future[Any]:
-        del channel_id, route, uses_global  # no budgets
+        del route  # no budgets
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._closed:
             fut.cancel()

@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from datetime import date
+from pathlib import Path
+from typing import TextIO
 
 import discord
 
 from bot.client import open_bot
 from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
-from bot.db import Database, MigrationError, migration_status, run_migrate_command
+from bot.db import MIGRATIONS_DIR, AppliedMigration, Database, MigrationError, migration_status
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -73,6 +76,43 @@ async def run(config: Config) -> None:
         await bot.start(config.discord_token)
         await asyncio.gather(*closing)
     log.info("Stopped cleanly")
+
+
+async def run_migrate_command(
+    path: Path, *, check: bool, out: TextIO, migrations_dir: Path = MIGRATIONS_DIR
+) -> int:
+    """``python -m bot migrate [--check]``. Exit codes: 0 up to date, 1 pending (check only), 2 problem."""
+    try:
+        if check:
+            status = await migration_status(path, migrations_dir)
+            out.write(f"database: {path}\n")
+            out.write(f"applied: {len(status.applied)} (latest: {_latest(status.applied)})\n")
+            for migration in status.pending:
+                out.write(f"pending: {migration.filename}\n")
+            for problem in status.problems:
+                out.write(f"problem: {problem}\n")
+            if status.problems:
+                return 2
+            if status.pending:
+                out.write("run `python -m bot migrate` to apply the pending migrations\n")
+                return 1
+            out.write("up to date\n")
+            return 0
+        db = await Database.open(path, migrations_dir)
+        try:
+            for migration in db.newly_applied:
+                out.write(f"applied: {migration.filename}\n")
+            out.write(f"database {path} is up to date ({len(db.newly_applied)} migration(s) applied)\n")
+        finally:
+            await db.close()
+        return 0
+    except (MigrationError, sqlite3.DatabaseError) as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+
+
+def _latest(applied: list[AppliedMigration]) -> str:
+    return f"{applied[-1].version:04d}_{applied[-1].name}" if applied else "none"
 
 
 async def _export(since: date) -> int:

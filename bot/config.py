@@ -38,6 +38,16 @@ class Config:
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
 _REQUIRED = ("DISCORD_TOKEN", "DEFAULT_MODEL")
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# At DEBUG these print interaction tokens, user prompts, and SQL parameters (aiosqlite: system prompts).
+_QUIET_LOGGERS = (
+    "discord.http",
+    "discord.webhook",
+    "discord.gateway",
+    "openai",
+    "httpx2",
+    "httpcore2",
+    "aiosqlite",
+)
 
 
 def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Config:
@@ -128,8 +138,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
-    # At DEBUG these print interaction tokens and user prompts.
-    for name in ("discord.http", "discord.webhook", "discord.gateway", "openai", "httpx2", "httpcore2"):
+    for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 

@@ -6,11 +6,9 @@ import re
 from dataclasses import dataclass
 
 from bot.settings import ChannelSettings
-from bot.streaming.render import CLOSE, FENCE, MARKER
+from bot.status import split_status
+from bot.streaming.render import CLOSE, FENCE
 
-# The status line the bot puts under an answer that was stopped, failed, cut at the output limit, or that
-# notes what was left out of its context.
-_STATUS_LINES = ("⏹ ", "⚠️ ", "*(stopped at the output limit)*", "ℹ️ ")
 # OpenAI's `name` field accepts only these characters.
 _NAME_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _NAME_MAX = 64
@@ -26,9 +24,7 @@ class Turn:
 def shown_answer(content: str) -> str:
     """The answer in one of the bot's messages, without the in-progress marker or a status line: the model
     should see what it said, not the bot's notes about it."""
-    text = content.removesuffix(MARKER).rstrip()
-    head, _, last = text.rpartition("\n")
-    return head.rstrip() if last.startswith(_STATUS_LINES) else text
+    return split_status(content)[0]
 
 
 def join_pages(pages: list[str]) -> str:

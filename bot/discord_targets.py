@@ -6,19 +6,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import aiohttp
 import discord
 
-from bot.streaming.routes import route_key
-from bot.streaming.target import (
-    PLACEHOLDER_AFTER,
-    DeliveryFailed,
-    DeliveryRetry,
-    MessageGone,
-    Route,
-    TargetExpired,
-)
+from bot.streaming.routes import Route
+from bot.streaming.target import PLACEHOLDER_AFTER, DeliveryFailed, DeliveryRetry, MessageGone, TargetExpired
 
 NO_MENTIONS = discord.AllowedMentions.none()
 STOP_EMOJI = "🛑"
@@ -67,12 +61,8 @@ class ChannelTarget:
 
     def route(self, page: int) -> Route:
         if page >= len(self.message_ids):
-            return Route(self.channel_id, route_key("POST", f"/channels/{self.channel_id}/messages"), True)
-        return Route(
-            self.channel_id,
-            route_key("PATCH", f"/channels/{self.channel_id}/messages/{self.message_ids[page]}"),
-            True,
-        )
+            return Route.create_message(self.channel_id)
+        return Route.edit_message(self.channel_id, self.message_ids[page])
 
     async def put(self, page: int, content: str) -> None:
         with _engine_errors(expirable=False):
@@ -90,9 +80,7 @@ class ChannelTarget:
             self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:
-        message_id = self.message_ids[0] if self.message_ids else 0
-        path = f"/channels/{self.channel_id}/messages/{message_id}/reactions/{STOP_EMOJI}/@me"
-        return Route(None, route_key("PUT", path), True)
+        return Route.reaction_add(self.channel_id, self.message_ids[0] if self.message_ids else 0, STOP_EMOJI)
 
     async def set_stop_button(self, shown: bool) -> None:
         message = self._channel.get_partial_message(self.message_ids[0])
@@ -127,10 +115,6 @@ class InteractionTarget:
         age = (discord.utils.utcnow() - self._interaction.created_at).total_seconds()
         return max(0.0, PLACEHOLDER_AFTER - max(0.0, age))
 
-    @property
-    def _webhook(self) -> str:
-        return f"/webhooks/{self._interaction.application_id}/{self._interaction.token}"
-
     def _use_channel(self) -> bool:
         self._expired = self._expired or time.monotonic() >= self._expires_at
         return self._expired
@@ -138,13 +122,14 @@ class InteractionTarget:
     def route(self, page: int) -> Route:
         if self._use_channel():
             return self._channel.route(page)
+        interaction = self._interaction
         if not self.message_ids:
-            path = f"/interactions/{self._interaction.id}/{self._interaction.token}/callback"
-            return Route(None, route_key("POST", path), False)
+            return Route.interaction_callback(interaction.id, interaction.token)
+        application_id = interaction.application_id
         if page >= len(self.message_ids):
-            return Route(self.channel_id, route_key("POST", self._webhook), False)
-        message = "@original" if page == 0 else str(self.message_ids[page])
-        return Route(self.channel_id, route_key("PATCH", f"{self._webhook}/messages/{message}"), False)
+            return Route.webhook_create(application_id, interaction.token, channel_id=self.channel_id)
+        message: int | Literal["@original"] = "@original" if page == 0 else self.message_ids[page]
+        return Route.webhook_edit(application_id, interaction.token, message, channel_id=self.channel_id)
 
     async def put(self, page: int, content: str) -> None:
         if self._use_channel():

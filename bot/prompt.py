@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from bot.conversation import Turn, render_turns, system_messages
 from bot.llm import ChatRequest, Finish, LLMClient, context_too_long
 from bot.settings import ChannelSettings
+from bot.status import left_out, retried_shorter
 from bot.tokens import message_tokens
 
 log = logging.getLogger(__name__)
-
-_FOOTER_JOIN = " · "
 
 
 @dataclass
@@ -38,13 +37,12 @@ class Prompt:
             max_tokens=self.max_tokens,
         )
 
-    def notes(self) -> str | None:
+    def note(self) -> str | None:
         """The status line saying what the model did not see, if anything."""
         if self.retried:
-            kept = len(self.history)
-            return f"ℹ️ the conversation was too long for the model: retried with {kept} earlier messages"
+            return retried_shorter(len(self.history))
         if self.left_out:
-            return f"ℹ️ {self.left_out} earlier messages left out to fit the context"
+            return left_out(self.left_out)
         return None
 
     async def stream(self, llm: LLMClient) -> AsyncIterator[str | Finish]:
@@ -100,8 +98,3 @@ def build_prompt(
         question=asked,
         left_out=len(past) - kept,
     )
-
-
-def with_notes(footer: str, note: str | None) -> str:
-    """One status line under the answer: how it ended, then what the model did not see."""
-    return _FOOTER_JOIN.join(part for part in (footer, note) if part)

@@ -8,10 +8,9 @@ import discord
 
 from bot import paced
 from bot.discord_targets import STOP_EMOJI
+from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
-from bot.streaming.manager import INTERRUPTED_FOOTER
 from bot.streaming.pacer import Pacer
-from bot.streaming.render import MARKER
 from bot.streaming.stream import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -31,15 +30,16 @@ async def finalize_orphans(client: discord.Client, inflight: InflightStore, pace
 
 
 async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
-    """Put the interrupted marker on the last page and take the stop button off; returns the text shown."""
+    """Put the interrupted line on the last page in place of the cursor and any live status line, and take
+    the stop button off; returns the text shown."""
     channel_id = orphan.channel_id
     pages = [await paced.fetch_message(client, pacer, channel_id, m) for m in orphan.message_ids]
     last = pages[-1]
-    text = last.content.removesuffix(MARKER).rstrip()
-    content = f"{text}\n{INTERRUPTED_FOOTER}" if text else INTERRUPTED_FOOTER
+    text, _ = split_status(last.content)
+    content = f"{text}\n{INTERRUPTED_BY_RESTART}" if text else INTERRUPTED_BY_RESTART
     if len(content) > 2000:
-        content = text  # no room for the marker; at least remove the in-progress cursor
+        content = text  # no room for the line; at least remove the in-progress cursor
     await paced.edit(pacer, last, content)
     if client.user is not None:
         await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)
-    return "".join(page.content for page in pages).replace(MARKER, "")
+    return "".join(page.content for page in pages[:-1]) + text

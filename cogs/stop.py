@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot import paced
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS, STOP_EMOJI
-from bot.streaming.stream import Status
+from bot.status import QUESTION_DELETED, Status, stopped_by
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Stop(commands.Cog):
         channel = self._channel(payload)
         if payload.user_id == stream.requester.user_id or _moderates(member, channel):
             self.bot.streams.stop(
-                stream, Status.STOPPED, _stopped_by(member.display_name if member else "its author")
+                stream, Status.STOPPED, stopped_by(member.display_name if member else "its author")
             )
         elif channel is not None and channel.permissions_for(channel.guild.me).manage_messages:
             await self._remove_reaction(payload)
@@ -60,7 +60,7 @@ class Stop(commands.Cog):
         if payload.message_id in stream.message_ids:
             self.bot.streams.stop(stream, Status.STOPPED, "", reply_gone=True)
         else:
-            self.bot.streams.stop(stream, Status.STOPPED, "⏹ stopped: the question was deleted")
+            self.bot.streams.stop(stream, Status.STOPPED, QUESTION_DELETED)
 
     @app_commands.command(
         name="stop", description="Stop your answer that is still being written in this channel."
@@ -70,7 +70,7 @@ class Stop(commands.Cog):
         channel_id = interaction.channel_id
         stream = self.bot.streams.latest_for(channel_id, interaction.user.id) if channel_id else None
         if stream is not None and self.bot.streams.stop(
-            stream, Status.STOPPED, _stopped_by(interaction.user.display_name)
+            stream, Status.STOPPED, stopped_by(interaction.user.display_name)
         ):
             text = "Stopped."
         else:
@@ -80,10 +80,6 @@ class Stop(commands.Cog):
 
 def _moderates(member: discord.Member | None, channel: ServerChannel | None) -> bool:
     return member is not None and channel is not None and channel.permissions_for(member).manage_messages
-
-
-def _stopped_by(name: str) -> str:
-    return f"⏹ stopped by {name}"
 
 
 async def setup(bot: StreamcordBot) -> None:

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import (
-    MIGRATIONS_DIR,
-    Database,
-    MigrationError,
-    from_db_time,
-    migration_status,
-    run_migrate_command,
-    split_statements,
-    to_db_time,
-)
+from bot.__main__ import run_migrate_command
+from bot.db import MIGRATIONS_DIR, Database, MigrationError, from_db_time, migration_status, to_db_time
+from bot.db.migrations import split_statements
 
 
 @pytest.fixture

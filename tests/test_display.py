@@ -3,14 +3,16 @@ what Discord answers is scripted here; the end-to-end tests cover the real path)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from bot.streaming import display as display_module
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
-from bot.streaming.target import DeliveryRetry, Route
+from bot.streaming.routes import Route
+from bot.streaming.target import DeliveryRetry
 
 
 class ScriptedTarget:
@@ -21,6 +23,8 @@ class ScriptedTarget:
         self.message_ids: list[int] = []
         self.failures = failures
         self.shown: list[str] = []
+        self.button = False
+        self._changed = asyncio.Condition()
 
     def placeholder_delay(self) -> float:
         return 0.0
@@ -35,6 +39,22 @@ class ScriptedTarget:
         if page == len(self.message_ids):
             self.message_ids.append(page + 100)
         self.shown.append(content)
+        await self._notify()
+
+    def reaction_route(self) -> Route:
+        return Route(None, "PUT /test/reactions", False)
+
+    async def set_stop_button(self, shown: bool) -> None:
+        self.button = shown
+        await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), 5)
 
 
 @pytest.fixture
@@ -65,3 +85,31 @@ async def test_gives_up_after_the_last_retry_and_says_so(pacer: Pacer) -> None:
     display.finish("All done.", "")
     assert not await display.wait_synced(5)
     assert target.shown == []
+
+
+async def test_a_live_status_line_shows_while_streaming_and_never_in_the_final_version(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display.set_status("💭 thinking… 3 s")
+    await target.wait_for(lambda: target.shown[-1:] == ["💭 thinking… 3 s ▌"])  # in place of the bare ▌
+    await target.wait_for(lambda: target.button)  # the stop button goes up with the first page
+    display.set_status(None)
+    display.update("Paris")
+    await target.wait_for(lambda: target.shown[-1] == "Paris ▌")  # the text replaces it
+    display.set_status("⚠️ retrying (1 of 2)")
+    await target.wait_for(lambda: target.shown[-1] == "Paris\n⚠️ retrying (1 of 2) ▌")  # under the text
+    display.finish("Paris is the capital.", "")
+    assert await display.wait_synced(5)
+    assert target.shown[-1] == "Paris is the capital."
+    assert not target.button
+
+
+async def test_an_abandoned_reply_is_left_alone_and_releases_its_waiters(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display.update("Paris")
+    await target.wait_for(lambda: target.button)
+    display.abandon()
+    display.finish("Paris is the capital.", "")
+    assert await display.wait_synced(5)  # nothing left to show it in
+    assert (target.shown, target.button) == (["Paris ▌"], True)  # no edit and no removal of a deleted reply

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from bot.streaming.pacer import Pacer
-from bot.streaming.routes import major_parameters, route_key
+from bot.streaming.routes import Route, major_parameters
 
 clock = time.monotonic
 
@@ -80,10 +80,6 @@ def jain(counts: list[int]) -> float:
     return sum(counts) ** 2 / (len(counts) * sum(c * c for c in counts))
 
 
-def edit_route(channel: int, message: int = 1) -> str:
-    return route_key("PATCH", f"/channels/{channel}/messages/{message}")
-
-
 @pytest.fixture
 async def make_pacer() -> AsyncIterator[Callable[..., Awaitable[Pacer]]]:
     pacers: list[Pacer] = []
@@ -104,23 +100,19 @@ async def stream(
     rec: Recorder,
     key: Hashable,
     *,
-    channel: int,
-    route: str,
+    route: Route,
     until: float,
     period: float = 0.005,
-    uses_global: bool = True,
 ) -> int:
     """Re-submit a growing 'message' every token like a streaming reply, then a final priority edit."""
     n = 0
     while clock() < until:
         n += 1
-        pacer.submit(key, rec.action(key, n), channel_id=channel, route=route, uses_global=uses_global)
+        pacer.submit(key, rec.action(key, n), route)
         await asyncio.sleep(period)
     n += 1
     await asyncio.wait_for(
-        pacer.submit(
-            key, rec.action(key, n), channel_id=channel, route=route, uses_global=uses_global, priority=True
-        ),
+        pacer.submit(key, rec.action(key, n), route, priority=True),
         5,
     )
     return n
@@ -139,12 +131,9 @@ async def test_latest_wins_while_in_flight(make_pacer: Callable[..., Awaitable[P
         await gate.wait()
         return "first"
 
-    f0 = pacer.submit("k", first, channel_id=1, route=edit_route(1), uses_global=True)
+    f0 = pacer.submit("k", first, Route.edit_message(1, 1))
     await wait_until(lambda: len(rec.calls) == 1)
-    futures = [
-        pacer.submit("k", rec.action("k", i), channel_id=1, route=edit_route(1), uses_global=True)
-        for i in range(1, 10)
-    ]
+    futures = [pacer.submit("k", rec.action("k", i), Route.edit_message(1, 1)) for i in range(1, 10)]
     gate.set()
     results = await asyncio.wait_for(asyncio.gather(f0, *futures), 3)
     assert rec.payloads("k") == [0, 9]
@@ -160,7 +149,7 @@ async def test_never_two_in_flight_per_key_and_last_version_delivered(
     rec = Recorder(latency=lambda: random.uniform(0.0, 0.03))
     until = clock() + 0.25
     finals = await asyncio.gather(
-        *(stream(pacer, rec, f"s{i}", channel=i % 2, route=f"route-{i}", until=until) for i in range(4))
+        *(stream(pacer, rec, f"s{i}", route=Route(i % 2, f"route-{i}", True), until=until) for i in range(4))
     )
     assert rec.max_running_per_key == 1
     for i, final in enumerate(finals):
@@ -171,14 +160,16 @@ async def test_never_two_in_flight_per_key_and_last_version_delivered(
 
 
 async def test_cancel_drops_pending_job(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
-    pacer = await make_pacer(channel_limit=1, channel_window=30)  # second job waits for the window
+    pacer = await make_pacer(channel_limit=1, channel_window=0.05)
     rec = Recorder()
-    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="r", uses_global=True)
-    fut = pacer.submit("b", rec.action("b", 1), channel_id=1, route="r", uses_global=True)
+    await pacer.submit("a", rec.action("a", 1), Route(1, "r", True))
+    fut = pacer.submit("b", rec.action("b", 1), Route(1, "r", True))
     pacer.cancel("b")
     with pytest.raises(asyncio.CancelledError):
         await fut
     pacer.cancel("unknown")  # no-op
+    # "c" queues behind where "b" was, in the same channel: once "c" has run, a kept "b" would have too.
+    await asyncio.wait_for(pacer.submit("c", rec.action("c", 1), Route(1, "r", True)), 2)
     assert rec.payloads("b") == []
 
 
@@ -193,8 +184,8 @@ async def test_channel_window_never_exceeded_with_slow_network(
     rec = Recorder(latency=lambda: random.choice([0.0, 0.01, 0.05, 0.12]))
     until = clock() + 0.7
     await asyncio.gather(
-        *(stream(pacer, rec, ("s", i), channel=7, route=f"route-{i}", until=until) for i in range(6)),
-        *(stream(pacer, rec, ("t", i), channel=8, route=f"route-t{i}", until=until) for i in range(2)),
+        *(stream(pacer, rec, ("s", i), route=Route(7, f"route-{i}", True), until=until) for i in range(6)),
+        *(stream(pacer, rec, ("t", i), route=Route(8, f"route-t{i}", True), until=until) for i in range(2)),
     )
     for channel_keys in ([("s", i) for i in range(6)], [("t", i) for i in range(2)]):
         intervals = [(c.start, c.end) for c in rec.calls if c.key in channel_keys]
@@ -210,9 +201,9 @@ async def test_global_window_never_exceeded(make_pacer: Callable[..., Awaitable[
     rec = Recorder(latency=lambda: random.choice([0.0, 0.02, 0.08]))
     until = clock() + 0.6
     await asyncio.gather(
-        *(stream(pacer, rec, i, channel=i, route=edit_route(i), until=until) for i in range(12)),
+        *(stream(pacer, rec, i, route=Route.edit_message(i, 1), until=until) for i in range(12)),
         # Interaction webhook traffic does not count against the global limit.
-        stream(pacer, rec, "webhook", channel=99, route="webhook", until=until, uses_global=False),
+        stream(pacer, rec, "webhook", route=Route(99, "webhook", False), until=until),
     )
     paced = [(c.start, c.end) for c in rec.calls if c.key != "webhook"]
     assert max_in_any_window(paced, window) <= 10
@@ -223,13 +214,13 @@ async def test_global_window_never_exceeded(make_pacer: Callable[..., Awaitable[
 async def test_lone_stream_is_spaced(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
     pacer = await make_pacer(channel_limit=5, channel_window=0.5)  # 1 edit per 0.1 s
     rec = Recorder()
-    first = pacer.submit("s", rec.action("s", 0), channel_id=1, route="r", uses_global=True, priority=True)
+    first = pacer.submit("s", rec.action("s", 0), Route(1, "r", True), priority=True)
     await first
     until = clock() + 0.4
     n = 0
     while clock() < until:
         n += 1
-        pacer.submit("s", rec.action("s", n), channel_id=1, route="r", uses_global=True)
+        pacer.submit("s", rec.action("s", n), Route(1, "r", True))
         await asyncio.sleep(0.002)
     starts = [c.start for c in rec.calls]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
@@ -240,17 +231,14 @@ async def test_lone_stream_is_spaced(make_pacer: Callable[..., Awaitable[Pacer]]
 async def test_priority_skips_spacing_but_not_the_window(make_pacer: Callable[..., Awaitable[Pacer]]) -> None:
     pacer = await make_pacer(channel_limit=3, channel_window=30)  # spacing 10 s; 3 per 30 s
     rec = Recorder()
-    await pacer.submit("a", rec.action("a", 1), channel_id=1, route="ra", uses_global=True)
-    slow = pacer.submit("b", rec.action("b", 1), channel_id=1, route="rb", uses_global=True)
-    await asyncio.wait_for(
-        pacer.submit("c", rec.action("c", 1), channel_id=1, route="rc", uses_global=True, priority=True), 2
-    )
+    await pacer.submit("a", rec.action("a", 1), Route(1, "ra", True))
+    slow = pacer.submit("b", rec.action("b", 1), Route(1, "rb", True))
+    await asyncio.wait_for(pacer.submit("c", rec.action("c", 1), Route(1, "rc", True), priority=True), 2)
     assert not slow.done()  # still held by the spacing rule
-    await asyncio.wait_for(
-        pacer.submit("d", rec.action("d", 1), channel_id=1, route="rd", uses_global=True, priority=True), 2
-    )
-    over = pacer.submit("e", rec.action("e", 1), channel_id=1, route="re", uses_global=True, priority=True)
-    await wait_until(lambda: pacer.stats.throttled > 0)
+    await asyncio.wait_for(pacer.submit("d", rec.action("d", 1), Route(1, "rd", True), priority=True), 2)
+    over = pacer.submit("e", rec.action("e", 1), Route(1, "re", True), priority=True)
+    # A job in another channel, submitted after "e", has run: the dispatcher has had its chance at "e".
+    await asyncio.wait_for(pacer.run(lambda: asyncio.sleep(0), Route(2, "probe", True)), 2)
     assert not over.done()  # 3 per window already used: priority does not skip the window
     assert [c.key for c in rec.calls] == ["a", "c", "d"]
 
@@ -272,9 +260,9 @@ async def test_priority_jumps_the_queue(
     # "a" takes the only slot of the budget under test; "p" is submitted last but must run next.
     pacer = await make_pacer(**budgets)
     rec = Recorder()
-    await pacer.submit("a", rec.action("a", 1), channel_id=channels[0], route="ra", uses_global=True)
+    await pacer.submit("a", rec.action("a", 1), Route(channels[0], "ra", True))
     futures = [
-        pacer.submit(k, rec.action(k, 1), channel_id=ch, route=f"r{k}", uses_global=True, priority=k == "p")
+        pacer.submit(k, rec.action(k, 1), Route(ch, f"r{k}", True), priority=k == "p")
         for k, ch in zip("bcp", channels[1:], strict=True)
     ]
     await asyncio.wait_for(asyncio.gather(*futures), 3)
@@ -287,7 +275,7 @@ async def test_fair_across_50_channels(make_pacer: Callable[..., Awaitable[Pacer
     rec = Recorder(latency=lambda: random.uniform(0.0, 0.01))
     until = clock() + 0.8
     await asyncio.gather(
-        *(stream(pacer, rec, i, channel=i, route=edit_route(i), until=until, period=0.01) for i in range(50))
+        *(stream(pacer, rec, i, route=Route.edit_message(i, 1), until=until, period=0.01) for i in range(50))
     )
     counts = Counter(c.key for c in rec.calls)
     assert len(counts) == 50
@@ -304,9 +292,7 @@ async def test_many_streams_resolve_with_their_final_version(
     for version in range(30):
         for key in range(1000):
             futures.setdefault(key, []).append(
-                pacer.submit(
-                    key, rec.action(key, version), channel_id=key % 200, route=f"r{key}", uses_global=True
-                )
+                pacer.submit(key, rec.action(key, version), Route(key % 200, f"r{key}", True))
             )
         await asyncio.sleep(0)
     for key, futs in futures.items():
@@ -329,12 +315,12 @@ async def test_exception_reaches_the_future_and_pacer_keeps_running(
     async def boom() -> None:
         raise ValueError(f"bad request to {secret}")
 
-    with caplog.at_level(logging.DEBUG, logger="bot.streaming.pacer"):
+    with caplog.at_level(logging.DEBUG, logger="bot.streaming"):
         with pytest.raises(ValueError, match="bad request"):
-            await pacer.submit("x", boom, channel_id=1, route="r", uses_global=True)
+            await pacer.submit("x", boom, Route(1, "r", True))
     assert "SECRET-TOKEN" not in caplog.text
     assert "bad request" in caplog.text
-    assert await pacer.run(lambda: asyncio.sleep(0, "ok"), channel_id=1, route="r2", uses_global=True) == "ok"
+    assert await pacer.run(lambda: asyncio.sleep(0, "ok"), Route(1, "r2", True)) == "ok"
 
 
 async def test_close_waits_for_in_flight_and_cancels_pending() -> None:
@@ -348,8 +334,8 @@ async def test_close_waits_for_in_flight_and_cancels_pending() -> None:
         finished.set()
         return "done"
 
-    running = pacer.submit("a", slow, channel_id=1, route="ra", uses_global=True)
-    pending = pacer.submit("b", slow, channel_id=1, route="rb", uses_global=True)
+    running = pacer.submit("a", slow, Route(1, "ra", True))
+    pending = pacer.submit("b", slow, Route(1, "rb", True))
     await wait_until(lambda: pacer.stats.dispatched == 1)
     closing = asyncio.create_task(pacer.close())
     for _ in range(20):
@@ -359,7 +345,7 @@ async def test_close_waits_for_in_flight_and_cancels_pending() -> None:
     await asyncio.wait_for(closing, 2)
     assert finished.is_set() and running.result() == "done"
     assert pending.cancelled()
-    late = pacer.submit("c", slow, channel_id=1, route="rc", uses_global=True)
+    late = pacer.submit("c", slow, Route(1, "rc", True))
     assert late.cancelled()
 
 
@@ -393,7 +379,7 @@ class RateLimitedServer:
             self.hits.append(Hit(now, request.method, path, status))
             return web.json_response({"retry_after": 0}, status=status, headers=headers)
         # Like Discord, all message creates/edits of a channel share one bucket.
-        key = route_key(request.method, path)
+        key = Route.of(request.method, path).key
         bucket = (
             "messages" if "/messages" in path else hashlib.sha256(key.partition(":")[0].encode()).hexdigest()
         )
@@ -481,7 +467,7 @@ async def test_learns_route_buckets_from_headers_and_never_hits_429(
         return http_action(session, "PATCH", f"{server.base}{create}/{message}")
 
     def submit(key: Hashable, method: str, path: str, action: Callable[[], Awaitable[int]]) -> Any:
-        return pacer.submit(key, action, channel_id=5, route=route_key(method, path), uses_global=True)
+        return pacer.submit(key, action, Route.of(method, path))
 
     # Learn both route keys first: a never-seen route can only probe one request at a time.
     assert await submit("e1", "PATCH", f"{create}/1", edit(1)) == 200
@@ -513,17 +499,10 @@ async def test_remaining_zero_blocks_route_until_reset(
         200,
         {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset-After": "0.3"},
     )
-    route = route_key("POST", path)
-    assert (
-        await pacer.run(
-            http_action(session, "POST", server.base + path), channel_id=9, route=route, uses_global=True
-        )
-        == 200
-    )
+    route = Route.create_message(9)
+    assert await pacer.run(http_action(session, "POST", server.base + path), route) == 200
     started: list[float] = []
-    await pacer.run(
-        http_action(session, "POST", server.base + path, started), channel_id=9, route=route, uses_global=True
-    )
+    await pacer.run(http_action(session, "POST", server.base + path, started), route)
     assert started[0] >= server.hits[0].at + 0.3
 
 
@@ -538,7 +517,7 @@ async def test_429_blocks_the_route_and_is_redacted(
     token = "SECRET_interaction_token"
     path = f"/webhooks/77/{token}/messages/@original"
     server.scripted[path] = (429, {"Retry-After": "0.4", "X-RateLimit-Scope": "user"})
-    with caplog.at_level(logging.DEBUG, logger="bot.streaming.pacer"):
+    with caplog.at_level(logging.DEBUG, logger="bot.streaming"):
         # An unpaced request (discord.py's own) gets the 429; the pacer learns from it through the trace.
         async with session.patch(server.base + path) as response:
             assert response.status == 429
@@ -547,16 +526,12 @@ async def test_429_blocks_the_route_and_is_redacted(
     blocked = pacer.submit(
         "blocked",
         http_action(session, "PATCH", server.base + path, blocked_started),
-        channel_id=None,
-        route=route_key("PATCH", path),
-        uses_global=False,
+        Route.of("PATCH", path),
     )
     other = pacer.submit(
         "other",
         http_action(session, "PATCH", server.base + "/channels/1/messages/2"),
-        channel_id=1,
-        route=edit_route(1, 2),
-        uses_global=True,
+        Route.edit_message(1, 2),
     )
     assert await asyncio.wait_for(other, 2) == 200
     assert not blocked.done()  # a different route is not held back
@@ -583,18 +558,14 @@ async def test_global_429_blocks_global_jobs_only(
     global_job = pacer.submit(
         "g",
         http_action(session, "PATCH", server.base + "/channels/3/messages/4", started),
-        channel_id=3,
-        route=edit_route(3, 4),
-        uses_global=True,
+        Route.edit_message(3, 4),
     )
     webhook_path = "/webhooks/8/tok/messages/@original"
     assert (
         await asyncio.wait_for(
             pacer.run(
                 http_action(session, "PATCH", server.base + webhook_path),
-                channel_id=4,
-                route=route_key("PATCH", webhook_path),
-                uses_global=False,
+                Route.webhook_edit(8, "tok", "@original", channel_id=4),
             ),
             2,
         )
@@ -628,9 +599,7 @@ async def test_unpaced_requests_count_in_the_global_window(
     await asyncio.wait_for(
         pacer.run(
             http_action(session, "PATCH", server.base + "/channels/1/messages/1", started),
-            channel_id=1,
-            route=edit_route(1),
-            uses_global=True,
+            Route.edit_message(1, 1),
         ),
         3,
     )
@@ -649,7 +618,7 @@ async def test_slots_free_when_the_response_arrives_not_when_the_action_returns(
     pacer = await make_pacer(channel_limit=1, channel_window=0.2)
     session = traced(pacer)
     path = "/webhooks/1/secret-token/messages/@original"
-    route = route_key("PATCH", path)
+    route = Route.webhook_edit(1, "secret-token", "@original", channel_id=7)
     finished: list[float] = []
     started: list[float] = []
 
@@ -658,13 +627,11 @@ async def test_slots_free_when_the_response_arrives_not_when_the_action_returns(
         await asyncio.sleep(1.0)
         finished.append(clock())
 
-    first = pacer.submit("a", edit_then_linger, channel_id=7, route=route, uses_global=False)
+    first = pacer.submit("a", edit_then_linger, route)
     second = pacer.submit(
         "b",
         http_action(session, "PATCH", server.base + path, started),
-        channel_id=7,
-        route=route,
-        uses_global=False,
+        route,
     )
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert len(started) == 2 and started[1] < finished[0]

@@ -10,7 +10,7 @@ import pytest
 
 from bot.conversation import Turn
 from bot.llm import ChatRequest, Finish, LLMClient
-from bot.prompt import Prompt, build_prompt, with_notes
+from bot.prompt import Prompt, build_prompt
 from bot.settings import ChannelSettings
 from bot.tokens import message_tokens
 
@@ -34,7 +34,7 @@ def test_without_a_tight_budget_every_allowed_turn_goes() -> None:
         "user",
     ]
     assert prompt.request.messages[-1] == {"role": "user", "content": "now?", "name": "Alice"}
-    assert prompt.left_out == 0 and prompt.notes() is None
+    assert prompt.left_out == 0 and prompt.note() is None
 
 
 def test_the_oldest_turns_are_left_out_first_and_the_note_says_how_many() -> None:
@@ -48,7 +48,7 @@ def test_the_oldest_turns_are_left_out_first_and_the_note_says_how_many() -> Non
     kept = prompt.history
     assert 0 < len(kept) < 30 and prompt.left_out == 30 - len(kept)
     assert kept[-1]["content"] == "a29"  # the newest earlier turn is kept
-    assert prompt.notes() == f"ℹ️ {30 - len(kept)} earlier messages left out to fit the context"
+    assert prompt.note() == f"ℹ️ {30 - len(kept)} earlier messages left out to fit the context"
 
 
 def test_the_question_goes_even_when_it_alone_is_over_budget() -> None:
@@ -92,7 +92,7 @@ async def test_a_full_context_is_retried_once_with_half_the_history() -> None:
     assert events[0] == "ok"
     assert server.seen == [22, 12]
     assert prompt.retried and len(prompt.history) == 10 and prompt.left_out == 10
-    assert prompt.notes() == "ℹ️ the conversation was too long for the model: retried with 10 earlier messages"
+    assert prompt.note() == "ℹ️ the conversation was too long for the model: retried with 10 earlier messages"
 
 
 async def test_a_second_refusal_is_the_error() -> None:
@@ -100,9 +100,3 @@ async def test_a_second_refusal_is_the_error() -> None:
     prompt = build_prompt(settings, Turn("user", "q", "Alice"), turns(20))
     with pytest.raises(openai.BadRequestError):
         await collect(prompt, Server(limit=3))
-
-
-def test_the_note_shares_one_status_line_with_how_the_answer_ended() -> None:
-    assert with_notes("⏹ stopped by Alice", "ℹ️ 3 earlier") == "⏹ stopped by Alice · ℹ️ 3 earlier"
-    assert with_notes("", "ℹ️ 3 earlier") == "ℹ️ 3 earlier"
-    assert with_notes("", None) == ""

@@ -2,17 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.streaming.routes import (
-    api_path,
-    major_parameters,
-    message_budget_channel,
-    redact,
-    route_key,
-    token_hash,
-    uses_global,
-)
+from bot.streaming.routes import Route, api_path, major_parameters, redact, token_hash
 
 TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpzZWNyZXQ.very-secret_token"
+BASE = "https://discord.com/api/v10"
+
+
+def route_key(method: str, path: str) -> str:
+    return Route.of(method, path).key
 
 
 @pytest.mark.parametrize(
@@ -109,7 +106,7 @@ def test_major_parameters() -> None:
     ],
 )
 def test_uses_global(method: str, path: str, expected: bool) -> None:
-    assert uses_global(method, path) is expected
+    assert Route.of(method, path).uses_global is expected
 
 
 @pytest.mark.parametrize(
@@ -125,7 +122,7 @@ def test_uses_global(method: str, path: str, expected: bool) -> None:
     ],
 )
 def test_message_budget_channel(method: str, path: str, expected: int | None) -> None:
-    assert message_budget_channel(method, path) == expected
+    assert Route.of(method, path).channel_id == expected
 
 
 def test_api_path() -> None:
@@ -145,3 +142,51 @@ def test_redact() -> None:
     assert redacted.count(token_hash(TOKEN)) == 2
     assert "/webhooks/5/" in redacted and "/messages/@original" in redacted
     assert redact("/channels/1/messages/2") == "/channels/1/messages/2"
+
+
+@pytest.mark.parametrize(
+    ("declared", "method", "url"),
+    [
+        (Route.create_message(10), "POST", f"{BASE}/channels/10/messages"),
+        (Route.edit_message(10, 99), "PATCH", f"{BASE}/channels/10/messages/99"),
+        (Route.fetch_message(10, 99), "GET", f"{BASE}/channels/10/messages/99"),
+        (
+            Route.reaction_add(10, 99, "🛑"),
+            "PUT",
+            f"{BASE}/channels/10/messages/99/reactions/%F0%9F%9B%91/@me",
+        ),
+        (
+            Route.reaction_remove(10, 99, "🛑", 42),
+            "DELETE",
+            f"{BASE}/channels/10/messages/99/reactions/%F0%9F%9B%91/42",
+        ),
+        (Route.interaction_callback(66, TOKEN), "POST", f"{BASE}/interactions/66/{TOKEN}/callback"),
+    ],
+)
+def test_declared_routes_are_what_the_trace_derives(declared: Route, method: str, url: str) -> None:
+    assert Route.of(method, url) == declared
+
+
+@pytest.mark.parametrize(
+    ("declared", "method", "url"),
+    [
+        (Route.webhook_create(55, TOKEN, channel_id=10), "POST", f"{BASE}/webhooks/55/{TOKEN}"),
+        (
+            Route.webhook_edit(55, TOKEN, "@original", channel_id=10),
+            "PATCH",
+            f"{BASE}/webhooks/55/{TOKEN}/messages/@original",
+        ),
+        (
+            Route.webhook_edit(55, TOKEN, 77, channel_id=10),
+            "PATCH",
+            f"{BASE}/webhooks/55/{TOKEN}/messages/77",
+        ),
+    ],
+)
+def test_webhook_routes_carry_the_channel_their_path_does_not_name(
+    declared: Route, method: str, url: str
+) -> None:
+    traced = Route.of(method, url)
+    assert traced.channel_id is None
+    assert declared == traced.spending(10)
+    assert not declared.uses_global

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, configure_logging, load_config
+from bot.db import Database
 from tests.conftest import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
@@ -50,6 +51,21 @@ def test_library_loggers_that_print_tokens_stay_quiet_at_debug() -> None:
     for name in ("discord.http", "discord.webhook", "discord.gateway"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO
     assert root_level == logging.DEBUG
+
+
+async def test_sql_parameters_stay_out_of_the_log_at_debug(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiosqlite")  # restored after the test
+    await db.fetchone("SELECT ?", ("before-configure",))
+    assert "before-configure" in caplog.text  # aiosqlite does print parameters at DEBUG
+
+    root = logging.getLogger()
+    saved = root.level
+    configure_logging("DEBUG")
+    root.level = saved
+    await db.fetchone("SELECT ?", ("You are a secret system prompt",))
+    assert "secret system prompt" not in caplog.text
 
 
 async def run_bot_cli(env: dict[str, str], cwd: Path) -> tuple[int, str]:

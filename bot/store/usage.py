@@ -9,10 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
+from bot.status import FINAL_STATUSES, Status
 
-FinalStatus = Literal["completed", "stopped", "error", "interrupted"]
 Period = Literal["today", "7d", "30d", "all"]
-_FINAL_STATUSES = frozenset({"completed", "stopped", "error", "interrupted"})
 CSV_COLUMNS = (
     "request_id",
     "guild_id",
@@ -72,15 +71,15 @@ class UsageStore:
     ) -> None:
         await self._db.execute(
             "INSERT INTO usage (request_id, guild_id, channel_id, user_id, model, status, started_at)"
-            " VALUES (?, ?, ?, ?, ?, 'streaming', ?)",
-            (request_id, guild_id, channel_id, user_id, model, to_db_time(self._clock())),
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (request_id, guild_id, channel_id, user_id, model, Status.STREAMING, to_db_time(self._clock())),
         )
 
     async def finish(
         self,
         request_id: str,
         *,
-        status: FinalStatus,
+        status: Status,
         prompt_tokens: int,
         completion_tokens: int,
         estimated: bool,
@@ -88,7 +87,7 @@ class UsageStore:
         duration_ms: float | None,
         error: str | None = None,
     ) -> None:
-        if status not in _FINAL_STATUSES:
+        if status not in FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
         changed = await self._db.execute(
             "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, estimated = ?,"

@@ -20,9 +20,11 @@ from multidict import CIMultiDictProxy
 
 from bot.streaming import routes
 
-__all__ = ["INF", "GlobalBudget", "RouteBudget", "RouteTable", "SlidingWindow", "retry_after"]
+__all__ = ["INF", "TIMER_SLACK", "GlobalBudget", "RouteBudget", "RouteTable", "SlidingWindow", "retry_after"]
 
 INF = math.inf
+# Small margin so a timer never fires a hair before the slot it waits for is free (avoids a respin).
+TIMER_SLACK = 0.0005
 # Floor for a learned bucket window (Discord's shortest are 0.25 s), so a bogus Reset-After of 0 can't
 # turn the route budget into "reset on every check".
 MIN_ROUTE_WINDOW = 0.05

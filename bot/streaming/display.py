@@ -1,25 +1,57 @@
-"""Keeps what Discord shows of one reply in step with the latest text, one paced request at a time."""
+"""Keeps what Discord shows of one reply in step with what it should show, one paced request at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from enum import Enum, IntEnum
 
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
+from bot.streaming.stop_button import StopButton
 from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
 
 log = logging.getLogger(__name__)
 
-_PLACEHOLDER = render("", streaming=True)[0]
 MAX_RETRIES = 4
 RETRY_BACKOFF = 0.5  # seconds, doubled on each try
+STOP_BUTTON_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the reply should show."""
+
+    text: str = ""
+    # The line under the text: while streaming a live, transient status (in place of the bare cursor when
+    # there is no text yet); once final, the footer.
+    status_line: str | None = None
+    final: bool = False
+
+    def pages(self) -> list[str]:
+        return render(self.text, streaming=not self.final, footer=self.status_line or "")
+
+
+class Delivery(Enum):
+    IN_PROGRESS = "in progress"  # Discord is behind the frame
+    SYNCED = "synced"  # Discord shows the frame
+    GONE = "gone"  # the reply was deleted: nothing more will be shown
+    FAILED = "failed"  # gave up on a version after passing failures: the reply may not be final
+
+
+class Queued(IntEnum):
+    """The flush waiting in the pacer; a higher one serves a lower need."""
+
+    NONE = 0
+    NORMAL = 1
+    PRIORITY = 2  # first text and the final version jump the queue
 
 
 class ReplyDisplay:
-    """Latest text wins: the text is rendered only when the pacer lets a request go, so a slow channel
-    drops intermediate versions, never text."""
+    """Latest frame wins: it is rendered only when the pacer lets a request go, so a slow channel drops
+    intermediate versions, never text. Owns the stop button, shown while the answer is being written."""
 
     def __init__(
         self,
@@ -35,83 +67,95 @@ class ReplyDisplay:
         self._key = key
         self._on_gone = on_gone
         self._on_page = on_page
-        self._text = ""
-        self._footer = ""
-        self._final = False
-        self._opened = False  # something (even the placeholder) was asked to show
-        self._shown: list[str] = []
-        self._synced = asyncio.Event()
-        self.gone = False
-        self._failed = False  # gave up on a version after passing failures: the reply may not be final
+        self._button = StopButton(target, pacer, f"{key}:stop-button")
+        self._wanted: Frame | None = None  # None until something (even the placeholder) should show
+        self._shown: list[str] = []  # each page as Discord shows it
+        self._text_shown = False  # some of the answer's text has reached Discord
+        self._queued = Queued.NONE
+        self._delivery = Delivery.IN_PROGRESS
+        self._settled = asyncio.Event()  # set while delivery is not in progress
         self._retries = 0
-        self._queued: bool | None = None  # priority of the flush waiting in the pacer, None if none waits
-
-    @property
-    def _has_text(self) -> bool:
-        return bool(self._shown) and self._shown[0] != _PLACEHOLDER
 
     def update(self, text: str) -> None:
-        self._text = text
-        self._schedule()
+        self._want(replace(self._frame, text=text))
+
+    def set_status(self, line: str | None) -> None:
+        """A live status line under the text (or alone, while there is none); None clears it. It never
+        shows in the final version."""
+        self._want(replace(self._frame, status_line=line))
 
     def show_placeholder(self) -> None:
         """Put the in-progress marker up now: an interaction must be answered within 3 s."""
-        self._opened = True
-        self._schedule()
+        self._want(self._frame)
 
     def finish(self, text: str, footer: str) -> None:
-        self._text, self._footer, self._final = text, footer, True
-        self._opened = True
-        self._schedule()
+        self._want(Frame(text, footer or None, final=True))
+        if self._delivery is not Delivery.GONE:
+            self._button.hide()
+
+    def abandon(self) -> None:
+        """The reply is gone: drop pending work and release whoever waits for it."""
+        if self._delivery is Delivery.GONE:
+            return
+        self._set_delivery(Delivery.GONE)
+        self._pacer.cancel(self._key)
+        self._button.abandon()
 
     async def wait_synced(self, timeout: float) -> bool:
-        """Whether the final version is shown (or there is nothing left to show it in)."""
+        """After finish(): whether the final version is shown (or there is nothing left to show it in).
+        Also gives the stop button's removal a moment to go out."""
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            await asyncio.wait_for(self._settled.wait(), timeout)
         except TimeoutError:
             log.warning("Reply %s: final edit not delivered within %.0f s", self._key, timeout)
-            return False
-        return not self._failed
+            synced = False
+        else:
+            synced = self._delivery in (Delivery.SYNCED, Delivery.GONE)
+        await self._button.wait_hidden(STOP_BUTTON_TIMEOUT)
+        return synced
+
+    @property
+    def _frame(self) -> Frame:
+        return self._wanted or Frame()
+
+    def _want(self, frame: Frame) -> None:
+        if self._wanted is not None and self._wanted.final:
+            return  # the final version is settled
+        self._wanted = frame
+        self._schedule()
 
     def _schedule(self) -> None:
-        if self.gone:
-            self._synced.set()
+        if self._wanted is None or self._delivery is Delivery.GONE:
             return
-        if not (self._text or self._opened):
-            return
-        self._synced.clear()
-        priority = self._final or (not self._has_text and bool(self._text))
-        if self._queued is not None and (self._queued or not priority):
-            return  # a flush is already waiting and will render the latest text when it runs
+        self._set_delivery(Delivery.IN_PROGRESS)
+        first_text = bool(self._wanted.text) and not self._text_shown
+        needed = Queued.PRIORITY if self._wanted.final or first_text else Queued.NORMAL
+        if self._queued >= needed:
+            return  # the waiting flush renders the latest frame when it runs
+        self._queued = needed
+        self._submit(needed is Queued.PRIORITY)
+
+    def _submit(self, priority: bool) -> None:
         page = len(self._shown) - 1 if self._shown else 0
         route = self._target.route(page)
-        self._queued = priority
-        self._pacer.submit(
-            self._key,
-            self._flush,
-            channel_id=route.channel_id,
-            route=route.key,
-            uses_global=route.uses_global,
-            priority=priority,
-        )
+        self._pacer.submit(self._key, self._flush, route, priority=priority)
 
     async def _flush(self) -> None:
-        self._queued = None
-        if self.gone:
+        self._queued = Queued.NONE
+        frame = self._wanted
+        if frame is None or self._delivery is Delivery.GONE:
             return
-        pages = render(self._text, streaming=not self._final, footer=self._footer)
+        pages = frame.pages()
         stale = [i for i, content in enumerate(pages) if i >= len(self._shown) or self._shown[i] != content]
         if not stale:
-            if self._final:
-                self._synced.set()
+            self._set_delivery(Delivery.SYNCED)
             return
         page = stale[0]
         try:
             await self._target.put(page, pages[page])
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
-            self.gone = True
-            self._synced.set()
+            self.abandon()
             self._on_gone()
             return
         except TargetExpired:
@@ -126,18 +170,18 @@ class ReplyDisplay:
             # Retrying the same request would fail the same way; skip this version.
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
         self._retries = 0
+        self._text_shown = self._text_shown or bool(frame.text)
         await self._record(page, pages[page])
         if len(stale) > 1:
             self._schedule()
-        elif self._final:
-            self._synced.set()
+        elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
+            self._set_delivery(Delivery.SYNCED)
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1
         if self._retries > MAX_RETRIES:
             log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, MAX_RETRIES, exc)
-            self._failed = True
-            self._synced.set()
+            self._set_delivery(Delivery.FAILED)
             return
         log.warning(
             "Reply %s: page %d not delivered (%s), try %d of %d",
@@ -151,8 +195,20 @@ class ReplyDisplay:
         self._schedule()
 
     async def _record(self, page: int, content: str) -> None:
-        if page == len(self._shown):
-            self._shown.append(content)
-            await self._on_page(list(self._target.message_ids))
-        else:
+        if page < len(self._shown):
             self._shown[page] = content
+            return
+        self._shown.append(content)
+        streaming = self._wanted is not None and not self._wanted.final
+        if page == 0 and streaming and self._delivery is not Delivery.GONE:
+            self._button.show()
+        await self._on_page(list(self._target.message_ids))
+
+    def _set_delivery(self, delivery: Delivery) -> None:
+        if self._delivery is Delivery.GONE:
+            return  # final: a flush that was under way when the reply went cannot revive it
+        self._delivery = delivery
+        if delivery is Delivery.IN_PROGRESS:
+            self._settled.clear()
+        else:
+            self._settled.set()

@@ -8,16 +8,15 @@ import uuid
 
 from bot.llm import LLMClient
 from bot.prompt import Prompt
+from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.pacer import Pacer
-from bot.streaming.stream import ReplyStream, Requester, Status, StopRequest
+from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
 
 log = logging.getLogger(__name__)
-
-INTERRUPTED_FOOTER = "⏹ interrupted: the bot restarted"
 
 
 class StreamManager:
@@ -110,7 +109,7 @@ class StreamManager:
         """Finalise every answer as interrupted and record its usage before the connections close."""
         entries = list(self._streams.values())
         for stream, _, _ in entries:
-            self.stop(stream, Status.INTERRUPTED, INTERRUPTED_FOOTER)
+            self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)
         tasks = [task for _, task, _ in entries]
         if not tasks:
             return

@@ -1,7 +1,11 @@
-"""Pure helpers that map Discord REST requests to rate-limit route keys.
+"""What a Discord REST request costs, worked out from its method and path: ``Route``.
+
+``Route.of(method, path)`` is the one derivation: the aiohttp trace applies it to every real request, and the
+named constructors (``Route.create_message(...)`` etc.) apply it to the path discord.py will send, so a job's
+declared route and the request it paces agree by construction.
 
 A route key is ``"<METHOD> <template>"`` plus ``":<major parameters>"`` when the path has any, e.g.
-``route_key("PATCH", "/channels/1/messages/2") == "PATCH /channels/{channel_id}/messages/{message_id}:1"``.
+``Route.of("PATCH", "/channels/1/messages/2").key == "PATCH /channels/{channel_id}/messages/{message_id}:1"``.
 As in discord.py's ``Route``, major parameters (channel, guild, webhook id + token) are kept because Discord
 keeps a separate bucket per value, and minor ids are replaced by placeholders. Webhook and interaction tokens
 are secrets, so keys and logs only ever carry a short hash of them.
@@ -9,19 +13,14 @@ are secrets, so keys and logs only ever carry a short hash of them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
+from dataclasses import dataclass
+from typing import Literal
 
-__all__ = [
-    "api_path",
-    "major_parameters",
-    "message_budget_channel",
-    "redact",
-    "route_key",
-    "token_hash",
-    "uses_global",
-]
+__all__ = ["Route", "api_path", "major_parameters", "redact", "token_hash"]
 
 # Accepts full URLs ("http://host/api/v10/...") as well as bare API paths.
 _PREFIX_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?P<api>/api(?:/v\d+)?)?", re.IGNORECASE)
@@ -99,11 +98,10 @@ def _parse(path: str) -> tuple[list[str], list[str]]:
     return template, major
 
 
-@functools.lru_cache(maxsize=8192)  # streams ask for the same few routes on every token
-def route_key(method: str, path: str) -> str:
+def _route_key(method: str, path: str) -> str:
     """Stable bucket key for a request; never contains a raw token."""
     template, major = _parse(path)
-    key = f"{method.upper()} /{'/'.join(template)}"
+    key = f"{method} /{'/'.join(template)}"
     return f"{key}:{'+'.join(major)}" if major else key
 
 
@@ -113,7 +111,7 @@ def major_parameters(key: str) -> str:
     return major if sep else ""
 
 
-def uses_global(method: str, path: str) -> bool:
+def _uses_global(path: str) -> bool:
     """Whether the request counts against the bot's global limit: interaction callbacks and
     token-authenticated webhook routes (interaction follow-ups) do not."""
     segs, _ = _segments(path)
@@ -122,18 +120,86 @@ def uses_global(method: str, path: str) -> bool:
     return True
 
 
-def message_budget_channel(method: str, path: str) -> int | None:
+def _message_budget_channel(method: str, path: str) -> int | None:
     """Channel id whose "channel messages" budget this request spends (message create/edit/delete)."""
-    if method.upper() not in _MESSAGE_BUDGET_METHODS:
+    if method not in _MESSAGE_BUDGET_METHODS:
         return None
     segs, _ = _segments(path)
     if len(segs) < 3 or segs[0] != "channels" or segs[2] != "messages" or not _SNOWFLAKE_RE.match(segs[1]):
         return None
-    if len(segs) == 3 and method.upper() == "POST":
+    if len(segs) == 3 and method == "POST":
         return int(segs[1])
-    if len(segs) == 4 and method.upper() != "POST" and _SNOWFLAKE_RE.match(segs[3]):
+    if len(segs) == 4 and method != "POST" and _SNOWFLAKE_RE.match(segs[3]):
         return int(segs[1])
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What one request costs: the channel whose message budget it spends (None: none), its bucket key, and
+    whether the bot's global limit counts it."""
+
+    channel_id: int | None
+    key: str
+    uses_global: bool
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8192)  # streams ask for the same few routes on every token
+    def of(method: str, path: str) -> Route:
+        """The route of ``method`` on ``path`` (a bare API path or a full URL); never holds a raw token."""
+        method = method.upper()
+        return Route(_message_budget_channel(method, path), _route_key(method, path), _uses_global(path))
+
+    @staticmethod
+    def create_message(channel_id: int) -> Route:
+        return Route.of("POST", f"/channels/{channel_id}/messages")
+
+    @staticmethod
+    def edit_message(channel_id: int, message_id: int) -> Route:
+        return Route.of("PATCH", f"/channels/{channel_id}/messages/{message_id}")
+
+    @staticmethod
+    def fetch_message(channel_id: int, message_id: int) -> Route:
+        return Route.of("GET", f"/channels/{channel_id}/messages/{message_id}")
+
+    @staticmethod
+    def list_messages(channel_id: int) -> Route:
+        return Route.of("GET", f"/channels/{channel_id}/messages")
+
+    @staticmethod
+    def thread_from_message(channel_id: int, message_id: int) -> Route:
+        return Route.of("POST", f"/channels/{channel_id}/messages/{message_id}/threads")
+
+    @staticmethod
+    def reaction_add(channel_id: int, message_id: int, emoji: str) -> Route:
+        """The bot's own reaction."""
+        return Route.of("PUT", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me")
+
+    @staticmethod
+    def reaction_remove(channel_id: int, message_id: int, emoji: str, user_id: int) -> Route:
+        return Route.of("DELETE", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}")
+
+    @staticmethod
+    def interaction_callback(interaction_id: int, token: str) -> Route:
+        return Route.of("POST", f"/interactions/{interaction_id}/{token}/callback")
+
+    @staticmethod
+    def webhook_create(application_id: int, token: str, *, channel_id: int) -> Route:
+        """A follow-up message in ``channel_id``: the path names no channel, but it spends that channel's
+        message budget."""
+        return Route.of("POST", f"/webhooks/{application_id}/{token}").spending(channel_id)
+
+    @staticmethod
+    def webhook_edit(
+        application_id: int, token: str, message_id: int | Literal["@original"], *, channel_id: int
+    ) -> Route:
+        """An edit of the interaction's response (``"@original"``) or of a follow-up in ``channel_id``."""
+        path = f"/webhooks/{application_id}/{token}/messages/{message_id}"
+        return Route.of("PATCH", path).spending(channel_id)
+
+    def spending(self, channel_id: int) -> Route:
+        """This route, declared to spend ``channel_id``'s message budget (for paths that name no channel)."""
+        return dataclasses.replace(self, channel_id=channel_id)
 
 
 def redact(text: str) -> str:

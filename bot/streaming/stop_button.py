@@ -19,28 +19,34 @@ class StopButton:
         self._key = key
         self._wanted = False
         self._touched = False  # an add has started, so a removal is needed
+        self._removal: asyncio.Future[None] | None = None
 
     def show(self) -> None:
         self._wanted = True
         self._submit(self._add)
 
-    def hide(self) -> asyncio.Future[None] | None:
-        """Remove the button; the future settles once it is gone (None: it never went up)."""
+    def hide(self) -> None:
+        """Take the button off (wait_hidden() waits for it)."""
         self._wanted = False
         if self._touched:
-            return self._submit(self._remove)
-        self._pacer.cancel(self._key)  # the add never went out: nothing to undo
-        return None
+            self._removal = self._submit(self._remove)
+        else:
+            self._drop_pending()  # the add never went out: nothing to undo
+
+    def abandon(self) -> None:
+        """The reply is gone, and the button with it: send nothing more."""
+        self._wanted = False
+        self._drop_pending()
+
+    async def wait_hidden(self, timeout: float) -> None:
+        if self._removal is not None:
+            await asyncio.wait([self._removal], timeout=timeout)
+
+    def _drop_pending(self) -> None:
+        self._pacer.cancel(self._key)
 
     def _submit(self, action: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
-        route = self._target.reaction_route()
-        return self._pacer.submit(
-            self._key,
-            action,
-            channel_id=route.channel_id,
-            route=route.key,
-            uses_global=route.uses_global,
-        )
+        return self._pacer.submit(self._key, action, self._target.reaction_route())
 
     async def _add(self) -> None:
         if not self._wanted:

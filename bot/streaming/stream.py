@@ -7,30 +7,21 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
-from bot.prompt import Prompt, with_notes
+from bot.prompt import Prompt
+from bot.status import OUTPUT_LIMIT, Status, failed, with_note
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
-from bot.streaming.stop_button import StopButton
 from bot.streaming.target import ReplyTarget
 from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
-STOP_BUTTON_TIMEOUT = 5.0
-
-
-class Status(StrEnum):
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -68,11 +59,9 @@ class ReplyStream:
         self.requester = requester
         self.target = target
         self._llm = llm
-        self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self._stop_button = StopButton(target, pacer, f"{request_id}:stop-button")
         self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
         self.text = ""
         self._deltas = 0
@@ -102,8 +91,7 @@ class ReplyStream:
             return False
         self._stop = request
         if request.reply_gone:
-            self.display.gone = True
-            self._pacer.cancel(self.request_id)
+            self.display.abandon()
         if self._consumer is not None:  # not started yet: run() sees the stop and never asks the model
             self._consumer.cancel()
         return True
@@ -119,7 +107,23 @@ class ReplyStream:
         # answer shows its placeholder at once.
         delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
-        error: BaseException | None = None
+        try:
+            error = await self._generate()
+        finally:
+            placeholder.cancel()
+        status, footer = self._outcome(error)
+        footer = with_note(footer, self.prompt.note())
+        self.display.finish(self.text, footer)
+        # Usage first: a shutdown may not wait for a slow channel's final edit.
+        await self._record(status, error)
+        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
+            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
+            await self._inflight.remove(self.request_id)
+        else:
+            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
+
+    async def _generate(self) -> Exception | None:
+        """Record the request and read the answer (unless stopped before it began); the error it met."""
         try:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
@@ -136,23 +140,9 @@ class ReplyStream:
                     self._consumer.cancel()
                 raise
         except Exception as exc:
-            error = exc
             log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
-        finally:
-            placeholder.cancel()
-        status, footer = self._outcome(error)
-        footer = with_notes(footer, self.prompt.notes())
-        button = None if self.display.gone else self._stop_button.hide()
-        self.display.finish(self.text, footer)
-        # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await self._record(status, error)
-        if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
-            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await self._inflight.remove(self.request_id)
-        else:
-            log.warning("Request %s: reply left for recovery at the next start", self.request_id)
-        if button is not None:
-            await asyncio.wait([button], timeout=STOP_BUTTON_TIMEOUT)
+            return exc
+        return None
 
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self.prompt.stream(self._llm)) as events:
@@ -166,21 +156,17 @@ class ReplyStream:
                 self._deltas += 1
                 self.display.update(self.text)
 
-    def _outcome(self, error: BaseException | None) -> tuple[Status, str]:
+    def _outcome(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
-            return (
-                Status.ERROR,
-                f"⚠️ {describe_error(error, self.chat.model, mid_answer=self._first_token_at is not None)}",
-            )
+            mid_answer = self._first_token_at is not None
+            return Status.ERROR, failed(describe_error(error, self.chat.model, mid_answer=mid_answer))
         if self._finish is not None and self._finish.reason == "length":
-            return Status.COMPLETED, "*(stopped at the output limit)*"
+            return Status.COMPLETED, OUTPUT_LIMIT
         return Status.COMPLETED, ""
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        if len(message_ids) == 1 and self._consumer is not None and not self._consumer.done():
-            self._stop_button.show()
         await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
         if self._origin is not None:
@@ -189,7 +175,7 @@ class ReplyStream:
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
 
-    async def _record(self, status: Status, error: BaseException | None) -> None:
+    async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
@@ -200,7 +186,7 @@ class ReplyStream:
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,
-            status=status.value,
+            status=status,
             prompt_tokens=prompt,
             completion_tokens=completion,
             estimated=estimated,

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class Route:
-    """What a request costs: the channel's message budget (None: exempt), its route key, the global limit."""
-
-    channel_id: int | None
-    key: str
-    uses_global: bool
+from bot.streaming.routes import Route
 
 
 class MessageGone(Exception):

@@ -1,0 +1,71 @@
+"""Outcomes and status lines: the one vocabulary the code, the database and conversation history share."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.db import Database
+from bot.status import (
+    INTERRUPTED_BY_RESTART,
+    OUTPUT_LIMIT,
+    QUESTION_DELETED,
+    Status,
+    failed,
+    left_out,
+    retried_shorter,
+    split_status,
+    stopped_by,
+    with_note,
+)
+
+# Every status line the bot writes; a new builder in bot/status.py belongs here too.
+LINES = [
+    stopped_by("Alice"),
+    stopped_by("its author"),
+    QUESTION_DELETED,
+    INTERRUPTED_BY_RESTART,
+    OUTPUT_LIMIT,
+    failed("The model server took too long to answer."),
+    left_out(12),
+    retried_shorter(15),
+    with_note(stopped_by("Alice"), left_out(3)),
+    with_note(OUTPUT_LIMIT, retried_shorter(2)),
+]
+
+
+async def test_the_usage_status_check_lists_exactly_the_statuses(db: Database) -> None:
+    row = await db.fetchone("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
+    assert row is not None
+    check = re.search(r"CHECK\s*\(\s*status\s+IN\s*\(([^)]*)\)\s*\)", row["sql"])
+    assert check is not None, row["sql"]
+    allowed = {value.strip().strip("'") for value in check.group(1).split(",")}
+    assert allowed == {status.value for status in Status}
+
+
+@pytest.mark.parametrize("line", LINES)
+@pytest.mark.parametrize("answer", ["", "Paris.", "Line one\n\nLine two"])
+def test_every_status_line_is_recognised_under_an_answer(line: str, answer: str) -> None:
+    content = f"{answer}\n{line}" if answer else line
+    assert split_status(content) == (answer, line)
+    assert split_status(f"{content} ▌") == (answer, line)  # a live line while streaming
+
+
+@pytest.mark.parametrize("content", ["Paris.", "Paris is ▌", "▌", "Stop\n⏹", "*(stopped at the output"])
+def test_a_plain_answer_has_no_status_line(content: str) -> None:
+    assert split_status(content) == (content.removesuffix("▌").rstrip(), None)
+
+
+def test_stopped_by_shows_the_name_literally() -> None:
+    line = stopped_by("*Al_ice* `x` ||s|| <@1> [a](b) \\")
+    assert line == r"⏹ stopped by \*Al\_ice\* \`x\` \|\|s\|\| \<@1\> \[a\]\(b\) \\"
+    assert split_status(f"Text\n{line}") == ("Text", line)
+
+
+def test_a_note_shares_one_status_line_with_how_the_answer_ended() -> None:
+    assert with_note(stopped_by("Alice"), left_out(3)) == (
+        "⏹ stopped by Alice · ℹ️ 3 earlier messages left out to fit the context"
+    )
+    assert with_note("", left_out(3)) == left_out(3)
+    assert with_note("", None) == ""
