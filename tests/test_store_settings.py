@@ -47,6 +47,18 @@ def test_keys_match_channel_settings_fields() -> None:
         ("daily_token_quota", "1", 1),
         ("daily_token_quota", "unlimited", None),
         ("TEMPERATURE", "1", 1.0),  # keys are case-insensitive
+        ("context_tokens", "256", 256),
+        ("context_tokens", "2000000", 2_000_000),
+        ("reply_in_thread", "on", True),
+        (
+            "user_models",
+            "<@123456789012345678>, 223456789012345678 <@!123456789012345678>",
+            [
+                123456789012345678,
+                223456789012345678,
+            ],
+        ),
+        ("user_models", "none", []),
     ],
 )
 def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
@@ -71,6 +83,9 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("enabled", "maybe", "enabled must be on or off (true/false, yes/no also work)"),
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
+        ("context_tokens", "255", "context_tokens must be a whole number from 256 to 2000000"),
+        ("reply_in_thread", "maybe", "reply_in_thread must be on or off (true/false, yes/no also work)"),
+        ("user_models", "@alice", "user_models must be user mentions or ids separated by spaces, or none"),
     ],
 )
 def test_parse_value_rejects_with_user_message(key: str, raw: str, message: str) -> None:
@@ -88,6 +103,8 @@ def test_unknown_key_lists_valid_keys() -> None:
 
 def test_format_value() -> None:
     assert format_value("enabled", False) == "off"
+    assert format_value("user_models", [1, 2]) == "<@1> <@2>"
+    assert format_value("user_models", []) == "none"
     assert format_value("max_tokens", None) == "none"
     assert format_value("temperature", 0.5) == "0.5"
     assert format_value("system_prompt", "") == "(empty)"
