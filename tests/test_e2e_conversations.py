@@ -265,3 +265,31 @@ async def test_a_private_answer_is_ephemeral_and_still_streams_by_editing(
     assert bot_messages(world) == [] and not message.reactions.get("🛑")
     await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer done")
     assert await bot.answers.by_message(answer) is None, "nobody can reply to an ephemeral answer"
+
+
+async def test_a_thread_archived_mid_answer_ends_it_with_the_model_closed_and_usage_recorded(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text=" ".join(f"z{i}" for i in range(400)), tokens_per_second=20))
+    thread = await chat_with(world, {"prompt": "a long story", "thread": True})
+    await world.discord.wait_for(lambda: bot_messages(world, thread), what="the answer in the thread")
+    [answer] = bot_messages(world, thread)
+    await world.discord.wait_for(lambda: len(answer.versions) >= 2, what="streaming started")
+    world.discord.archive_thread(thread)
+    request = world.llm.requests[0]
+    await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="stream finished")
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "stopped" and row["completion_tokens"] > 0
+    assert request.finished_at is None and request.tokens_after_disconnect == 0
+
+
+async def test_a_mention_without_text_gets_a_short_answer_not_a_model_call(
+    world: World, bot: StreamcordBot
+) -> None:
+    empty = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}>  "
+    )
+    reply = await answer_to(world, empty)
+    assert world.discord.messages[reply].content == "Ask me something: your message had no text I can read."
+    assert world.llm.requests == []

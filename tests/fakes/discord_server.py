@@ -209,6 +209,7 @@ class _Channel:
     # Text channels: target id -> (0 role / 1 member, allow, deny). Threads have none: their parent's apply.
     overwrites: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     message_count: int = 0  # threads: live messages (Discord does not count the starter message)
+    archived: bool = False  # threads: refuse new messages and edits (400 50083)
     total_message_sent: int = 0  # threads: every message ever sent, deletions included
 
     @property
@@ -522,6 +523,21 @@ class FakeDiscord(LoopbackServer):
             raise ValueError(f"thread owner {owner} is not a member of guild {guild_id}")
         return self._open_thread(guild, parent_id, name, owner, self._snowflake())
 
+    def archive_thread(self, thread_id: int) -> None:
+        """Archive a thread (as a moderator or inactivity would): posts and edits in it are refused."""
+        channel = self._channels[thread_id]
+        if not channel.is_thread:
+            raise ValueError(f"{thread_id} is not a thread")
+        channel.archived = True
+        self._dispatch("THREAD_UPDATE", self._channel_payload(channel))
+        self._changed()
+
+    @staticmethod
+    def _writable(channel: _Channel) -> _Channel:
+        if channel.archived:
+            raise _ApiError(400, 50083, "Thread is archived")
+        return channel
+
     def _open_thread(self, guild: _Guild, parent_id: int, name: str, owner: int, tid: int) -> int:
         self._channels[tid] = _Channel(
             tid, guild.id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
@@ -702,7 +718,7 @@ class FakeDiscord(LoopbackServer):
                 "flags": 0,
                 "applied_tags": [],
                 "thread_metadata": {
-                    "archived": False,
+                    "archived": channel.archived,
                     "auto_archive_duration": 1440,
                     "archive_timestamp": created,
                     "locked": False,
@@ -1874,7 +1890,7 @@ class FakeDiscord(LoopbackServer):
         return self._message_payload(self._message_in(int(channel_id), int(message_id)))
 
     async def _r_create_message(self, request: web.Request, body: Any, channel_id: str) -> Any:
-        channel = self._channel(channel_id)
+        channel = self._writable(self._channel(channel_id))
         body = body or {}
         content, embeds = body.get("content") or "", body.get("embeds") or []
         self._validate(content, embeds, empty_ok=_has_other_content(body))
@@ -1905,7 +1921,7 @@ class FakeDiscord(LoopbackServer):
         return self._message_payload(msg)
 
     async def _r_edit_message(self, request: web.Request, body: Any, channel_id: str, message_id: str) -> Any:
-        self._channel(channel_id)
+        self._writable(self._channel(channel_id))
         msg = self._message_in(int(channel_id), int(message_id))
         if msg.author_id != self.bot_user_id:
             raise _ApiError(403, 50005, "Cannot edit a message authored by another user")
