@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:  # `python bench/history_bench.py` puts bench/ on 
 from bench.stream_bench import STREAMCORD, BotProcess, Load, poll_until  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.store.answers import AnswerOrigin, AnswersStore  # noqa: E402
-from tests.fakes.discord_server import FakeDiscord  # noqa: E402
-from tests.fakes.llm_server import FakeLLM, Scenario  # noqa: E402
+from fakes.discord import FakeDiscord  # noqa: E402
+from fakes.llm_server import FakeLLM, Scenario  # noqa: E402
 
 log = logging.getLogger("history-bench")
 ANSWER_TIMEOUT = 30.0

@@ -7,10 +7,18 @@ from bot.client import StreamcordBot
 from bot.db import Database
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.streaming.render import render
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.replies import assert_no_pings, bot_messages, usage_rows
-from tests.test_e2e_chat import chat, wait_final
+from fakes.llm_server import Scenario
+from tests.e2e import (
+    World,
+    assert_no_pings,
+    bot_messages,
+    chat,
+    command,
+    running_bot,
+    usage_rows,
+    wait_final,
+    wait_idle,
+)
 
 LONG = "\n\n".join(f"Paragraph {i}:" + " lorem ipsum dolor sit amet" * 12 for i in range(14))
 SYSTEM = {"role": "system", "content": "You are a helpful assistant in a Discord server."}
@@ -38,7 +46,7 @@ async def test_a_chat_chain_continued_from_page_two_and_by_another_user(
         lambda: [m.content for m in bot_messages(world)] == pages, timeout=30, what="three final pages"
     )
     page_two = bot_messages(world)[1].id
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="first answer done")
+    await wait_idle(world, bot)
 
     world.llm.enqueue(Scenario(text="Sure: it is placeholder text."))
     follow = await world.discord.post_message(world.channel_id, world.alice, "Shorter?", reply_to=page_two)
@@ -117,7 +125,7 @@ async def test_a_full_context_is_retried_once_with_half_the_history(world: World
         world.llm.enqueue(Scenario(text="Still here."))
         question = await world.discord.post_message(world.channel_id, world.alice, "and now?", reply_to=last)
         reply = await answer_to(world, question)
-        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+        await wait_idle(world, bot)
         [row] = await usage_rows(bot.db)
 
     refused, answered = world.llm.requests
@@ -130,14 +138,9 @@ async def test_a_full_context_is_retried_once_with_half_the_history(world: World
     assert row["status"] == "completed"
 
 
-async def chat_with(world: World, options: dict[str, object], user: int | None = None) -> int:
-    """/chat with options; the id of the interaction's response message."""
-    interaction = await world.discord.run_slash_command(
-        world.guild_id, world.channel_id, user or world.alice, "chat", options
-    )
-    await world.discord.wait_for(lambda: interaction.message_id is not None, what="interaction response")
-    assert interaction.message_id is not None
-    return interaction.message_id
+async def chat_with(world: World, options: dict[str, object]) -> int:
+    """Alice's /chat with options; the id of the interaction's response message."""
+    return (await command(world, "chat", options, user=world.alice)).id
 
 
 async def open_thread(world: World, prompt: str) -> tuple[int, int]:
@@ -163,7 +166,7 @@ async def test_chat_in_a_thread_then_plain_messages_from_two_users_continue_it(w
         world.llm.enqueue(Scenario(text="Lemonade."))
         bobs = await world.discord.post_message(thread, world.bob, "And drinks?")
         await answer_to(world, bobs)
-        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answers done")
+        await wait_idle(world, bot)
         rows = await usage_rows(bot.db)
 
     assert world.llm.requests[2].body["messages"][1:] == [
@@ -202,7 +205,7 @@ async def test_direct_messages_hold_a_conversation_within_the_users_quota(world:
             world.llm.enqueue(Scenario(text=text, prompt_tokens=100))
             said.append(await world.discord.post_message(dm, world.alice, f"count {i + 1}"))
             await answer_to(world, said[-1])
-            await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+            await wait_idle(world, bot)
         refused = await world.discord.post_message(dm, world.alice, "count 4")
         reply = await answer_to(world, refused)
         rows = await usage_rows(bot.db)
@@ -263,7 +266,7 @@ async def test_a_private_answer_is_ephemeral_and_still_streams_by_editing(
     assert message.ephemeral and message.content == text
     assert len(message.versions) >= 3, "streamed by editing"
     assert bot_messages(world) == [] and not message.reactions.get("🛑")
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer done")
+    await wait_idle(world, bot)
     assert await bot.answers.by_message(answer) is None, "nobody can reply to an ephemeral answer"
 
 
@@ -278,7 +281,7 @@ async def test_a_thread_archived_mid_answer_ends_it_with_the_model_closed_and_us
     world.discord.archive_thread(thread)
     request = world.llm.requests[0]
     await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="stream finished")
+    await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
     assert row["status"] == "stopped" and row["completion_tokens"] > 0
     assert request.finished_at is None and request.tokens_after_disconnect == 0

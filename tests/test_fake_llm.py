@@ -12,7 +12,7 @@ import pytest
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
-from tests.fakes.llm_server import FakeLLM, LLMRequest, Scenario, tokenize
+from fakes.llm_server import FakeLLM, LLMRequest, Scenario, tokenize
 
 TEXT = "Hello there, friend!\n\nHere is a list:\n- one\n- two ✨\n\n```py\nprint('hi')\n```\nBye 👋 "
 MESSAGES: list[Any] = [

@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import ConfigError, configure_logging, load_config
 from bot.db import Database
-from tests.conftest import World
+from tests.e2e import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
 

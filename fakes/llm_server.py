@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
