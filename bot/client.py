@@ -19,6 +19,8 @@ from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.history import History
 from bot.llm import LLMClient
+from bot.model_calls import ModelCaller
+from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
 from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
@@ -72,8 +74,14 @@ class StreamcordBot(commands.Bot):
             in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
         )
         self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.models = ModelCaller(
+            llm,
+            policy=RetryPolicy(budget=config.llm_retry_budget, max_retries=config.llm_max_retries),
+            circuit_failures=config.circuit_failures,
+            circuit_cool_down=config.circuit_cool_down,
+        )
         self.streams = StreamManager(
-            llm=llm,
+            models=self.models,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
@@ -83,7 +91,7 @@ class StreamcordBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.sync()
@@ -143,7 +151,6 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             base_url=config.openai_base_url,
             api_key=config.openai_api_key,
             timeout=config.llm_timeout,
-            max_retries=config.llm_max_retries,
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()

@@ -71,12 +71,13 @@ class ChannelTarget:
                     content=content, allowed_mentions=NO_MENTIONS
                 )
                 return
-            reference = None
             if page == 0 and self._reply_to is not None:
                 reference = discord.MessageReference(
                     message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False
                 )
-            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
+                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
+            else:  # send() refuses reference=MISSING, and its types refuse None
+                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
             self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:

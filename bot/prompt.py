@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.conversation import Turn, render_turns, system_messages
-from bot.llm import ChatRequest, Finish, LLMClient, context_too_long
+from bot.llm import ChatRequest, Finish
+from bot.model_retry import FailureKind, classify
 from bot.settings import ChannelSettings
 from bot.status import left_out, retried_shorter
 from bot.tokens import message_tokens
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E")  # the events of an answer from the model
 
 
 @dataclass
@@ -22,6 +27,7 @@ class Prompt:
     model: str
     temperature: float
     max_tokens: int | None
+    fallback_model: str | None
     system: list[dict[str, str]]
     history: list[dict[str, str]]  # earlier turns, oldest first, already within the budget
     question: dict[str, str]
@@ -35,6 +41,7 @@ class Prompt:
             messages=[*self.system, *self.history, self.question],
             temperature=self.temperature,
             max_tokens=self.max_tokens,
+            fallback_model=self.fallback_model,
         )
 
     def note(self) -> str | None:
@@ -45,19 +52,19 @@ class Prompt:
             return left_out(self.left_out)
         return None
 
-    async def stream(self, llm: LLMClient) -> AsyncIterator[str | Finish]:
-        """The model's events; if the server says the context is full before any text, ask once more with
-        the older half of the history left out. Closing this closes the model's stream at once."""
+    async def stream(self, ask: Callable[[ChatRequest], AsyncGenerator[E, None]]) -> AsyncGenerator[E, None]:
+        """The events of ``ask(request)``; if the server says the context is full before any text, ask once
+        more with the older half of the history left out. Closing this closes the model's stream at once."""
         while True:
             answered = False
             try:
-                async with contextlib.aclosing(llm.stream_chat(self.request)) as events:
+                async with contextlib.aclosing(ask(self.request)) as events:
                     async for event in events:
-                        answered = True
+                        answered = answered or isinstance(event, str | Finish)
                         yield event
                 return
             except Exception as exc:
-                if answered or self.retried or not self.history or not context_too_long(exc):
+                if answered or self.retried or not self.history or not _context_full(exc):
                     raise
             self._halve_history()
 
@@ -93,8 +100,13 @@ def build_prompt(
         model=model or settings.model,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        fallback_model=settings.fallback_model,
         system=system,
         history=past[len(past) - kept :],
         question=asked,
         left_out=len(past) - kept,
     )
+
+
+def _context_full(exc: Exception) -> bool:
+    return classify(exc, now=time.time()).kind is FailureKind.CONTEXT_LENGTH

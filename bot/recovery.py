@@ -11,7 +11,7 @@ from bot.discord_targets import STOP_EMOJI
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
-from bot.streaming.stream import estimate_tokens
+from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 

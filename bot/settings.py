@@ -37,6 +37,7 @@ class ChannelSettings:
     context_tokens: int = 8000
     reply_in_thread: bool = False
     user_models: list[int] = dataclasses.field(default_factory=list)
+    fallback_model: str | None = None
 
 
 KEYS: dict[str, str] = {
@@ -53,6 +54,7 @@ KEYS: dict[str, str] = {
     ),
     "reply_in_thread": "Whether /chat answers in a new thread by default: on or off",
     "user_models": "Users who may pick a model with /chat model: (mentions or ids), or none",
+    "fallback_model": "Model asked when the main one fails before answering, or none",
 }
 
 
@@ -80,6 +82,15 @@ def _model(raw: str) -> str:
     if not value or len(value) > 200 or any(c.isspace() for c in value):
         raise SettingError("model must be a model name like gpt-4o-mini")
     return value
+
+
+def _fallback_model(raw: str) -> str | None:
+    if raw.strip().lower() in _EMPTY:
+        return None
+    try:
+        return _model(raw)
+    except SettingError:
+        raise SettingError("fallback_model must be a model name like gpt-4o-mini, or none") from None
 
 
 def _system_prompt(raw: str) -> str:
@@ -133,6 +144,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "context_tokens": lambda raw: _int_in("context_tokens", CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX, raw),
     "reply_in_thread": lambda raw: _switch("reply_in_thread", raw),
     "user_models": _user_ids,
+    "fallback_model": _fallback_model,
 }
 
 

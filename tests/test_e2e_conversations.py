@@ -296,3 +296,28 @@ async def test_a_mention_without_text_gets_a_short_answer_not_a_model_call(
     reply = await answer_to(world, empty)
     assert world.discord.messages[reply].content == "Ask me something: your message had no text I can read."
     assert world.llm.requests == []
+
+
+async def test_a_long_answer_to_a_mention_continues_on_new_pages_that_lead_back_to_it(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text=LONG))
+    question = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> write a lot"
+    )
+    pages = render(LONG, streaming=False)
+    await world.discord.wait_for(
+        lambda: [m.content for m in bot_messages(world)] == pages, timeout=30, what="three final pages"
+    )
+    first, last = bot_messages(world)[0], bot_messages(world)[-1]
+    assert first.reference_id == question and last.reference_id is None
+    await wait_idle(world, bot)
+
+    world.llm.enqueue(Scenario(text="Yes."))
+    follow = await world.discord.post_message(world.channel_id, world.alice, "Done?", reply_to=last.id)
+    await answer_to(world, follow)
+    assert world.llm.requests[1].body["messages"][1:] == [
+        {"role": "user", "content": "write a lot", "name": "Alice"},
+        {"role": "assistant", "content": LONG},
+        {"role": "user", "content": "Done?", "name": "Alice"},
+    ]

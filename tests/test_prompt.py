@@ -81,7 +81,7 @@ def _response() -> httpx2.Response:
 
 
 async def collect(prompt: Prompt, server: LLMClient) -> list[str | Finish]:
-    return [event async for event in prompt.stream(server)]
+    return [event async for event in prompt.stream(server.stream_chat)]
 
 
 async def test_a_full_context_is_retried_once_with_half_the_history() -> None:

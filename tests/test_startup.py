@@ -25,6 +25,8 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
     assert config.llm_timeout == 60 and config.llm_max_retries == 2
     assert config.defaults.context_tokens == 8000
     assert not config.message_content_intent and not config.allow_dms
+    assert config.llm_retry_budget == 20
+    assert config.circuit_failures == 5 and config.circuit_cool_down == 30
     assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
 
 
@@ -36,6 +38,9 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
         ({**BASE, "OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
         ({**BASE, "TEMPERATURE": "3"}, "TEMPERATURE"),
         ({**BASE, "LLM_TIMEOUT": "soon"}, "LLM_TIMEOUT"),
+        ({**BASE, "LLM_RETRY_BUDGET": "-1"}, "LLM_RETRY_BUDGET"),
+        ({**BASE, "LLM_CIRCUIT_FAILURES": "0"}, "LLM_CIRCUIT_FAILURES"),
+        ({**BASE, "LLM_CIRCUIT_COOLDOWN": "never"}, "LLM_CIRCUIT_COOLDOWN"),
         ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({**BASE, "DISCORD_GATEWAY_URL": "http://x"}, "DISCORD_GATEWAY_URL"),
         ({**BASE, "CONTEXT_TOKENS": "10"}, "CONTEXT_TOKENS"),

@@ -7,14 +7,18 @@ import re
 import pytest
 
 from bot.db import Database
+from bot.model_retry import Failure, FailureKind
 from bot.status import (
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
     Status,
+    answered_by,
     failed,
+    falling_back,
     left_out,
     retried_shorter,
+    retrying,
     split_status,
     stopped_by,
     with_note,
@@ -30,8 +34,9 @@ LINES = [
     failed("The model server took too long to answer."),
     left_out(12),
     retried_shorter(15),
-    with_note(stopped_by("Alice"), left_out(3)),
-    with_note(OUTPUT_LIMIT, retried_shorter(2)),
+    retrying(Failure(FailureKind.RATE_LIMITED, 429, 5), 1, 2, 5),
+    falling_back("fake-model-mini", None),
+    answered_by("fake-model-mini"),
 ]
 
 
@@ -63,9 +68,36 @@ def test_stopped_by_shows_the_name_literally() -> None:
     assert split_status(f"Text\n{line}") == ("Text", line)
 
 
-def test_a_note_shares_one_status_line_with_how_the_answer_ended() -> None:
-    assert with_note(stopped_by("Alice"), left_out(3)) == (
-        "⏹ stopped by Alice · ℹ️ 3 earlier messages left out to fit the context"
-    )
+def test_a_note_goes_on_its_own_line_after_how_the_answer_ended() -> None:
+    lines = with_note(stopped_by("Alice"), left_out(3))
+    assert lines == "⏹ stopped by Alice\nℹ️ 3 earlier messages left out to fit the context"
+    assert split_status(f"Paris.\n{lines}") == ("Paris.", lines)
     assert with_note("", left_out(3)) == left_out(3)
     assert with_note("", None) == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            retrying(Failure(FailureKind.RATE_LIMITED, 429, 4.2), 1, 2, 4.2),
+            "⚠️ the model server is overloaded (429): retrying in 5 s (1 of 2)",
+        ),
+        (
+            retrying(Failure(FailureKind.SERVER_ERROR, 500), 2, 3, 0.5),
+            "⚠️ the model server failed (500): retrying (2 of 3)",
+        ),
+        (
+            falling_back("mini", Failure(FailureKind.TIMEOUT)),
+            "⚠️ the model server did not answer in time: asking `mini` instead",
+        ),
+        (falling_back("a`b", None), "⚠️ the model is unavailable: asking `a'b` instead"),
+    ],
+)
+def test_model_trouble_lines_say_what_went_wrong_and_what_happens_next(line: str, expected: str) -> None:
+    assert line == expected
+
+
+def test_several_status_lines_under_an_answer_are_all_recognised() -> None:
+    lines = f"{answered_by('mini')}\n{stopped_by('Bob')}"
+    assert split_status(f"Paris.\n{lines}") == ("Paris.", lines)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 
-from bot.llm import LLMClient
+from bot.model_calls import ModelCaller
 from bot.prompt import Prompt
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.answers import AnswerOrigin, AnswersStore
@@ -23,14 +23,14 @@ class StreamManager:
     def __init__(
         self,
         *,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
         answers: AnswersStore,
         max_concurrent: int,
     ) -> None:
-        self._llm = llm
+        self._models = models
         self._answers = answers
         self._pacer = pacer
         self._usage = usage
@@ -61,7 +61,7 @@ class StreamManager:
             origin=origin,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
