@@ -15,9 +15,12 @@ from typing import TextIO
 
 import discord
 
+from bot.budget import server_prices
 from bot.client import open_bot
-from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
+from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path, load_prices
 from bot.db import MIGRATIONS_DIR, AppliedMigration, Database, MigrationError, migration_status
+from bot.pricing import TokenCounts
+from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -121,9 +124,15 @@ async def _export(since: date) -> int:
     if status.pending or status.problems:
         print(f"The database {path} is not up to date: run `python -m bot migrate --check`.", file=sys.stderr)
         return 2
+    prices = load_prices()
     db = await Database.open(path)
+    settings = SettingsStore(db)
+
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
+
     try:
-        rows = await UsageStore(db).export_csv(since, sys.stdout)
+        rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
     finally:
         await db.close()
     print(f"{rows} rows", file=sys.stderr)

@@ -1,10 +1,13 @@
-"""Whether a request may go to the model: channel enabled, user cooldown, daily token quota."""
+"""Whether a request may go to the model: channel on, access, cooldown, daily token quota, budget."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
+from bot.access import NOT_ALLOWED, daily_quota, may_ask
+from bot.budget import Budget
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
@@ -14,21 +17,34 @@ class Refused(Exception):
     """str(refusal) is the short message shown to the user."""
 
 
-class Disabled(Refused):
+class Quiet(Refused):
+    """A refusal a mention gets no answer to (a slash command still gets it, ephemeral)."""
+
+
+class Disabled(Quiet):
     """The bot is switched off in this channel."""
 
 
+class NotAllowed(Quiet):
+    """The member is blocked here, or not on the allow list."""
+
+
 class Admission:
-    def __init__(self, settings: SettingsStore, usage: UsageStore, defaults: ChannelSettings) -> None:
+    def __init__(
+        self, settings: SettingsStore, usage: UsageStore, budget: Budget, defaults: ChannelSettings
+    ) -> None:
         self._settings = settings
         self._usage = usage
+        self._budget = budget
         self._defaults = defaults
         # Admissions the usage table may not show yet: its row is written once the answer starts.
         self._admitted: dict[tuple[int | None, int], datetime] = {}
         self.closing = False  # set at shutdown: new answers would be cut off at once
 
-    async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> ChannelSettings:
-        """The settings to answer with, or Refused."""
+    async def check(
+        self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int] = ()
+    ) -> ChannelSettings:
+        """The settings to answer with, or Refused. ``role_ids``: the member's roles in the server."""
         if self.closing:
             raise Refused("I'm restarting. Ask again in a moment.")
         settings = await self._settings.get(guild_id, channel_id, self._defaults)
@@ -37,6 +53,8 @@ class Admission:
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
         # Direct messages (guild_id None) count per user across all of them, like one more server.
+        if not may_ask(settings, user_id, role_ids):
+            raise NotAllowed(NOT_ALLOWED)
         now = datetime.now(UTC)
         if settings.cooldown_seconds:
             recorded = await self._usage.last_request_at(guild_id, user_id)
@@ -46,16 +64,26 @@ class Admission:
                 if wait > 0:
                     raise Refused(f"Slow down a little: you can ask again in {math.ceil(wait)} s.")
         self._remember(guild_id, user_id, now)
-        if settings.daily_token_quota is not None:
-            used = await self._usage.tokens_today(guild_id, user_id)
-            if used >= settings.daily_token_quota:
-                self._admitted.pop((guild_id, user_id), None)
-                where = "in direct messages" if guild_id is None else "on this server"
-                raise Refused(
-                    f"You've used your {settings.daily_token_quota:,} tokens for today {where}. "
-                    "The quota resets at 00:00 UTC."
-                )
+        try:
+            await self._check_spending(guild_id, user_id, role_ids, settings)
+        except Refused:
+            self._admitted.pop((guild_id, user_id), None)
+            raise
         return settings
+
+    async def _check_spending(
+        self, guild_id: int | None, user_id: int, role_ids: Collection[int], settings: ChannelSettings
+    ) -> None:
+        quota = daily_quota(settings, role_ids)
+        if quota is not None and await self._usage.tokens_today(guild_id, user_id) >= quota:
+            where = "in direct messages" if guild_id is None else "on this server"
+            raise Refused(
+                f"You've used your {quota:,} tokens for today {where}. The quota resets at 00:00 UTC."
+            )
+        if guild_id is not None and settings.monthly_budget is not None:  # a server's budget
+            refusal = self._budget.refusal(await self._budget.spent(guild_id, settings), settings)
+            if refusal:
+                raise Refused(refusal)
 
     def _remember(self, guild_id: int | None, user_id: int, now: datetime) -> None:
         self._admitted[guild_id, user_id] = now

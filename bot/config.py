@@ -11,6 +11,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
 
@@ -35,6 +36,10 @@ class Config:
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
+    usage_retention_days: int | None = None  # None: keep every usage row
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics or /healthz server
     message_content_intent: bool = False  # privileged: plain messages in the bot's threads are answered
     allow_dms: bool = False
 
@@ -108,6 +113,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
 
+    def optional_number(name: str, low: int, high: int) -> int | None:
+        return int(number(name, "0", int, low, high)) if env.get(name, "").strip() else None
+
+    try:
+        prices = PriceList.load(Path(get("PRICES_FILE", str(DEFAULT_PRICES_FILE))))
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None
+
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
         system_prompt=setting(
@@ -137,6 +150,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        prices=prices,
+        usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
         message_content_intent=switch("MESSAGE_CONTENT_INTENT"),
         allow_dms=switch("ALLOW_DMS"),
     )
@@ -153,3 +170,12 @@ def load_database_path(env_file: str | Path = ".env") -> Path:
     """For the maintenance commands, which need no Discord or model settings."""
     value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
     return Path(value or _DEFAULT_DATABASE)
+
+
+def load_prices(env_file: str | Path = ".env") -> PriceList:
+    """For usage-export, which needs no Discord or model settings."""
+    value = os.environ.get("PRICES_FILE") or dotenv_values(env_file).get("PRICES_FILE")
+    try:
+        return PriceList.load(Path(value) if value else DEFAULT_PRICES_FILE)
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None

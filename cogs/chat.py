@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import paced
-from bot.admission import Disabled, Refused
+from bot.admission import Quiet, Refused
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.conversation import Turn, without_mention
@@ -70,7 +70,9 @@ class Chat(commands.Cog):
         try:
             if not prompt.strip():
                 raise Refused(EMPTY_PROMPT)
-            settings = await self.bot.admission.check(guild_id, settings_channel_id(channel), user.id)
+            settings = await self.bot.admission.check(
+                guild_id, settings_channel_id(channel), user.id, _role_ids(user)
+            )
             chosen = await self._chosen_model(interaction, settings, model)
         except Refused as refusal:
             await interaction.response.send_message(
@@ -189,10 +191,10 @@ class Chat(commands.Cog):
             if not prompt:
                 raise Refused(EMPTY_PROMPT)
             settings = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), message.author.id
+                guild_id, settings_channel_id(channel), message.author.id, _role_ids(message.author)
             )
-        except Disabled:
-            return  # a switched-off channel stays quiet rather than answering every mention
+        except Quiet:
+            return  # a switched-off channel, or someone without access here, gets no answer
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
@@ -236,6 +238,10 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
+
+
+def _role_ids(user: discord.User | discord.Member) -> list[int]:
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
 async def setup(bot: StreamcordBot) -> None:

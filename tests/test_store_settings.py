@@ -88,7 +88,7 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
         ("context_tokens", "255", "context_tokens must be a whole number from 256 to 2000000"),
         ("reply_in_thread", "maybe", "reply_in_thread must be on or off (true/false, yes/no also work)"),
-        ("user_models", "@alice", "user_models must be user mentions or ids separated by spaces, or none"),
+        ("user_models", "@alice", "`@alice` is not a user (mention it or give its id)"),
     ],
 )
 def test_parse_value_rejects_with_user_message(key: str, raw: str, message: str) -> None:
@@ -106,7 +106,7 @@ def test_unknown_key_lists_valid_keys() -> None:
 
 def test_format_value() -> None:
     assert format_value("enabled", False) == "off"
-    assert format_value("user_models", [1, 2]) == "<@1> <@2>"
+    assert format_value("user_models", [1, 2]) == "<@1>, <@2>"
     assert format_value("user_models", []) == "none"
     assert format_value("max_tokens", None) == "none"
     assert format_value("temperature", 0.5) == "0.5"

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bot.db import Database
+from bot.pricing import TokenCounts
 from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
 
 GUILD, OTHER_GUILD = 100, 200
@@ -98,6 +99,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         "error": "APITimeoutError",
         "started_at": "2025-06-15T12:00:00.000000Z",
         "finished_at": "2025-06-15T12:00:03.000000Z",
+        "reasoning_tokens": 0,
     }
 
 
@@ -209,8 +211,11 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
     await record(usage, clock, "on-day", at=datetime(2025, 6, 14, 0, 0, tzinfo=UTC), estimated=True)
     await record(usage, clock, "dm", at=NOW, guild=None, status="stopped")
 
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        return None if guild_id is None else tokens.prompt / 1000
+
     out = io.StringIO()
-    assert await usage.export_csv(date(2025, 6, 14), out) == 2
+    assert await usage.export_csv(date(2025, 6, 14), out, cost) == 2
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [(r["request_id"], r["guild_id"], r["estimated"], r["status"]) for r in rows] == [
@@ -218,9 +223,10 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
         ("dm", "", "0", "stopped"),
     ]
     assert rows[0]["started_at"] == "2025-06-14T00:00:00.000000Z" and rows[0]["ttft_ms"] == "120"
+    assert [r["cost"] for r in rows] == ["0.010000", ""]  # no price: an empty cell, not a zero
 
     empty = io.StringIO()
-    assert await usage.export_csv(date(2030, 1, 1), empty) == 0
+    assert await usage.export_csv(date(2030, 1, 1), empty, cost) == 0
     assert empty.getvalue().strip() == ",".join(CSV_COLUMNS)
 
 

@@ -17,6 +17,7 @@ from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.target import ReplyTarget
 from bot.tokens import estimate_tokens
@@ -55,8 +56,10 @@ class ReplyStream:
         slots: asyncio.Semaphore,
         answers: AnswersStore,
         origin: AnswerOrigin | None,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
+        self._observer = observer
         self.prompt = prompt
         self.requester = requester
         self.target = target
@@ -66,7 +69,9 @@ class ReplyStream:
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.display = ReplyDisplay(
+            target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
+        )
         self.text = ""
         self._deltas = 0
         self._finish: Finish | None = None
@@ -75,6 +80,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._has_slot = False
         self._recorded = asyncio.Event()  # the usage and in-flight rows exist
         self._answers = answers
         self._origin = origin  # None: nobody can reply to this answer (ephemeral)
@@ -148,8 +154,19 @@ class ReplyStream:
             return exc
         return None
 
+    @property
+    def generating(self) -> bool:
+        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        return self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot before asking the model."""
+        return not self._has_slot and self._consumer is not None and not self._consumer.done()
+
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self.prompt.stream(self._models.answer)) as events:
+            self._has_slot = True
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
@@ -201,8 +218,10 @@ class ReplyStream:
 
     async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
+        reasoning = 0
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+            reasoning = usage.reasoning_tokens
         elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
             prompt, completion, estimated = 0, 0, False
         else:
@@ -219,8 +238,10 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=None if error is None else type(error).__name__,
+            reasoning_tokens=reasoning,
             model=self._model,
         )
+        self._observer.answer_finished(self.requester, status.value, prompt, completion)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
