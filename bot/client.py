@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot import paced
 from bot.admission import Admission
+from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database
@@ -37,11 +38,12 @@ from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
+from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
+EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -85,6 +87,7 @@ class StreamcordBot(commands.Bot):
             self.answers,
             in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
         )
+        self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
@@ -104,6 +107,7 @@ class StreamcordBot(commands.Bot):
             inflight=self.inflight,
             answers=self.answers,
             max_concurrent=config.max_concurrent_streams,
+            limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),
         )
         if metrics:
@@ -172,6 +176,7 @@ class StreamcordBot(commands.Bot):
         await self.budget_watch.wait_idle()
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
+        await self.attachments.close()
         await super().close()
 
 

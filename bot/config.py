@@ -36,6 +36,8 @@ class Config:
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
+    llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
     prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
     usage_retention_days: int | None = None  # None: keep every usage row
     metrics_host: str = "127.0.0.1"
@@ -150,6 +152,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
+        llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
         prices=prices,
         usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
         metrics_host=get("METRICS_HOST", "127.0.0.1"),

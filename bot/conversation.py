@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.llm import ContentPart, Message
 from bot.settings import ChannelSettings
 from bot.status import split_status
 from bot.streaming.render import CLOSE, FENCE
@@ -17,7 +18,7 @@ _NAME_MAX = 64
 @dataclass(frozen=True)
 class Turn:
     role: str  # "user" or "assistant"
-    content: str
+    content: str | list[ContentPart]  # a list only for a question with images
     speaker: str | None = None  # a user turn's display name
 
 
@@ -60,20 +61,26 @@ def openai_name(speaker: str, fallback: str) -> str:
     return name or fallback
 
 
-def render_turns(turns: list[Turn]) -> list[dict[str, str]]:
+def render_turns(turns: list[Turn]) -> list[Message]:
     """Chat messages for the turns. Every user turn carries its speaker in `name`; once two people share a
     conversation, a "display name: " prefix says it too, since many servers ignore `name`."""
     speakers = {t.speaker for t in turns if t.role == "user" and t.speaker}
-    messages = []
+    messages: list[Message] = []
     for turn in turns:
-        message = {"role": turn.role, "content": turn.content}
+        message: Message = {"role": turn.role, "content": turn.content}
         if turn.role == "user" and turn.speaker:
             message["name"] = openai_name(turn.speaker, "user")
             if len(speakers) > 1:
-                message["content"] = f"{turn.speaker}: {turn.content}"
+                message["content"] = _prefixed(f"{turn.speaker}: ", turn.content)
         messages.append(message)
     return messages
 
 
-def system_messages(settings: ChannelSettings) -> list[dict[str, str]]:
+def _prefixed(prefix: str, content: str | list[ContentPart]) -> str | list[ContentPart]:
+    if isinstance(content, str):
+        return prefix + content
+    return [{"type": "text", "text": prefix.rstrip()}, *content]
+
+
+def system_messages(settings: ChannelSettings) -> list[Message]:
     return [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []

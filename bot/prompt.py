@@ -1,89 +1,28 @@
-"""What one answer asks the model: the conversation fitted to the context budget, the note the answer shows
-when something was left out, and one retry with half the history when the model's context is full anyway."""
+"""What one answer asks the model: the conversation fitted to the context budget, and the same request with
+half its history for the one retry when the model's context is full anyway (pure)."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
+import dataclasses
 import time
-from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from bot.conversation import Turn, render_turns, system_messages
-from bot.llm import ChatRequest, Finish
+from bot.llm import ChatRequest
 from bot.model_retry import FailureKind, classify
 from bot.settings import ChannelSettings
-from bot.status import left_out, retried_shorter
 from bot.tokens import message_tokens
 
-log = logging.getLogger(__name__)
 
-E = TypeVar("E")  # the events of an answer from the model
-
-
-@dataclass
-class Prompt:
-    model: str
-    temperature: float
-    max_tokens: int | None
-    fallback_model: str | None
-    system: list[dict[str, str]]
-    history: list[dict[str, str]]  # earlier turns, oldest first, already within the budget
-    question: dict[str, str]
-    left_out: int = 0  # earlier turns dropped for the budget (or by the retry)
-    retried: bool = False
-
-    @property
-    def request(self) -> ChatRequest:
-        return ChatRequest(
-            model=self.model,
-            messages=[*self.system, *self.history, self.question],
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            fallback_model=self.fallback_model,
-        )
-
-    def note(self) -> str | None:
-        """The status line saying what the model did not see, if anything."""
-        if self.retried:
-            return retried_shorter(len(self.history))
-        if self.left_out:
-            return left_out(self.left_out)
-        return None
-
-    async def stream(self, ask: Callable[[ChatRequest], AsyncGenerator[E, None]]) -> AsyncGenerator[E, None]:
-        """The events of ``ask(request)``; if the server says the context is full before any text, ask once
-        more with the older half of the history left out. Closing this closes the model's stream at once."""
-        while True:
-            answered = False
-            try:
-                async with contextlib.aclosing(ask(self.request)) as events:
-                    async for event in events:
-                        answered = answered or isinstance(event, str | Finish)
-                        yield event
-                return
-            except Exception as exc:
-                if answered or self.retried or not self.history or not _context_full(exc):
-                    raise
-            self._halve_history()
-
-    def _halve_history(self) -> None:
-        keep = len(self.history) // 2
-        log.info(
-            "Context too long for model %s: retrying with %d of %d earlier messages",
-            self.model,
-            keep,
-            len(self.history),
-        )
-        self.left_out += len(self.history) - keep
-        self.history = self.history[len(self.history) - keep :]
-        self.retried = True
+@dataclass(frozen=True)
+class Fitted:
+    request: ChatRequest
+    left_out: int  # earlier turns the budget left out
 
 
-def build_prompt(
+def fit_request(
     settings: ChannelSettings, question: Turn, history: list[Turn], *, model: str | None = None
-) -> Prompt:
+) -> Fitted:
     """The system prompt and the question always go; earlier turns are kept newest first while they fit
     `context_tokens`, so the oldest are the ones left out."""
     turns = history[-settings.history :] if settings.history else []
@@ -96,17 +35,31 @@ def build_prompt(
         if room < 0:
             break
         kept += 1
-    return Prompt(
+    request = ChatRequest(
         model=model or settings.model,
+        messages=[*system, *past[len(past) - kept :], asked],
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        reasoning_effort=settings.reasoning_effort,
         fallback_model=settings.fallback_model,
-        system=system,
-        history=past[len(past) - kept :],
-        question=asked,
-        left_out=len(past) - kept,
     )
+    return Fitted(request, len(past) - kept)
 
 
-def _context_full(exc: Exception) -> bool:
+def halved_history(chat: ChatRequest) -> tuple[ChatRequest, int] | None:
+    """The request with the older half of its earlier turns left out, and how many it keeps; None when it
+    has none to leave out."""
+    system = 0
+    while system < len(chat.messages) and chat.messages[system]["role"] == "system":
+        system += 1
+    history = chat.messages[system:-1]
+    if not history:
+        return None
+    keep = len(history) // 2
+    messages = [*chat.messages[:system], *history[len(history) - keep :], chat.messages[-1]]
+    return dataclasses.replace(chat, messages=messages), keep
+
+
+def context_full(exc: Exception) -> bool:
+    """The model server refused the request as longer than the model's context."""
     return classify(exc, now=time.time()).kind is FailureKind.CONTEXT_LENGTH

@@ -18,6 +18,8 @@ CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
+REASONING_MODES = ("hidden", "summary", "file")
+REASONING_EFFORTS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    reasoning: str = "hidden"  # one of REASONING_MODES
+    reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
+    vision: bool = True
     allowed_roles: list[int] = dataclasses.field(default_factory=list)
     blocked_roles: list[int] = dataclasses.field(default_factory=list)
     allowed_users: list[int] = dataclasses.field(default_factory=list)
@@ -53,6 +58,9 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
+    "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
+    "vision": "Whether attached images go to the model: on or off",
     "allowed_roles": "Only members with one of these roles may ask (or allowed_users); none = everyone",
     "blocked_roles": "Members with any of these roles may not ask",
     "allowed_users": "Only these members may ask (or allowed_roles); none = everyone",
@@ -133,6 +141,15 @@ def _switch(key: str, raw: str) -> bool:
     raise SettingError(f"{key} must be on or off (true/false, yes/no also work)")
 
 
+def _choice(key: str, choices: tuple[str, ...], raw: str, *, optional: bool = False) -> str | None:
+    text = raw.strip().lower()
+    if optional and text in _EMPTY:
+        return None
+    if text not in choices:
+        raise SettingError(f"{key} must be one of {', '.join(choices)}{', or none' if optional else ''}")
+    return text
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "model": _model,
     "system_prompt": _system_prompt,
@@ -142,6 +159,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
+    "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
+    "vision": lambda raw: _switch("vision", raw),
     "allowed_roles": lambda raw: values.parse_ids("role", raw),
     "blocked_roles": lambda raw: values.parse_ids("role", raw),
     "allowed_users": lambda raw: values.parse_ids("user", raw),

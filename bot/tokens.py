@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from bot.llm import Message, message_text
+
 # Chat formats wrap each message in a few tokens of their own (role, separators).
 MESSAGE_OVERHEAD = 4
 
@@ -15,5 +17,8 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def message_tokens(message: dict[str, str]) -> int:
-    return MESSAGE_OVERHEAD + estimate_tokens(message["content"]) + estimate_tokens(message.get("name", ""))
+def message_tokens(message: Message) -> int:
+    """A chat message's text (images are not counted), its speaker's name and the format's overhead."""
+    return (
+        MESSAGE_OVERHEAD + estimate_tokens(message_text(message)) + estimate_tokens(message.get("name", ""))
+    )

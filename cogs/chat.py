@@ -3,6 +3,7 @@ answer with the conversation behind it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -12,14 +13,20 @@ from discord.ext import commands
 
 from bot import paced
 from bot.admission import Quiet, Refused
+from bot.attachments import AttachmentInfo
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
+from bot.continuing import try_continue
 from bot.conversation import Turn, without_mention
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
-from bot.llm import models_within
-from bot.prompt import Prompt, build_prompt
+from bot.llm import ChatRequest, models_within
+from bot.prompt import fit_request
+from bot.question import prepare_question
 from bot.settings import ChannelSettings
+from bot.status import left_out
 from bot.store.answers import AnswerOrigin
+from bot.streaming.continuation import is_continue
+from bot.streaming.options import AnswerOptions
 from bot.streaming.stream import Requester
 from cogs.config import AUTOCOMPLETE_TIMEOUT
 
@@ -41,6 +48,14 @@ def thread_name(prompt: str) -> str:
     return name[: THREAD_NAME_MAX - 1] + "…" if len(name) > THREAD_NAME_MAX else name or "Conversation"
 
 
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """What an answer will ask the model, and how to show it."""
+
+    chat: ChatRequest
+    options: AnswerOptions
+
+
 class Chat(commands.Cog):
     def __init__(self, bot: StreamcordBot) -> None:
         self.bot = bot
@@ -52,6 +67,7 @@ class Chat(commands.Cog):
         thread="Answer in a new thread (default: the channel's reply_in_thread setting)",
         model="A model to use instead of this channel's (if a server admin allows you)",
         private="Only you see the answer",
+        file="A text file or an image for the model to read",
     )
     @app_commands.guild_only()  # cooldowns, quotas and the on/off switch are per server
     async def chat(
@@ -61,6 +77,7 @@ class Chat(commands.Cog):
         thread: bool | None = None,
         model: str | None = None,
         private: bool = False,
+        file: discord.Attachment | None = None,
     ) -> None:
         guild_id, channel = interaction.guild_id, interaction.channel
         if guild_id is None or channel is None:
@@ -68,18 +85,17 @@ class Chat(commands.Cog):
             raise app_commands.NoPrivateMessage
         user = interaction.user
         try:
-            if not prompt.strip():
-                raise Refused(EMPTY_PROMPT)
             settings = await self.bot.admission.check(
                 guild_id, settings_channel_id(channel), user.id, _role_ids(user)
             )
             chosen = await self._chosen_model(interaction, settings, model)
+            attached = _attachments([file] if file else [])
+            question = await self._question(settings, prompt, attached, user.display_name, [], model=chosen)
         except Refused as refusal:
             await interaction.response.send_message(
                 str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
-        question = build_prompt(settings, Turn("user", prompt, user.display_name), [], model=chosen)
         origin = AnswerOrigin(guild_id, channel.id, user.id, user.display_name, prompt_text=prompt)
         in_thread = settings.reply_in_thread if thread is None else thread
         if private:
@@ -122,11 +138,31 @@ class Chat(commands.Cog):
             raise Refused(f"The model server has no model `{model[:100]}`.")
         return model
 
+    async def _question(
+        self,
+        settings: ChannelSettings,
+        prompt: str,
+        attachments: list[AttachmentInfo],
+        speaker: str,
+        history: list[Turn],
+        *,
+        model: str | None = None,
+    ) -> Question:
+        """The prompt with its attachments after the conversation that fits; Refused when there is nothing
+        to ask."""
+        content, options = await prepare_question(self.bot.attachments, prompt, attachments, settings)
+        if isinstance(content, str) and not content.strip():
+            raise Refused(EMPTY_PROMPT)
+        fitted = fit_request(settings, Turn("user", content, speaker), history, model=model)
+        if fitted.left_out:
+            options = dataclasses.replace(options, notes=(*options.notes, left_out(fitted.left_out)))
+        return Question(fitted.request, options)
+
     async def _start_in_thread(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel,
-        question: Prompt,
+        question: Question,
         origin: AnswerOrigin,
     ) -> None:
         """Answer the interaction with the thread's title, open a thread from that message, and stream the
@@ -153,16 +189,17 @@ class Chat(commands.Cog):
 
     def _start(
         self,
-        prompt: Prompt,
+        question: Question,
         requester: Requester,
         target: ChannelTarget | InteractionTarget,
         origin: AnswerOrigin | None,
         prompt_message_id: int | None = None,
     ) -> None:
         self.bot.streams.start(
-            prompt=prompt,
+            chat=question.chat,
             requester=requester,
             target=target,
+            options=question.options,
             origin=origin,
             prompt_message_id=prompt_message_id,
         )
@@ -186,26 +223,33 @@ class Chat(commands.Cog):
             await self._explain_once(message)
             return
         prompt = without_mention(message.content, me.id)
+        reference = message.reference.message_id if message.reference else None
+        if is_continue(prompt) and reference is not None:
+            if await try_continue(
+                self.bot, message_id=reference, user_id=message.author.id, channel=channel, answer_to=message
+            ):
+                return
         guild_id = message.guild.id if message.guild is not None else None
+        author = message.author
         try:
-            if not prompt:
+            if not prompt and not message.attachments:
                 raise Refused(EMPTY_PROMPT)
             settings = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), message.author.id, _role_ids(message.author)
+                guild_id, settings_channel_id(channel), author.id, _role_ids(author)
             )
+            if whole_channel:
+                history = await self.bot.history.recent(channel.id, message.id, settings.history)
+            else:
+                history = await self.bot.history.chain(channel.id, reference, settings.history)
+            attached = _attachments(message.attachments)
+            question = await self._question(settings, prompt, attached, author.display_name, history)
         except Quiet:
             return  # a switched-off channel, or someone without access here, gets no answer
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
-        if whole_channel:
-            history = await self.bot.history.recent(channel.id, message.id, settings.history)
-        else:
-            reference = message.reference.message_id if message.reference else None
-            history = await self.bot.history.chain(channel.id, reference, settings.history)
-        author = message.author
         self._start(
-            build_prompt(settings, Turn("user", prompt, author.display_name), history),
+            question,
             Requester(author.id, guild_id, channel.id),
             ChannelTarget(self.bot, channel.id, reply_to=message.id),
             AnswerOrigin(guild_id, channel.id, author.id, author.display_name, prompt_message_id=message.id),
@@ -238,6 +282,10 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
+
+
+def _attachments(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
+    return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
 
 
 def _role_ids(user: discord.User | discord.Member) -> list[int]:

@@ -9,6 +9,8 @@ import pytest
 from bot.db import Database
 from bot.model_retry import Failure, FailureKind
 from bot.status import (
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
@@ -19,9 +21,13 @@ from bot.status import (
     left_out,
     retried_shorter,
     retrying,
+    skipped_files,
     split_status,
     stopped_by,
-    with_note,
+    thinking,
+    thought_for,
+    too_long,
+    too_slow,
 )
 
 # Every status line the bot writes; a new builder in bot/status.py belongs here too.
@@ -34,6 +40,14 @@ LINES = [
     failed("The model server took too long to answer."),
     left_out(12),
     retried_shorter(15),
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
+    thinking(3),
+    thought_for(12.4),
+    too_long(8),
+    too_slow(600),
+    skipped_files([("a.zip", "not a text file or an image")]),
+    "*(stopped at the output limit)*",  # what earlier versions wrote
     retrying(Failure(FailureKind.RATE_LIMITED, 429, 5), 1, 2, 5),
     falling_back("fake-model-mini", None),
     answered_by("fake-model-mini"),
@@ -68,12 +82,9 @@ def test_stopped_by_shows_the_name_literally() -> None:
     assert split_status(f"Text\n{line}") == ("Text", line)
 
 
-def test_a_note_goes_on_its_own_line_after_how_the_answer_ended() -> None:
-    lines = with_note(stopped_by("Alice"), left_out(3))
-    assert lines == "⏹ stopped by Alice\nℹ️ 3 earlier messages left out to fit the context"
-    assert split_status(f"Paris.\n{lines}") == ("Paris.", lines)
-    assert with_note("", left_out(3)) == left_out(3)
-    assert with_note("", None) == ""
+def test_several_status_lines_under_one_answer() -> None:
+    lines = f"{skipped_files([('a.zip', 'too big')])}\n{thought_for(3)}\n{OUTPUT_LIMIT}"
+    assert split_status(f"Paris.\n\n{lines}") == ("Paris.", lines)
 
 
 @pytest.mark.parametrize(

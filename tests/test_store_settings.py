@@ -61,6 +61,10 @@ def test_keys_match_channel_settings_fields() -> None:
             ],
         ),
         ("user_models", "none", []),
+        ("reasoning", " File", "file"),
+        ("reasoning_effort", "HIGH", "high"),
+        ("reasoning_effort", "none", None),
+        ("vision", "off", False),
     ],
 )
 def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
@@ -83,6 +87,9 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("cooldown_seconds", "-1", "cooldown_seconds must be a whole number from 0 to 3600"),
         ("daily_token_quota", "0", "daily_token_quota must be a whole number of at least 1, or none"),
         ("enabled", "maybe", "enabled must be on or off (true/false, yes/no also work)"),
+        ("vision", "maybe", "vision must be on or off (true/false, yes/no also work)"),
+        ("reasoning", "none", "reasoning must be one of hidden, summary, file"),
+        ("reasoning_effort", "max", "reasoning_effort must be one of low, medium, high, or none"),
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
         ("fallback_model", "two words", "fallback_model must be a model name like gpt-4o-mini, or none"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),

@@ -42,6 +42,7 @@ class UsageSummary:
     completion_tokens: int
     estimated_requests: int  # requests whose token counts are estimates, not reported by the API
     by_status: dict[str, int] = field(default_factory=dict)
+    reasoning_tokens: int = 0  # part of completion_tokens, where the server reported them
     top_users: list[tuple[int, int]] = field(default_factory=list)  # (user_id, tokens), most tokens first
     by_model: dict[str, TokenCounts] = field(default_factory=dict)
 
@@ -164,6 +165,7 @@ class UsageStore:
             prompt_tokens=sum(row["prompt"] for row in by_status_rows),
             completion_tokens=sum(row["completion"] for row in by_status_rows),
             estimated_requests=sum(row["estimated"] for row in by_status_rows),
+            reasoning_tokens=sum(row["reasoning"] for row in by_status_rows),
             by_status={row["status"]: row["requests"] for row in by_status_rows},
             top_users=[(row["user_id"], row["tokens"]) for row in top_rows],
             by_model={row["model"]: _counts(row) for row in by_model_rows},

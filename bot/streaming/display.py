@@ -13,7 +13,14 @@ from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
-from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
+from bot.streaming.target import (
+    DeliveryFailed,
+    DeliveryRetry,
+    FileUpload,
+    MessageGone,
+    ReplyTarget,
+    TargetExpired,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,7 @@ class Frame:
     # there is no text yet); once final, the footer.
     status_line: str | None = None
     final: bool = False
+    file: FileUpload | None = None  # attached to the last page with the final version
 
     def pages(self) -> list[str]:
         return render(self.text, streaming=not self.final, footer=self.status_line or "")
@@ -96,8 +104,8 @@ class ReplyDisplay:
         """Put the in-progress marker up now: an interaction must be answered within 3 s."""
         self._want(self._frame)
 
-    def finish(self, text: str, footer: str) -> None:
-        self._want(Frame(text, footer or None, final=True))
+    def finish(self, text: str, footer: str, file: FileUpload | None = None) -> None:
+        self._want(Frame(text, footer or None, final=True, file=file))
         if self._delivery is not Delivery.GONE:
             self._button.hide()
 
@@ -161,7 +169,8 @@ class ReplyDisplay:
         page = stale[0]
         sent_at = time.monotonic()
         try:
-            await self._target.put(page, pages[page])
+            last = frame.final and page == len(pages) - 1
+            await self._target.put(page, pages[page], frame.file if last else None)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()

@@ -6,13 +6,15 @@ import asyncio
 import logging
 import uuid
 
+from bot.llm import ChatRequest
 from bot.model_calls import ModelCaller
-from bot.prompt import Prompt
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.continuation import CutOff, CutOffAnswers
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -30,10 +32,11 @@ class StreamManager:
         inflight: InflightStore,
         answers: AnswersStore,
         max_concurrent: int,
+        limits: Limits,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
-        self._models = models
         self._answers = answers
+        self._models = models
         self._observer = observer
         self._pacer = pacer
         self._usage = usage
@@ -42,6 +45,8 @@ class StreamManager:
         # turn behind a placeholder instead of slowing every answer and the gateway down.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
+        self._limits = limits
+        self.cut_offs = CutOffAnswers()
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -57,19 +62,18 @@ class StreamManager:
     def start(
         self,
         *,
-        prompt: Prompt,
+        chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
-        origin: AnswerOrigin | None,
         prompt_message_id: int | None = None,
+        options: AnswerOptions | None = None,
+        origin: AnswerOrigin | None = None,
     ) -> ReplyStream:
-        """Start an answer; with an origin its pages are recorded so replies to them continue it."""
+        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it."""
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
             request_id=request_id,
-            prompt=prompt,
-            answers=self._answers,
-            origin=origin,
+            chat=chat,
             requester=requester,
             target=target,
             models=self._models,
@@ -77,24 +81,32 @@ class StreamManager:
             usage=self._usage,
             inflight=self._inflight,
             slots=self._slots,
+            limits=self._limits,
+            options=options or AnswerOptions(),
             observer=self._observer,
+            answers=self._answers,
+            origin=origin,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
-        task.add_done_callback(lambda t: self._forget(request_id, t))
+        task.add_done_callback(lambda t: self._forget(stream, t))
         log.info(
             "Request %s started in channel %s for user %s (model %s)",
             request_id,
             requester.channel_id,
             requester.user_id,
-            prompt.model,
+            chat.model,
         )
         return stream
 
-    def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
-        self._streams.pop(request_id, None)
+    def _forget(self, stream: ReplyStream, task: asyncio.Task[None]) -> None:
+        self._streams.pop(stream.request_id, None)
         if not task.cancelled() and task.exception() is not None:
-            log.error("Request %s crashed", request_id, exc_info=task.exception())
+            log.error("Request %s crashed", stream.request_id, exc_info=task.exception())
+        elif stream.cut_off and stream.message_ids:
+            r = stream.requester
+            ids = tuple(stream.message_ids)
+            self.cut_offs.remember(CutOff(stream.chat, stream.text, r.user_id, r.guild_id, r.channel_id, ids))
 
     def by_message(self, message_id: int) -> ReplyStream | None:
         """The answer showing in this message, or answering this prompt message."""
