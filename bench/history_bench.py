@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # `python bench/history_bench.py` puts bench/ on 
     sys.path.insert(0, str(ROOT))
 
 from bench.stream_bench import STREAMCORD, BotProcess, Load, poll_until  # noqa: E402
-from bot.db import Database  # noqa: E402
+from bot.db import DatabaseLocation, open_database  # noqa: E402
 from bot.store.answers import AnswerOrigin, AnswersStore  # noqa: E402
 from fakes.discord import FakeDiscord  # noqa: E402
 from fakes.llm_server import FakeLLM, Scenario  # noqa: E402
@@ -40,7 +40,7 @@ async def seed_chain(
     fake: FakeDiscord, db_path: Path, guild: int, channel: int, user: int, turns: int
 ) -> int:
     """The chain, before the bot connects; returns its last message's id."""
-    db = await Database.open(db_path)
+    db = await open_database(DatabaseLocation(path=db_path))
     answers = AnswersStore(db)
     last: int | None = None
     try:

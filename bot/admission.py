@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from bot.access import NOT_ALLOWED, daily_quota, may_ask
 from bot.budget import Budget
+from bot.db import DatabaseUnavailable
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -44,7 +48,17 @@ class Admission:
     async def check(
         self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int] = ()
     ) -> ChannelSettings:
-        """The settings to answer with, or Refused. ``role_ids``: the member's roles in the server."""
+        """The settings to answer with, or Refused (also while the database is unavailable).
+        ``role_ids``: the member's roles in the server."""
+        try:
+            return await self._check(guild_id, channel_id, user_id, role_ids)
+        except DatabaseUnavailable as exc:
+            log.warning("Refused a request in channel %s: %s", channel_id, exc)
+            raise Refused("I can't reach my database right now. Ask again in a moment.") from exc
+
+    async def _check(
+        self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int]
+    ) -> ChannelSettings:
         if self.closing:
             raise Refused("I'm restarting. Ask again in a moment.")
         settings = await self._settings.get(guild_id, channel_id, self._defaults)

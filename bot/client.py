@@ -19,7 +19,7 @@ from bot.admission import Admission
 from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
-from bot.db import Database
+from bot.db import Database, open_database
 from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
@@ -177,6 +177,8 @@ class StreamcordBot(commands.Bot):
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
         await self.attachments.close()
+        await self.usage.writes.close()
+        await self.inflight.writes.close()
         await super().close()
 
 
@@ -185,7 +187,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
     stream's final usage write."""
     use_discord_endpoints(config.discord_api_base, config.discord_gateway_url)
-    db = await Database.open(config.database_path)
+    db = await open_database(config.database)
     try:
         llm = LLMClient(
             base_url=config.openai_base_url,

@@ -11,6 +11,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.db.location import DatabaseLocation
+from bot.db.postgres import is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
@@ -25,7 +27,7 @@ class Config:
     openai_api_key: str = field(repr=False)
     openai_base_url: str
     defaults: ChannelSettings
-    database_path: Path
+    database: DatabaseLocation
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -141,7 +143,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         openai_api_key=get("OPENAI_API_KEY", "not-needed"),
         openai_base_url=base_url,
         defaults=defaults,
-        database_path=Path(get("DATABASE_PATH", _DEFAULT_DATABASE)),
+        database=database_location(env),
         log_level=level,
         discord_api_base=api_base,
         discord_gateway_url=gateway,
@@ -170,10 +172,18 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
-def load_database_path(env_file: str | Path = ".env") -> Path:
+def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
+    """DATABASE_URL=postgresql://… selects PostgreSQL; without it, the SQLite file at DATABASE_PATH."""
+    url = (env.get("DATABASE_URL") or "").strip()
+    if url and not is_postgres_url(url):
+        raise ConfigError("DATABASE_URL must start with postgresql:// (leave it empty to use DATABASE_PATH).")
+    path = Path((env.get("DATABASE_PATH") or "").strip() or _DEFAULT_DATABASE)
+    return DatabaseLocation(path=path, url=url or None)
+
+
+def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:
     """For the maintenance commands, which need no Discord or model settings."""
-    value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
-    return Path(value or _DEFAULT_DATABASE)
+    return database_location({**dotenv_values(env_file), **os.environ})
 
 
 def load_prices(env_file: str | Path = ".env") -> PriceList:

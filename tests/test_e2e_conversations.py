@@ -4,7 +4,7 @@ the real discord.py and openai clients against the loopback servers."""
 from __future__ import annotations
 
 from bot.client import StreamcordBot
-from bot.db import Database
+from bot.db import DatabaseLocation, open_database
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.streaming.render import render
 from fakes.llm_server import Scenario
@@ -76,7 +76,7 @@ async def test_a_chat_chain_continued_from_page_two_and_by_another_user(
 async def seed_chain(world: World, turns: int) -> int:
     """Before the bot connects (so nothing is answered now): a reply chain of `turns` messages, alternately
     Alice's and answers the bot gave earlier, recorded in its database; returns the last message's id."""
-    db = await Database.open(world.db_path)
+    db = await open_database(DatabaseLocation(path=world.db_path))
     answers = AnswersStore(db)
     last = None
     for i in range(turns):

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bot.db import Database
+from bot.db.postgres import PostgresDatabase
 from bot.model_retry import Failure, FailureKind
 from bot.status import (
     CONTENT_FILTER,
@@ -55,11 +56,19 @@ LINES = [
 
 
 async def test_the_usage_status_check_lists_exactly_the_statuses(db: Database) -> None:
-    row = await db.fetchone("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
-    assert row is not None
-    check = re.search(r"CHECK\s*\(\s*status\s+IN\s*\(([^)]*)\)\s*\)", row["sql"])
-    assert check is not None, row["sql"]
-    allowed = {value.strip().strip("'") for value in check.group(1).split(",")}
+    if isinstance(db, PostgresDatabase):
+        rows = await db.fetchall(
+            "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint"
+            " WHERE conrelid = 'usage'::regclass AND contype = 'c'"
+        )
+        [check] = [row["def"] for row in rows if "status" in row["def"]]
+        allowed = set(re.findall(r"'([^']*)'", check))
+    else:
+        row = await db.fetchone("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
+        assert row is not None
+        match = re.search(r"CHECK\s*\(\s*status\s+IN\s*\(([^)]*)\)\s*\)", row["sql"])
+        assert match is not None, row["sql"]
+        allowed = {value.strip().strip("'") for value in match.group(1).split(",")}
     assert allowed == {status.value for status in Status}
 
 

@@ -1,9 +1,8 @@
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store.settings import NOT_SET, SettingsStore
 
@@ -216,13 +215,12 @@ async def test_reset_one_key_or_all_at_a_scope(store: SettingsStore) -> None:
     }
 
 
-async def test_settings_survive_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "persist.db"
-    db = await Database.open(path)
+async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     await SettingsStore(db).set(GUILD, "channel", CHANNEL, "model", "kept-model", ADMIN)
     await db.close()
 
-    db = await Database.open(path)
+    db = await open_database(db_location)
     try:
         store = SettingsStore(db)
         assert (await store.get(GUILD, CHANNEL, DEFAULTS)).model == "kept-model"

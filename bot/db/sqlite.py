@@ -11,13 +11,15 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from bot.db.base import DatabaseUnavailable
 from bot.db.migrations import (
+    MIGRATIONS_ROOT,
     SELECT_APPLIED,
     MigrationFile,
     MigrationStatus,
@@ -30,11 +32,13 @@ from bot.db.migrations import (
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+MIGRATIONS_DIR = MIGRATIONS_ROOT / "sqlite"
 
 
-class Database:
-    """One aiosqlite connection shared by the whole bot; create with ``await Database.open(path)``."""
+class SqliteDatabase:
+    """One aiosqlite connection shared by the whole bot; create with ``await SqliteDatabase.open(path)``.
+
+    A single process owns the file: every other process's rows are a dead run's leftovers."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, migrations_dir: Path) -> None:
         self._conn = conn
@@ -52,12 +56,15 @@ class Database:
         return str(self.path)
 
     @classmethod
-    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
+    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> SqliteDatabase:
         """Open (creating it if needed) and bring the schema up to date."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN ourselves.
-        db = await cls._connect(path, migrations_dir, path, isolation_level=None)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN.
+            db = await cls._connect(path, migrations_dir, path, isolation_level=None)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise DatabaseUnavailable(f"cannot open the SQLite database {path}: {exc}") from exc
         try:
             row = await db.fetchone("PRAGMA journal_mode = WAL")
             if row is None or str(row[0]).lower() != "wal":
@@ -71,7 +78,9 @@ class Database:
         return db
 
     @classmethod
-    async def _connect(cls, path: Path, migrations_dir: Path, target: str | Path, **options: Any) -> Database:
+    async def _connect(
+        cls, path: Path, migrations_dir: Path, target: str | Path, **options: Any
+    ) -> SqliteDatabase:
         conn = await aiosqlite.connect(target, **options)
         try:
             conn.row_factory = sqlite3.Row
@@ -84,6 +93,13 @@ class Database:
     async def close(self) -> None:
         async with self._lock:
             await self._conn.close()
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        return instance_id == self.instance_id
+
+    def snapshot(self) -> AbstractAsyncContextManager[None]:
+        # A transaction holds SQLite's write lock: nothing changes between its reads.
+        return self.transaction()
 
     # --- statements -------------------------------------------------------------------------------------
 
@@ -168,7 +184,7 @@ async def migration_status(path: str | Path, migrations_dir: Path = MIGRATIONS_D
     if not path.exists():
         return compare_migrations([], files)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = await Database._connect(path, migrations_dir, uri, uri=True)
+    db = await SqliteDatabase._connect(path, migrations_dir, uri, uri=True)
     try:
         exists = await db.fetchone(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"

@@ -37,8 +37,9 @@ class AnswersStore:
         """Record the answer (once) and its pages so far; called each time a page is created."""
         async with self._db.transaction():
             await self._db.execute(
-                "INSERT OR IGNORE INTO answers (request_id, guild_id, channel_id, prompt_message_id,"
-                " prompt_text, prompt_author_id, prompt_author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (request_id, guild_id, channel_id, prompt_message_id, prompt_text,"
+                " prompt_author_id, prompt_author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (
                     request_id,
                     origin.guild_id,
@@ -52,7 +53,8 @@ class AnswersStore:
             )
             for page, message_id in enumerate(message_ids):
                 await self._db.execute(
-                    "INSERT OR IGNORE INTO answer_pages (message_id, request_id, page) VALUES (?, ?, ?)",
+                    "INSERT INTO answer_pages (message_id, request_id, page) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (message_id, request_id, page),
                 )
 

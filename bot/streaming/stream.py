@@ -164,9 +164,11 @@ class ReplyStream:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
             r = self.requester
-            await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
-            await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-            self._recorded.set()
+            try:
+                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+                await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
+            finally:
+                self._recorded.set()  # pages wait for the rows: a failed write must not leave them waiting
             if self._consumer is not None:
                 await self._consumer
         except asyncio.CancelledError:
