@@ -24,12 +24,14 @@ from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
 from bot.history import History
+from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
 from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
+from bot.shard_plan import IDENTIFY_SPACING
 from bot.store.alerts import AlertStore
 from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
@@ -72,6 +74,7 @@ class StreamcordBot(commands.Bot):
             http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
+            **config.shards.client_options(),
         )
         self.config = config
         self.db = db
@@ -110,24 +113,43 @@ class StreamcordBot(commands.Bot):
             limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),
         )
+        self.identify_gate = identify_gate(db)
+        self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
         if metrics:
             metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
+        """After login, before the gateway: the cogs, and the command sync if this process owns shard 0."""
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.tree.sync()
-        self._run_in_background(finalize_orphans(self, self.inflight, self.pacer))
+        if self.config.shards.syncs_commands:
+            await self.tree.sync()
+        if self.config.shards.sharded:
+            _, _, limits = await self.http.get_bot_gateway()
+            self._max_concurrency = max(1, int(limits["max_concurrency"]))
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        log.info("Connecting to the gateway: %s", self.config.shards.describe())
+        # Replies a crash left streaming in this process's servers; other processes recover their own.
+        self._run_in_background(
+            finalize_orphans(self, self.inflight, self.pacer, self.config.shards.guilds())
+        )
         if self.config.usage_retention_days is not None:
             self._run_in_background(self.retention.prune_daily(self.config.usage_retention_days))
+        await super().connect(reconnect=reconnect)
 
     def _run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """One IDENTIFY per bucket at a time across every process sharing the database (Discord answers
+        a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
+        await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
 
     async def _send_alert(self, channel_id: int, text: str) -> None:
         await paced.send(self, self.pacer, channel_id, text)
@@ -182,6 +204,10 @@ class StreamcordBot(commands.Bot):
         await super().close()
 
 
+class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
+    """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
+
+
 @contextlib.asynccontextmanager
 async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
@@ -198,8 +224,9 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         await pacer.start()
         metrics = Metrics() if config.metrics_port is not None else None
         try:
+            kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
             async with (
-                StreamcordBot(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
+                kind(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:

@@ -240,11 +240,14 @@ class Payloads:
             ],
         }
 
-    def ready(self, session_id: str, gateway_url: str) -> dict[str, Any]:
+    def ready(
+        self, session_id: str, gateway_url: str, guilds: list[Guild], shard: tuple[int, int]
+    ) -> dict[str, Any]:
         return {
             "v": 10,
             "user": self.me(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self._state.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "shard": list(shard),
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": gateway_url,

@@ -23,9 +23,10 @@ from fakes.discord.model import (
 
 
 class World(Changes):
-    def add_guild(self, name: str = "Test Guild") -> int:
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> int:
+        """A guild; with ``shard`` ([shard_id, shard_count]), one whose events reach that shard."""
         state = self.state
-        gid = state.snowflake()
+        gid = state.snowflake(shard=shard)
         guild = Guild(gid, name, joined_at=payloads.now_iso())
         guild.roles[gid] = payloads.role(gid, "@everyone", EVERYONE_PERMISSIONS, 0)
         bot_role = state.snowflake()
