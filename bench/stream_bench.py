@@ -130,7 +130,16 @@ def raise_open_files_limit(streams: int) -> None:
 class BotProcess:
     """The bot as a subprocess against the fakes; its log goes to a file next to its database."""
 
-    def __init__(self, kind: BotKind, fake: FakeDiscord, llm: FakeLLM, workdir: Path, tag: str, load: Load):
+    def __init__(
+        self,
+        kind: BotKind,
+        fake: FakeDiscord,
+        llm: FakeLLM,
+        workdir: Path,
+        tag: str,
+        load: Load,
+        env: dict[str, str] | None = None,
+    ):
         self.kind = kind
         self.log_path = workdir / f"{tag}.log"
         self._fake = fake
@@ -147,6 +156,7 @@ class BotProcess:
             MAX_TOKENS=str(max(1024, load.tokens)),
             LOG_LEVEL="INFO",
         )
+        self._env.update(env or {})
         self._proc: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
 

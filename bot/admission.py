@@ -66,8 +66,7 @@ class Admission:
             raise Disabled(
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
-        if guild_id is None:
-            return settings
+        # Direct messages (guild_id None) count per user across all of them, like one more server.
         if not may_ask(settings, user_id, role_ids):
             raise NotAllowed(NOT_ALLOWED)
         now = datetime.now(UTC)
@@ -87,19 +86,20 @@ class Admission:
         return settings
 
     async def _check_spending(
-        self, guild_id: int, user_id: int, role_ids: Collection[int], settings: ChannelSettings
+        self, guild_id: int | None, user_id: int, role_ids: Collection[int], settings: ChannelSettings
     ) -> None:
         quota = daily_quota(settings, role_ids)
         if quota is not None and await self._usage.tokens_today(guild_id, user_id) >= quota:
+            where = "in direct messages" if guild_id is None else "on this server"
             raise Refused(
-                f"You've used your {quota:,} tokens for today on this server. The quota resets at 00:00 UTC."
+                f"You've used your {quota:,} tokens for today {where}. The quota resets at 00:00 UTC."
             )
-        if settings.monthly_budget is not None:
+        if guild_id is not None and settings.monthly_budget is not None:  # a server's budget
             refusal = self._budget.refusal(await self._budget.spent(guild_id, settings), settings)
             if refusal:
                 raise Refused(refusal)
 
-    def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:
+    def _remember(self, guild_id: int | None, user_id: int, now: datetime) -> None:
         self._admitted[guild_id, user_id] = now
         if len(self._admitted) > 10_000:  # older entries are past any cooldown and in the usage table
             horizon = now - timedelta(seconds=COOLDOWN_MAX)

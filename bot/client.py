@@ -20,8 +20,10 @@ from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database, open_database
+from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
+from bot.history import History
 from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
 from bot.metrics import Metrics, serve
@@ -31,6 +33,7 @@ from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
 from bot.shard_plan import IDENTIFY_SPACING
 from bot.store.alerts import AlertStore
+from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
@@ -48,6 +51,7 @@ INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
+    create_public_threads=True,
     read_message_history=True,
     add_reactions=True,
     manage_messages=True,
@@ -59,11 +63,13 @@ class StreamcordBot(commands.Bot):
     def __init__(
         self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer, metrics: Metrics | None = None
     ) -> None:
-        # Intents.default() carries reactions and guild messages; mentions of the bot include their content
-        # without the privileged message-content intent.
+        # Intents.default() carries reactions, guild and direct messages; mentions of the bot include their
+        # content without the privileged message-content intent, which only plain messages in threads need.
+        intents = discord.Intents.default()
+        intents.message_content = config.message_content_intent
         super().__init__(
             command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
-            intents=discord.Intents.default(),
+            intents=intents,
             allowed_mentions=NO_MENTIONS,
             http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
@@ -77,6 +83,13 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.answers = AnswersStore(db)
+        # An answer's pages change until it ends: they are not cached while it streams.
+        self.history = History(
+            DiscordFetcher(self, pacer),
+            self.answers,
+            in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
+        )
         self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
@@ -95,6 +108,7 @@ class StreamcordBot(commands.Bot):
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
+            answers=self.answers,
             max_concurrent=config.max_concurrent_streams,
             limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),

@@ -46,6 +46,8 @@ class Config:
     usage_retention_days: int | None = None  # None: keep every usage row
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no /metrics or /healthz server
+    message_content_intent: bool = False  # privileged: plain messages in the bot's threads are answered
+    allow_dms: bool = False
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -101,6 +103,12 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         except SettingError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 
+    def switch(name: str) -> bool:
+        raw = get(name, "false").lower()
+        if raw not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+        return raw == "true"
+
     base_url = get("OPENAI_BASE_URL", "https://api.openai.com/v1")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https://, got {base_url!r}.")
@@ -140,6 +148,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         history=setting("history", "HISTORY_TURNS", "10"),
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+        context_tokens=setting("context_tokens", "CONTEXT_TOKENS", "8000"),
     )
     return Config(
         discord_token=get("DISCORD_TOKEN"),
@@ -176,6 +185,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
         metrics_host=get("METRICS_HOST", "127.0.0.1"),
         metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
+        message_content_intent=switch("MESSAGE_CONTENT_INTENT"),
+        allow_dms=switch("ALLOW_DMS"),
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import httpx2
 import openai
@@ -29,6 +30,7 @@ ContentPart = dict[str, Any]
 class Message(TypedDict):
     role: str
     content: str | list[ContentPart]  # a list only when the turn carries images
+    name: NotRequired[str]  # who spoke a user turn (OpenAI's ^[a-zA-Z0-9_-]{1,64}$)
 
 
 def message_text(message: Message) -> str:
@@ -164,6 +166,15 @@ class LLMClient:
             return self._models
         self._models_at = time.monotonic()
         return self._models
+
+
+async def models_within(llm: LLMClient, timeout: float) -> list[str]:
+    """The model list if it comes within `timeout` (autocomplete has 3 s), else []; the listing goes on
+    shielded, so it still fills the cache for the next keystroke."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(llm.list_models()), timeout)
+    except TimeoutError:
+        return []
 
 
 async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] | None]:

@@ -41,7 +41,7 @@ async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot:
     assert message.versions[0].content.startswith("word0")
 
     request = world.llm.requests[0]
-    assert request.body["messages"][-1] == {"role": "user", "content": "Tell me a story"}
+    assert request.body["messages"][-1] == {"role": "user", "content": "Tell me a story", "name": "Alice"}
     assert request.body["stream_options"] == {"include_usage": True}
     [row] = await usage_rows(bot.db)
     assert row["status"] == "completed"
@@ -160,6 +160,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     assert world.llm.requests[0].body["messages"][-1] == {
         "role": "user",
         "content": "what is the capital of France?",
+        "name": "Alice",
     }
 
     world.llm.enqueue(Scenario(text="About two million people."))
@@ -168,9 +169,9 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     await wait_final(world, bot_messages(world)[1].id)
     messages = world.llm.requests[1].body["messages"]
     assert messages[-3:] == [
-        {"role": "user", "content": "what is the capital of France?"},
+        {"role": "user", "content": "what is the capital of France?", "name": "Alice"},
         {"role": "assistant", "content": "Paris is the capital of France."},
-        {"role": "user", "content": "And its population?"},
+        {"role": "user", "content": "And its population?", "name": "Alice"},
     ]
     assert_no_pings(world)
 

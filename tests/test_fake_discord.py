@@ -400,6 +400,30 @@ async def test_threads_are_seen_with_their_parent_and_used_like_channels(w: Worl
         assert cached is not None and cached.parent_id == w.channel and cached.name == "later"
 
 
+async def test_the_bot_opens_threads_and_archived_threads_refuse_posts(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        starter = await channel.send("start here")
+        created = asyncio.ensure_future(bot.wait_for("thread_create"))
+        thread = await channel.create_thread(name="from a message", message=starter)
+        assert thread.id == starter.id and thread.owner_id == w.fake.bot_user_id
+        assert (await asyncio.wait_for(created, 5)).id == thread.id
+        bare = await channel.create_thread(name="without one", type=discord.ChannelType.public_thread)
+        assert bare.parent_id == w.channel and bare.id != starter.id
+        with pytest.raises(discord.HTTPException) as refused:
+            await channel.create_thread(name="again", message=starter)
+        assert refused.value.code == 160004
+
+        posted = await thread.send("inside")
+        w.fake.archive_thread(thread.id)
+        for attempt in (thread.send("more"), posted.edit(content="changed")):
+            with pytest.raises(discord.HTTPException) as archived:
+                await attempt
+            assert (archived.value.status, archived.value.code) == (400, 50083)
+        assert w.fake.messages[posted.id].content == "inside"
+
+
 async def test_ack_deadline_and_token_ttl() -> None:
     async with world(ack_deadline=0.2, token_ttl=0.4) as w:
         bot = make_bot()

@@ -9,6 +9,7 @@ import uuid
 from bot.llm import ChatRequest
 from bot.model_calls import ModelCaller
 from bot.status import INTERRUPTED_BY_RESTART, Status
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
@@ -30,10 +31,12 @@ class StreamManager:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
+        answers: AnswersStore,
         max_concurrent: int | None,
         limits: Limits,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
+        self._answers = answers
         self._models = models
         self._observer = observer
         self._pacer = pacer
@@ -65,7 +68,9 @@ class StreamManager:
         target: ReplyTarget,
         prompt_message_id: int | None = None,
         options: AnswerOptions | None = None,
+        origin: AnswerOrigin | None = None,
     ) -> ReplyStream:
+        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it."""
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
             request_id=request_id,
@@ -80,6 +85,8 @@ class StreamManager:
             limits=self._limits,
             options=options or AnswerOptions(),
             observer=self._observer,
+            answers=self._answers,
+            origin=origin,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from bot.attachments import has_images, without_images
 from bot.circuit import CircuitOpen
 from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
 from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.prompt import context_full, halved_history
 from bot.status import (
     CONTENT_FILTER,
     IMAGES_REFUSED,
@@ -24,10 +24,12 @@ from bot.status import (
     failed,
     falling_back,
     in_queue,
+    retried_shorter,
     retrying,
     too_long,
     too_slow,
 )
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -38,6 +40,7 @@ from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
 from bot.streaming.target import FileUpload, ReplyTarget
 from bot.streaming.thinking import Thinking
+from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,6 @@ class StopRequest:
     reply_gone: bool = False  # the reply was deleted: nothing left to edit
 
 
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: the usual rule of thumb when the server sends no usage."""
-    return math.ceil(len(text) / 4)
-
-
 class ReplyStream:
     def __init__(
         self,
@@ -80,8 +78,12 @@ class ReplyStream:
         limits: Limits,
         options: AnswerOptions,
         observer: StreamObserver = NO_OBSERVER,
+        answers: AnswersStore,
+        origin: AnswerOrigin | None = None,
     ) -> None:
         self.request_id = request_id
+        self._answers = answers
+        self._origin = origin  # None: nobody can reply to this answer (ephemeral, continuations)
         self._observer = observer
         self.chat = chat
         self.requester = requester
@@ -205,13 +207,26 @@ class ReplyStream:
             deadline = asyncio.timeout(self._limits.deadline)
             try:
                 async with deadline:
-                    await self._read_with_image_fallback()
+                    await self._read_within_context()
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 self._overrun = too_slow(self._limits.deadline)
             finally:
                 self._thinking.end()
+
+    async def _read_within_context(self) -> None:
+        try:
+            await self._read_with_image_fallback()
+        except openai.BadRequestError as exc:
+            # The conversation is longer than the model's context after all: once more with half the history.
+            shorter = halved_history(self.chat) if context_full(exc) else None
+            if shorter is None or self._deltas or self._reasoning_deltas:
+                raise
+            self.chat, kept = shorter
+            log.info("Request %s: context full, asking again with %d earlier messages", self.request_id, kept)
+            self._notes.append(retried_shorter(kept))
+            await self._read_with_image_fallback()
 
     async def _read_with_image_fallback(self) -> None:
         try:
@@ -299,6 +314,8 @@ class ReplyStream:
     async def _on_page(self, message_ids: list[int]) -> None:
         await self._recorded.wait()
         await self._inflight.set_messages(self.request_id, message_ids)
+        if self._origin is not None:
+            await self._answers.set_pages(self.request_id, self._origin, message_ids)
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))

@@ -7,7 +7,8 @@ asks for, and records every request and every message version for assertions.
 What it enforces, as Discord does:
 - Messages: at most 2,000 characters of content and 10 embeds, never empty (400 with Discord's error
   body); replies to an unknown message fail unless ``fail_if_not_exists`` is false; the bot edits only its
-  own messages; ephemeral messages exist only for their interaction's webhook.
+  own messages; ephemeral messages exist only for their interaction's webhook; an archived thread refuses
+  posts and edits (400 50083).
 - Interactions: the callback must come within ``ack_deadline`` seconds (default 3) and only once, else 404
   "Unknown interaction"; the webhook token works for ``token_ttl`` seconds (default 900), then 401; the
   first followup after a deferred "thinking" response becomes that response.
@@ -31,8 +32,8 @@ What it enforces, as Discord does:
 
 The parts: state.py (the tables), world.py, messages.py and commands.py (changing them; changes.py is what
 they share), payloads.py (JSON shapes), gateway.py with sharding.py, ratelimits.py, and rest.py with the
-routes by resource in rest_app.py, rest_channels.py and rest_interactions.py. :class:`FakeDiscord` wires
-them together and is all that tests and the bench use.
+routes by resource in rest_app.py, rest_channels.py, rest_threads.py and rest_interactions.py.
+:class:`FakeDiscord` wires them together and is all that tests and the bench use.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from fakes.discord.rest import RestServer
 from fakes.discord.rest_app import AppRoutes
 from fakes.discord.rest_channels import ChannelRoutes
 from fakes.discord.rest_interactions import InteractionRoutes
+from fakes.discord.rest_threads import ThreadRoutes
 from fakes.discord.state import State
 from fakes.discord.world import World
 from fakes.loopback import LoopbackServer
@@ -163,6 +165,7 @@ class FakeDiscord(LoopbackServer):
                 self.state, payloads, self._commands, lambda: self.gateway_url, self.sharding
             ).routes(),
             *ChannelRoutes(self.state, payloads, self._messages).routes(),
+            *ThreadRoutes(self.state, payloads, self.world).routes(),
             *self._interaction_routes.routes(),
         ]
         self.rest = RestServer(
@@ -228,6 +231,9 @@ class FakeDiscord(LoopbackServer):
         self, guild_id: int, parent_id: int, name: str = "a thread", *, owner_id: int | None = None
     ) -> int:
         return self.world.add_thread(guild_id, parent_id, name, owner_id=owner_id)
+
+    def archive_thread(self, thread_id: int) -> None:
+        self.world.archive_thread(thread_id)
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.add_dm_channel(user_id)

@@ -162,7 +162,7 @@ class Payloads:
                 "flags": 0,
                 "applied_tags": [],
                 "thread_metadata": {
-                    "archived": False,
+                    "archived": channel.archived,
                     "auto_archive_duration": 1440,
                     "archive_timestamp": created,
                     "locked": False,
