@@ -12,6 +12,7 @@ from bot.shards import GuildFilter, every_guild
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
+from bot.streaming.render import render
 from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: Inflig
     pages = [await paced.fetch_message(client, pacer, channel_id, m) for m in orphan.message_ids]
     last = pages[-1]
     text, _ = split_status(last.content)
-    content = f"{text}\n{INTERRUPTED_BY_RESTART}" if text else INTERRUPTED_BY_RESTART
-    if len(content) > 2000:
-        content = text  # no room for the line; at least remove the in-progress cursor
+    content, *overflow = render(text, streaming=False, footer=INTERRUPTED_BY_RESTART)
+    if overflow:  # no room for the line on this page; at least remove the in-progress cursor
+        content = text
     await paced.edit(pacer, last, content)
     if client.user is not None:
         await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import setting_values as values
 from bot.setting_values import SettingError as SettingError  # re-exported: callers know it from here
+from bot.streaming.options import ReasoningMode
 
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
@@ -18,7 +19,7 @@ CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
-REASONING_MODES = ("hidden", "summary", "file")
+REASONING_MODES = tuple(mode.value for mode in ReasoningMode)
 REASONING_EFFORTS = ("low", "medium", "high")
 
 
@@ -32,7 +33,7 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
-    reasoning: str = "hidden"  # one of REASONING_MODES
+    reasoning: ReasoningMode = ReasoningMode.HIDDEN
     reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
     vision: bool = True
     allowed_roles: list[int] = dataclasses.field(default_factory=list)
@@ -159,7 +160,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
-    "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
+    "reasoning": lambda raw: ReasoningMode(_choice("reasoning", REASONING_MODES, raw)),
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),
     "allowed_roles": lambda raw: values.parse_ids("role", raw),
@@ -226,4 +227,6 @@ def resolve(
     so are channel values of server-only keys."""
     merged = {k: v for k, v in guild.items() if k in KEYS}
     merged.update((k, v) for k, v in channel.items() if k in KEYS and k not in SERVER_ONLY)
+    if "reasoning" in merged:  # stored as its text
+        merged["reasoning"] = ReasoningMode(merged["reasoning"])
     return dataclasses.replace(defaults, **merged)

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ReasoningMode(StrEnum):
+    """The channel's `reasoning` setting: what stays of a reasoning model's thinking."""
+
+    HIDDEN = "hidden"  # only the live "thinking…" line while it lasts
+    SUMMARY = "summary"  # "thought for 12 s" under the answer
+    FILE = "file"  # the whole thinking attached as reasoning.md
 
 
 @dataclass(frozen=True)
@@ -15,5 +24,5 @@ class Limits:
 
 @dataclass(frozen=True)
 class AnswerOptions:
-    reasoning: str = "hidden"  # the channel's `reasoning` setting: hidden, summary or file
+    reasoning: ReasoningMode = ReasoningMode.HIDDEN
     notes: tuple[str, ...] = ()  # status lines for under the answer, e.g. attachments skipped

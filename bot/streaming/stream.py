@@ -35,7 +35,7 @@ from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
-from bot.streaming.options import AnswerOptions, Limits
+from bot.streaming.options import AnswerOptions, Limits, ReasoningMode
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
 from bot.streaming.target import FileUpload, ReplyTarget
@@ -300,14 +300,14 @@ class ReplyStream:
 
     def _reasoning_file(self) -> FileUpload | None:
         """The full thinking, attached in the `file` reasoning mode."""
-        if self._options.reasoning != "file" or not self._thinking.text:
+        if self._options.reasoning is not ReasoningMode.FILE or not self._thinking.text:
             return None
         return FileUpload(REASONING_FILE, self._thinking.text.encode())
 
     def _footer(self, outcome: str) -> str:
         """The status lines under the answer: notes, how long the model thought, how the answer ended."""
         lines = list(self._notes)
-        summary = self._thinking.summary() if self._options.reasoning == "summary" else None
+        summary = self._thinking.summary() if self._options.reasoning is ReasoningMode.SUMMARY else None
         lines += [line for line in (summary, outcome) if line]
         return "\n".join(lines)
 
