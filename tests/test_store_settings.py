@@ -5,6 +5,7 @@ import pytest
 from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store.settings import NOT_SET, SettingsStore
+from bot.streaming.options import ReasoningMode
 
 GUILD, OTHER_GUILD = 100, 200
 CHANNEL, OTHER_CHANNEL = 1001, 1002
@@ -60,7 +61,7 @@ def test_keys_match_channel_settings_fields() -> None:
             ],
         ),
         ("user_models", "none", []),
-        ("reasoning", " File", "file"),
+        ("reasoning", " File", ReasoningMode.FILE),
         ("reasoning_effort", "HIGH", "high"),
         ("reasoning_effort", "none", None),
         ("vision", "off", False),
