@@ -138,7 +138,9 @@ class ModelCaller:
             # Retries must end inside the budget even if the server hangs instead of failing; a model's
             # first attempt (the fallback's too) is no retry.
             first_failure = budget.first_failure
-            limit = None if retry == 0 or first_failure is None else first_failure + self._policy.budget - started
+            limit = None
+            if retry and first_failure is not None:
+                limit = first_failure + self._policy.budget - started
             answered = False
             try:
                 async with contextlib.aclosing(self._llm.stream_chat(chat)) as events:

@@ -151,6 +151,12 @@ def _choice(key: str, choices: tuple[str, ...], raw: str, *, optional: bool = Fa
     return text
 
 
+def _reasoning(raw: str) -> ReasoningMode:
+    choice = _choice("reasoning", REASONING_MODES, raw)
+    assert choice is not None  # not optional
+    return ReasoningMode(choice)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "model": _model,
     "system_prompt": _system_prompt,
@@ -160,7 +166,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
-    "reasoning": lambda raw: ReasoningMode(_choice("reasoning", REASONING_MODES, raw)),
+    "reasoning": _reasoning,
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),
     "allowed_roles": lambda raw: values.parse_ids("role", raw),

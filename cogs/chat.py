@@ -3,7 +3,7 @@ answer with the conversation behind it."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
 import re
 
@@ -17,13 +17,12 @@ from bot.attachments import AttachmentInfo
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
-from bot.conversation import Turn, without_mention
+from bot.conversation import without_mention
+from bot.discord_history import attachment_infos
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
-from bot.llm import ChatRequest, models_within
-from bot.prompt import fit_request
-from bot.question import prepare_question
+from bot.llm import models_within
+from bot.question import EMPTY_PROMPT, Asking, Conversation
 from bot.settings import ChannelSettings
-from bot.status import left_out
 from bot.store.answers import AnswerOrigin
 from bot.streaming.continuation import is_continue
 from bot.streaming.options import AnswerOptions
@@ -33,7 +32,6 @@ from cogs.config import AUTOCOMPLETE_TIMEOUT
 log = logging.getLogger(__name__)
 
 THREAD_NAME_MAX = 100  # Discord's limit
-EMPTY_PROMPT = "Ask me something: your message had no text I can read."
 NO_CONTENT_INTENT = (
     "I only see messages here that mention me or reply to me: this bot runs without Discord's Message "
     "Content intent. Mention me (or reply to my answer) to continue the conversation."
@@ -46,14 +44,6 @@ def thread_name(prompt: str) -> str:
     """A thread title from the prompt's first words."""
     name = re.sub(r"\s+", " ", prompt).strip()
     return name[: THREAD_NAME_MAX - 1] + "…" if len(name) > THREAD_NAME_MAX else name or "Conversation"
-
-
-@dataclasses.dataclass(frozen=True)
-class Question:
-    """What an answer will ask the model, and how to show it."""
-
-    chat: ChatRequest
-    options: AnswerOptions
 
 
 class Chat(commands.Cog):
@@ -89,13 +79,14 @@ class Chat(commands.Cog):
                 guild_id, settings_channel_id(channel), user.id, _role_ids(user)
             )
             chosen = await self._chosen_model(interaction, settings, model)
-            attached = _attachments([file] if file else [])
-            question = await self._question(settings, prompt, attached, user.display_name, [], model=chosen)
         except Refused as refusal:
             await interaction.response.send_message(
                 str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
+        # The file is downloaded inside the answer, after its placeholder has answered the interaction.
+        attached = tuple(attachment_infos([file] if file else []))
+        question = self._asking(settings, prompt, user.display_name, attached, chosen_model=chosen)
         origin = AnswerOrigin(guild_id, channel.id, user.id, user.display_name, prompt_text=prompt)
         in_thread = settings.reply_in_thread if thread is None else thread
         if private:
@@ -138,31 +129,23 @@ class Chat(commands.Cog):
             raise Refused(f"The model server has no model `{model[:100]}`.")
         return model
 
-    async def _question(
+    def _asking(
         self,
         settings: ChannelSettings,
         prompt: str,
-        attachments: list[AttachmentInfo],
         speaker: str,
-        history: list[Turn],
-        *,
-        model: str | None = None,
-    ) -> Question:
-        """The prompt with its attachments after the conversation that fits; Refused when there is nothing
-        to ask."""
-        content, options = await prepare_question(self.bot.attachments, prompt, attachments, settings)
-        if isinstance(content, str) and not content.strip():
-            raise Refused(EMPTY_PROMPT)
-        fitted = fit_request(settings, Turn("user", content, speaker), history, model=model)
-        if fitted.left_out:
-            options = dataclasses.replace(options, notes=(*options.notes, left_out(fitted.left_out)))
-        return Question(fitted.request, options)
+        attachments: tuple[AttachmentInfo, ...],
+        conversation: Conversation | None = None,
+        chosen_model: str | None = None,
+    ) -> Asking:
+        fetcher = self.bot.attachments
+        return Asking(settings, prompt, speaker, fetcher, attachments, conversation, chosen_model)
 
     async def _start_in_thread(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel,
-        question: Question,
+        question: Asking,
         origin: AnswerOrigin,
     ) -> None:
         """Answer the interaction with the thread's title, open a thread from that message, and stream the
@@ -189,17 +172,17 @@ class Chat(commands.Cog):
 
     def _start(
         self,
-        question: Question,
+        question: Asking,
         requester: Requester,
         target: ChannelTarget | InteractionTarget,
         origin: AnswerOrigin | None,
         prompt_message_id: int | None = None,
     ) -> None:
         self.bot.streams.start(
-            chat=question.chat,
+            question=question,
             requester=requester,
             target=target,
-            options=question.options,
+            options=AnswerOptions(reasoning=question.settings.reasoning),
             origin=origin,
             prompt_message_id=prompt_message_id,
         )
@@ -237,17 +220,20 @@ class Chat(commands.Cog):
             settings = await self.bot.admission.check(
                 guild_id, settings_channel_id(channel), author.id, _role_ids(author)
             )
-            if whole_channel:
-                history = await self.bot.history.recent(channel.id, message.id, settings.history)
-            else:
-                history = await self.bot.history.chain(channel.id, reference, settings.history)
-            attached = _attachments(message.attachments)
-            question = await self._question(settings, prompt, attached, author.display_name, history)
         except Quiet:
             return  # a switched-off channel, or someone without access here, gets no answer
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
+        # The conversation and the files are read inside the answer, its placeholder showing meanwhile.
+        conversation: Conversation | None = None
+        history = self.bot.history
+        if whole_channel:
+            conversation = functools.partial(history.recent, channel.id, message.id, settings.history)
+        elif reference is not None:
+            conversation = functools.partial(history.chain, channel.id, reference, settings.history)
+        attached = tuple(attachment_infos(message.attachments))
+        question = self._asking(settings, prompt, author.display_name, attached, conversation)
         self._start(
             question,
             Requester(author.id, guild_id, channel.id),
@@ -282,10 +268,6 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
-
-
-def _attachments(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
-    return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
 
 
 def _role_ids(user: discord.User | discord.Member) -> list[int]:
