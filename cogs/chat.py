@@ -38,6 +38,7 @@ NO_CONTENT_INTENT = (
 )
 MODEL_NOT_ALLOWED = "Only the people a server admin lists in `user_models` may pick a model."
 THREAD_FAILED = "I couldn't open a thread here. Ask a server admin to let me create public threads."
+MESSAGE_FAILED = "Something went wrong while answering this. Try again in a moment."
 
 
 def thread_name(prompt: str) -> str:
@@ -205,6 +206,17 @@ class Chat(commands.Cog):
         if not addressed and message.guild is not None and not self.bot.config.message_content_intent:
             await self._explain_once(message)
             return
+        try:
+            await self._answer(message, me, whole_channel=whole_channel)
+        except Exception:
+            # discord.py would only log it: the person who asked is told too.
+            log.exception("Message %s in channel %s could not be answered", message.id, message.channel.id)
+            await self._reply(message, MESSAGE_FAILED)
+
+    async def _answer(self, message: discord.Message, me: discord.ClientUser, *, whole_channel: bool) -> None:
+        """Answer a message addressed to the bot (or in a conversation it keeps): continue a cut-off answer,
+        or start one with the conversation behind it."""
+        channel = message.channel
         prompt = without_mention(message.content, me.id)
         reference = message.reference.message_id if message.reference else None
         if is_continue(prompt) and reference is not None:
