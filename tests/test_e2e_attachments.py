@@ -18,11 +18,16 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 LOG = "ERROR disk full\nWARN retrying\n"
 
 
-async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
-    """Ask with attachments; the final content of the reply."""
+async def post(world: World, text: str, files: list[FakeAttachment]) -> None:
+    """Mention the bot with attachments."""
     await world.discord.post_message(
         world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", attachments=files
     )
+
+
+async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
+    """Ask with attachments; the final content of the reply."""
+    await post(world, text, files)
     await world.discord.wait_for(
         lambda: len(bot_messages(world)) == 1 and len(bot.streams) == 0, timeout=20, what="the answer"
     )
@@ -91,12 +96,7 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
     assert user_turn(world) == "summarise\n\nAttached file `notes.md`:\n```\n# Notes\nall good\n```"
 
     world.llm.enqueue(Scenario(text="No image then."))
-    await world.discord.post_message(
-        world.channel_id,
-        world.alice,
-        f"<@{world.discord.bot_user_id}> and this?",
-        attachments=[world.discord.upload("a.png", PNG, "image/png")],
-    )
+    await post(world, "and this?", [world.discord.upload("a.png", PNG, "image/png")])
     await world.discord.wait_for(lambda: len(world.llm.requests) == 2 and len(bot.streams) == 0)
     assert user_turn(world, 1) == "and this?"
     assert bot_messages(world)[-1].content == "No image then.\n📎 skipped a.png (images are off here)"
@@ -158,12 +158,7 @@ async def test_a_mention_shows_its_placeholder_while_its_file_downloads(
 ) -> None:
     world.discord.cdn_delay = 2.0
     world.llm.enqueue(Scenario(text="All good."))
-    await world.discord.post_message(
-        world.channel_id,
-        world.alice,
-        f"<@{world.discord.bot_user_id}> summarise",
-        attachments=[world.discord.upload("notes.md", NOTES, "text/markdown")],
-    )
+    await post(world, "summarise", [world.discord.upload("notes.md", NOTES, "text/markdown")])
     await world.discord.wait_for(lambda: bool(bot_messages(world)), what="the placeholder")
     [reply] = bot_messages(world)
     assert reply.content == MARKER and world.discord.cdn_served == 0 and not world.llm.requests
