@@ -44,16 +44,19 @@ class Asking:
     async def ask(self) -> Asked:
         """Downloads this question's files while the conversation is fetched, then the earlier turns'
         files, all inside one FETCH_TIMEOUT; the files and the turns are fitted to `context_tokens`."""
-        until = asyncio.get_running_loop().time() + FETCH_TIMEOUT
-        async with asyncio.TaskGroup() as group:
-            own = group.create_task(self._files(self.attachments, until))
-            earlier = group.create_task(self._earlier(until))
-        prepared, cut = fit_files(self.settings, self.prompt, own.result())
+        own, earlier = Prepared(), []
+        if self.reads:  # else nothing to wait for: a queued answer shows its place at once
+            until = asyncio.get_running_loop().time() + FETCH_TIMEOUT
+            async with asyncio.TaskGroup() as group:
+                files = group.create_task(self._files(self.attachments, until))
+                turns = group.create_task(self._earlier(until))
+            own, earlier = files.result(), turns.result()
+        prepared, cut = fit_files(self.settings, self.prompt, own)
         content = user_content(self.prompt, prepared)
         if isinstance(content, str) and not content.strip():
             raise Unanswerable(EMPTY_PROMPT)
         question = Turn("user", content, self.speaker)
-        fitted = fit_request(self.settings, question, earlier.result(), model=self.model)
+        fitted = fit_request(self.settings, question, earlier, model=self.model)
         skipped = [(s.filename, s.reason) for s in prepared.skipped]
         notes = [skipped_files(skipped)] if skipped else []
         notes += [cut_to_fit(cut)] if cut else []
