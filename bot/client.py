@@ -123,7 +123,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
     stream's final usage write."""
     use_discord_endpoints(config.discord_api_base, config.discord_gateway_url)
-    db = await Database.open(config.database_path)
+    db = await Database.open(config.database_path, busy_timeout=config.database_busy_timeout)
     try:
         llm = LLMClient(
             base_url=config.openai_base_url,

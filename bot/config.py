@@ -31,6 +31,7 @@ class Config:
     llm_max_retries: int = 2
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
+    database_busy_timeout: float = 5.0
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -121,6 +122,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        database_busy_timeout=number("DATABASE_BUSY_TIMEOUT", "5", float, 0.01, 60),
     )
 
 

@@ -49,6 +49,9 @@ def failed(message: str) -> str:
     return f"{_WARNING}{message}"
 
 
+NOT_RECORDED = failed("I can't record requests right now, so I didn't ask the model. Try again in a moment.")
+
+
 def split_status(content: str) -> tuple[str, str | None]:
     """One of the bot's messages as (the answer without the in-progress marker or a status line, the status
     line or None)."""

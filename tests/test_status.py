@@ -9,6 +9,7 @@ import pytest
 from bot.db import Database
 from bot.status import (
     INTERRUPTED_BY_RESTART,
+    NOT_RECORDED,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
     Status,
@@ -25,6 +26,7 @@ LINES = [
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     failed("The model server took too long to answer."),
+    NOT_RECORDED,
 ]
 
 

@@ -31,6 +31,8 @@ from bot.db.migrations import (
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# How long a statement waits for another connection's write lock before failing with "database is locked".
+BUSY_TIMEOUT = 5.0
 
 
 class Database:
@@ -52,12 +54,14 @@ class Database:
         return str(self.path)
 
     @classmethod
-    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
+    async def open(
+        cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *, busy_timeout: float = BUSY_TIMEOUT
+    ) -> Database:
         """Open (creating it if needed) and bring the schema up to date."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN ourselves.
-        db = await cls._connect(path, migrations_dir, path, isolation_level=None)
+        db = await cls._connect(path, migrations_dir, path, busy_timeout, isolation_level=None)
         try:
             row = await db.fetchone("PRAGMA journal_mode = WAL")
             if row is None or str(row[0]).lower() != "wal":
@@ -71,11 +75,13 @@ class Database:
         return db
 
     @classmethod
-    async def _connect(cls, path: Path, migrations_dir: Path, target: str | Path, **options: Any) -> Database:
+    async def _connect(
+        cls, path: Path, migrations_dir: Path, target: str | Path, busy_timeout: float, **options: Any
+    ) -> Database:
         conn = await aiosqlite.connect(target, **options)
         try:
             conn.row_factory = sqlite3.Row
-            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
         except BaseException:
             await conn.close()
             raise
@@ -168,7 +174,7 @@ async def migration_status(path: str | Path, migrations_dir: Path = MIGRATIONS_D
     if not path.exists():
         return compare_migrations([], files)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = await Database._connect(path, migrations_dir, uri, uri=True)
+    db = await Database._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
     try:
         exists = await db.fetchone(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"

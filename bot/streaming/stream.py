@@ -9,8 +9,9 @@ import math
 import time
 from dataclasses import dataclass
 
+from bot.db.retry import FAILURES, retried
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
-from bot.status import OUTPUT_LIMIT, Status, failed
+from bot.status import NOT_RECORDED, OUTPUT_LIMIT, Status, failed
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -20,6 +21,7 @@ from bot.streaming.target import ReplyTarget
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
+RECORD_TIMEOUT = 10.0  # the busy timeout bounds each statement; this bounds the wait for the connection too
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
-        self._recorded = asyncio.Event()  # the usage and in-flight rows exist
+        # Whether the usage and in-flight rows were written (known before the model is asked).
+        self._recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     @property
     def message_ids(self) -> list[int]:
@@ -97,34 +100,50 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
-        # The model and the placeholder timer start first: they are what the user waits for. A queued
-        # answer shows its placeholder at once.
+        # The placeholder timer starts first: it is what the user waits for. A queued answer shows its
+        # placeholder at once.
         delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
-            error = await self._generate()
+            recorded = await self._open_records()
+            self._recorded.set_result(recorded)
+            error = await self._generate() if recorded else None
         finally:
             placeholder.cancel()
+            if not self._recorded.done():
+                self._recorded.set_result(False)
+        if not recorded:
+            self.display.finish("", NOT_RECORDED)  # no row to account in: the model was never asked
+            await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
+            return
         status, footer = self._outcome(error)
         self.display.finish(self.text, footer)
         # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await self._record(status, error)
+        await retried(lambda: self._record(status, error), f"usage of request {self.request_id}")
         if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
             # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await self._inflight.remove(self.request_id)
+            await retried(lambda: self._inflight.remove(self.request_id), f"in-flight {self.request_id}")
         else:
             log.warning("Request %s: reply left for recovery at the next start", self.request_id)
 
+    async def _open_records(self) -> bool:
+        """Write the usage and in-flight rows, together, before the model is asked: an answer nobody can
+        account for or recover must not run. Whether they were written."""
+        r = self.requester
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT), self._inflight.transaction():
+                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+                await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
+        except FAILURES as exc:
+            log.error("Request %s not started: its usage could not be recorded: %r", self.request_id, exc)
+            return False
+        return True
+
     async def _generate(self) -> Exception | None:
-        """Record the request and read the answer (unless stopped before it began); the error it met."""
+        """Read the answer (unless stopped before it began); the error it met."""
         try:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
-            r = self.requester
-            await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
-            await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-            self._recorded.set()
-            if self._consumer is not None:
                 await self._consumer
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -160,8 +179,12 @@ class ReplyStream:
         return Status.COMPLETED, ""
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        await self._recorded.wait()
-        await self._inflight.set_messages(self.request_id, message_ids)
+        if not await self._recorded:
+            return
+        try:
+            await self._inflight.set_messages(self.request_id, message_ids)
+        except FAILURES as exc:  # recovery then misses this page; the answer itself goes on
+            log.warning("Request %s: pages not recorded: %r", self.request_id, exc)
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
