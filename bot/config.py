@@ -108,6 +108,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         history=setting("history", "HISTORY_TURNS", "10"),
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+        max_streams_per_user=setting("max_streams_per_user", "MAX_STREAMS_PER_USER", "2"),
     )
     return Config(
         discord_token=get("DISCORD_TOKEN"),

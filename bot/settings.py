@@ -11,6 +11,7 @@ from typing import Any
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
+STREAMS_PER_USER_MAX = 100
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 # Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
@@ -31,6 +32,7 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    max_streams_per_user: int = 2
 
 
 KEYS: dict[str, str] = {
@@ -42,6 +44,7 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "max_streams_per_user": f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}",
 }
 
 
@@ -106,6 +109,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
 }
 
 

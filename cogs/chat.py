@@ -32,19 +32,19 @@ class Chat(commands.Cog):
             # Discord enforces guild_only, but a registration from before it was added may still be used.
             raise app_commands.NoPrivateMessage
         try:
-            settings = await self.bot.admission.check(
+            admitted = await self.bot.admission.check(
                 guild_id, settings_channel_id(channel), interaction.user.id
+            )
+            self.bot.streams.start(
+                chat=build_request(admitted.settings, prompt),
+                requester=Requester(interaction.user.id, guild_id, channel.id),
+                target=InteractionTarget(interaction),
+                ticket=admitted.ticket,
             )
         except Refused as refusal:
             await interaction.response.send_message(
                 str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
             )
-            return
-        self.bot.streams.start(
-            chat=build_request(settings, prompt),
-            requester=Requester(interaction.user.id, guild_id, channel.id),
-            target=InteractionTarget(interaction),
-        )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -57,7 +57,7 @@ class Chat(commands.Cog):
             return
         guild_id = message.guild.id
         try:
-            settings = await self.bot.admission.check(
+            admitted = await self.bot.admission.check(
                 guild_id, settings_channel_id(message.channel), message.author.id
             )
         except Disabled:
@@ -65,13 +65,21 @@ class Chat(commands.Cog):
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
-        history = await self._history(message, me, settings.history)
-        self.bot.streams.start(
-            chat=build_request(settings, prompt, history),
-            requester=Requester(message.author.id, guild_id, message.channel.id),
-            target=ChannelTarget(self.bot, message.channel.id, reply_to=message.id),
-            prompt_message_id=message.id,
-        )
+        try:
+            history = await self._history(message, me, admitted.settings.history)
+        except BaseException:
+            admitted.ticket.release()  # the answer never started
+            raise
+        try:
+            self.bot.streams.start(
+                chat=build_request(admitted.settings, prompt, history),
+                requester=Requester(message.author.id, guild_id, message.channel.id),
+                target=ChannelTarget(self.bot, message.channel.id, reply_to=message.id),
+                ticket=admitted.ticket,
+                prompt_message_id=message.id,
+            )
+        except Refused as refusal:  # shutdown began meanwhile
+            await self._reply(message, str(refusal))
 
     @staticmethod
     def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:

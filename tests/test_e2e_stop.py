@@ -179,7 +179,7 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
 async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopped(world: World) -> None:
     world.llm.enqueue(Scenario(text=LONG[:300], tokens_per_second=60))
     world.llm.enqueue(Scenario(text="Second."))
-    async with running_bot(world, MAX_CONCURRENT_STREAMS="1") as bot:
+    async with running_bot(world, MAX_CONCURRENT_STREAMS="1", MAX_STREAMS_PER_USER="3") as bot:
         first = await chat(world, "one")
         queued = await chat(world, "two")
         third = await chat(world, "three")

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import uuid
 
+from bot.admission import RESTARTING, Refused
 from bot.llm import ChatRequest, LLMClient
+from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
@@ -29,6 +31,7 @@ class StreamManager:
         # turn behind a placeholder instead of slowing every answer and the gateway down.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
+        self.closed = False  # shutdown began: no answer may start after it
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -39,8 +42,14 @@ class StreamManager:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
+        ticket: Ticket,
         prompt_message_id: int | None = None,
     ) -> ReplyStream:
+        """Start an answer; ``ticket`` (its admission's reservation) is released when it is over. Refused
+        once shutdown began: the answer would run while the connections close under it."""
+        if self.closed:
+            ticket.release()
+            raise Refused(RESTARTING)
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
             request_id=request_id,
@@ -55,7 +64,7 @@ class StreamManager:
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
-        task.add_done_callback(lambda t: self._forget(request_id, t))
+        task.add_done_callback(lambda t: self._forget(request_id, t, ticket))
         log.info(
             "Request %s started in channel %s for user %s (model %s)",
             request_id,
@@ -65,8 +74,9 @@ class StreamManager:
         )
         return stream
 
-    def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
+    def _forget(self, request_id: str, task: asyncio.Task[None], ticket: Ticket) -> None:
         self._streams.pop(request_id, None)
+        ticket.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("Request %s crashed", request_id, exc_info=task.exception())
 
@@ -93,6 +103,7 @@ class StreamManager:
 
     async def shutdown(self, timeout: float) -> None:
         """Finalise every answer as interrupted and record its usage before the connections close."""
+        self.closed = True
         entries = list(self._streams.values())
         for stream, _, _ in entries:
             self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)

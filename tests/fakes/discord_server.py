@@ -417,7 +417,9 @@ class FakeDiscord(LoopbackServer):
         self.token_ttl = token_ttl
         self.ack_deadline = ack_deadline
         self.latency = latency
-        self._outages: list[list[Any]] = []  # [method, path substring, status, remaining count]
+        # [method, path substring, status, remaining count, Discord error code, message]
+        self._outages: list[list[Any]] = []
+        self._holds: list[tuple[str, str, asyncio.Event]] = []  # [method, path substring, release]
         # family -> (limit, window seconds); tests may override entries before or during a run.
         self.bucket_limits: dict[str, tuple[int, float]] = {
             "channel_messages": (5, 5.0),
@@ -1329,15 +1331,30 @@ class FakeDiscord(LoopbackServer):
 
     # ----------------------------------------------------------------------------------- REST plumbing
 
-    def fail_requests(self, method: str, path_contains: str, status: int, count: int) -> None:
-        """Answer the next `count` matching requests with `status` (e.g. 503), as during a Discord outage."""
-        self._outages.append([method, path_contains, status, count])
+    def fail_requests(
+        self, method: str, path_contains: str, status: int, count: int, *, code: int = 0, message: str = ""
+    ) -> None:
+        """Answer the next `count` matching requests with `status` (e.g. 503, as during a Discord outage), or
+        with a Discord error `code` (e.g. 403 50013 Missing Permissions, 400 50083 thread archived)."""
+        text = message or ("Service Unavailable" if status >= 500 else "Refused")
+        self._outages.append([method, path_contains, status, count, code, text])
+
+    def hold_requests(self, method: str, path_contains: str) -> asyncio.Event:
+        """Matching requests wait (after being recorded) until the returned event is set."""
+        release = asyncio.Event()
+        self._holds.append((method, path_contains, release))
+        return release
 
     def _outage(self, method: str, path: str) -> None:
         for outage in self._outages:
             if outage[3] > 0 and outage[0] == method and outage[1] in path:
                 outage[3] -= 1
-                raise _ApiError(outage[2], 0, f"{outage[2]}: Service Unavailable")
+                raise _ApiError(outage[2], outage[4], f"{outage[2]}: {outage[5]}")
+
+    async def _hold(self, method: str, path: str) -> None:
+        for held_method, held_path, release in self._holds:
+            if held_method == method and held_path in path:
+                await release.wait()
 
     async def _rest_handler(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
@@ -1358,6 +1375,7 @@ class FakeDiscord(LoopbackServer):
         self.requests.append(record)
         if self.latency:
             await asyncio.sleep(self.latency)
+        await self._hold(method, path)
         interaction_route = handler_name.startswith(("webhook_", "interaction_"))
         status, payload, headers = 200, None, {"Via": "1.1 google"}
         try:
