@@ -12,6 +12,7 @@ from bot.status import (
     NOT_RECORDED,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
+    UNDELIVERABLE,
     Status,
     failed,
     split_status,
@@ -27,6 +28,7 @@ LINES = [
     OUTPUT_LIMIT,
     failed("The model server took too long to answer."),
     NOT_RECORDED,
+    UNDELIVERABLE,
 ]
 
 

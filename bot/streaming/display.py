@@ -11,7 +11,14 @@ from enum import Enum, IntEnum
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
-from bot.streaming.target import DeliveryFailed, DeliveryRetry, MessageGone, ReplyTarget, TargetExpired
+from bot.streaming.target import (
+    DeliveryBlocked,
+    DeliveryFailed,
+    DeliveryRetry,
+    MessageGone,
+    ReplyTarget,
+    TargetExpired,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +67,15 @@ class ReplyDisplay:
         key: str,
         *,
         on_gone: Callable[[], None],
+        on_blocked: Callable[[str], None],
         on_page: Callable[[list[int]], Awaitable[None]],
     ) -> None:
         self._target = target
         self._pacer = pacer
         self._key = key
         self._on_gone = on_gone
+        self._on_blocked = on_blocked
+        self._note: asyncio.Future[None] | None = None
         self._on_page = on_page
         self._button = StopButton(target, pacer, f"{key}:stop-button")
         self._wanted: Frame | None = None  # None until something (even the placeholder) should show
@@ -112,7 +122,21 @@ class ReplyDisplay:
         else:
             synced = self._delivery in (Delivery.SYNCED, Delivery.GONE)
         await self._button.wait_hidden(STOP_BUTTON_TIMEOUT)
+        if self._note is not None:
+            await asyncio.wait([self._note], timeout=STOP_BUTTON_TIMEOUT)
         return synced
+
+    def note(self, text: str) -> None:
+        """A short message beside a reply Discord no longer lets us edit, where the bot may still write."""
+        self._note = self._pacer.submit(
+            f"{self._key}:note", lambda: self._send_note(text), self._target.note_route()
+        )
+
+    async def _send_note(self, text: str) -> None:
+        try:
+            await self._target.note(text)
+        except Exception as exc:  # nowhere left to write: the log has it
+            log.warning("Reply %s: could not post a note beside it: %r", self._key, exc)
 
     @property
     def _frame(self) -> Frame:
@@ -157,6 +181,11 @@ class ReplyDisplay:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()
             self._on_gone()
+            return
+        except DeliveryBlocked as exc:
+            log.warning("Reply %s: Discord refuses it for good (%s): stopping", self._key, exc)
+            self.abandon()
+            self._on_blocked(str(exc))
             return
         except TargetExpired:
             log.info("Reply %s: interaction token expired, continuing in channel messages", self._key)

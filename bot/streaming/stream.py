@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.db.retry import FAILURES, retried
 from bot.llm import ChatRequest, Finish, LLMClient, describe_error
-from bot.status import NOT_RECORDED, OUTPUT_LIMIT, Status, failed
+from bot.status import NOT_RECORDED, OUTPUT_LIMIT, UNDELIVERABLE, Status, failed
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -36,6 +36,7 @@ class StopRequest:
     status: Status
     footer: str
     reply_gone: bool = False  # the reply was deleted: nothing left to edit
+    error: str | None = None  # for the usage row: why it stopped, when that was a failure
 
 
 def estimate_tokens(text: str) -> int:
@@ -65,7 +66,14 @@ class ReplyStream:
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
-        self.display = ReplyDisplay(target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page)
+        self.display = ReplyDisplay(
+            target,
+            pacer,
+            request_id,
+            on_gone=self._on_gone,
+            on_blocked=self._on_blocked,
+            on_page=self._on_page,
+        )
         self.text = ""
         self._deltas = 0
         self._finish: Finish | None = None
@@ -189,6 +197,15 @@ class ReplyStream:
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
 
+    def _on_blocked(self, reason: str) -> None:
+        self.stop(StopRequest(Status.ERROR, "", reply_gone=True, error=f"discord {reason}"))
+        self.display.note(UNDELIVERABLE)
+
+    def _error_detail(self, error: Exception | None) -> str | None:
+        if self._stop is not None and self._stop.error is not None:
+            return self._stop.error
+        return None if error is None else type(error).__name__
+
     async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
@@ -206,7 +223,7 @@ class ReplyStream:
             estimated=estimated,
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
-            error=None if error is None else type(error).__name__,
+            error=self._error_detail(error),
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",
