@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -21,6 +22,7 @@ from bot.db import MIGRATIONS_DIR, AppliedMigration, Database, MigrationError, m
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
+FORCED_EXIT = 1  # a second SIGTERM or Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +70,11 @@ async def run(config: Config) -> None:
         closing: set[asyncio.Task[None]] = set()
 
         def shut_down(sig: signal.Signals) -> None:
+            if closing:
+                # The operator insists: every step of shutdown is bounded, but they won't wait for it.
+                log.warning("Received %s again: exiting now, without finishing the shutdown", sig.name)
+                logging.shutdown()
+                os._exit(FORCED_EXIT)
             log.info("Received %s: finishing in-flight answers and shutting down", sig.name)
             closing.add(loop.create_task(bot.close()))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import discord
 import yarl
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
 SHUTDOWN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0  # for each connection closed after the answers: nothing in shutdown waits unbounded
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -115,7 +116,7 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
-        await super().close()
+        await bounded(super().close(), "the Discord connection")
 
 
 @contextlib.asynccontextmanager
@@ -137,10 +138,18 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             async with StreamcordBot(config=config, db=db, llm=llm, pacer=pacer) as bot:
                 yield bot
         finally:
-            await pacer.close()
-            await llm.close()
+            await bounded(pacer.close(), "the pacer")
+            await bounded(llm.close(), "the model client")
     finally:
-        await db.close()
+        await bounded(db.close(), "the database")
+
+
+async def bounded(closing: Awaitable[None], what: str) -> None:
+    """Wait at most CLOSE_TIMEOUT for ``closing``; a hung connection must not keep the process alive."""
+    try:
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+    except TimeoutError:
+        log.warning("Closing %s took longer than %.0f s: left behind", what, CLOSE_TIMEOUT)
 
 
 def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:

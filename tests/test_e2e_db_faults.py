@@ -3,7 +3,9 @@ unaccounted, nothing waits forever, and a completed answer is never relabelled."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from bot.client import StreamcordBot
 from bot.status import NOT_RECORDED
-from tests.conftest import World, running_bot
+from tests.conftest import World, bot_process, running_bot
 from tests.fakes.llm_server import Scenario
 from tests.replies import usage_rows
 from tests.test_e2e_chat import STORY, chat, wait_final
@@ -108,3 +110,22 @@ async def test_recovery_leaves_an_answer_whose_final_version_was_shown(
         [row] = await usage_rows(bot.db)
     assert row["status"] == "interrupted"  # what happened is unknown to the database; the user saw it all
     assert message.content == STORY and len(message.versions) == versions
+
+
+async def test_a_second_sigterm_exits_at_once_while_shutdown_waits_on_the_database(
+    world: World, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bot.log"
+    async with bot_process(world, log_path, DATABASE_BUSY_TIMEOUT="60") as process:
+        with locked(world.db_path):
+            message_id = await chat(world, "hello")  # its usage row waits on the lock
+            await world.discord.wait_for(
+                lambda: world.discord.messages[message_id].content == "▌", what="placeholder"
+            )
+            process.send_signal(signal.SIGTERM)
+            await world.discord.wait_for(lambda: "Received SIGTERM" in log_path.read_text(), what="shutdown")
+            process.send_signal(signal.SIGTERM)
+            # Shutdown alone would wait for the answer (10 s) and the database (5 s) first.
+            assert await asyncio.wait_for(process.wait(), 8) == 1
+    assert "Received SIGTERM again: exiting now" in log_path.read_text()
+    assert world.llm.requests == []
