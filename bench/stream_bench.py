@@ -40,8 +40,8 @@ if str(ROOT) not in sys.path:  # `python bench/stream_bench.py` puts bench/ on t
     sys.path.insert(0, str(ROOT))
 
 from bot.streaming.render import MARKER  # noqa: E402
-from tests.fakes.discord_server import FakeDiscord, FakeInteraction, FakeMessage  # noqa: E402
-from tests.fakes.llm_server import FakeLLM, LLMRequest, Scenario  # noqa: E402
+from fakes.discord import FakeDiscord, FakeInteraction, FakeMessage  # noqa: E402
+from fakes.llm_server import FakeLLM, LLMRequest, Scenario  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -805,7 +805,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    logging.getLogger("tests.fakes").setLevel(logging.WARNING)
+    logging.getLogger("fakes").setLevel(logging.WARNING)
     asyncio.run(run(parse_args(argv)))
     return 0
 

@@ -17,6 +17,8 @@ from bot.config import Config
 from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
 from bot.llm import LLMClient
+from bot.model_calls import ModelCaller
+from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
 from bot.store.inflight import InflightStore
 from bot.store.settings import SettingsStore
@@ -60,8 +62,14 @@ class StreamcordBot(commands.Bot):
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
         self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.models = ModelCaller(
+            llm,
+            policy=RetryPolicy(budget=config.llm_retry_budget, max_retries=config.llm_max_retries),
+            circuit_failures=config.circuit_failures,
+            circuit_cool_down=config.circuit_cool_down,
+        )
         self.streams = StreamManager(
-            llm=llm,
+            models=self.models,
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
@@ -70,7 +78,7 @@ class StreamcordBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.sync()
@@ -130,7 +138,6 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             base_url=config.openai_base_url,
             api_key=config.openai_api_key,
             timeout=config.llm_timeout,
-            max_retries=config.llm_max_retries,
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -29,6 +30,9 @@ class Config:
     discord_gateway_url: str | None = None
     llm_timeout: float = 60.0
     llm_max_retries: int = 2
+    llm_retry_budget: float = 20.0
+    circuit_failures: int = 5
+    circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
     database_busy_timeout: float = 5.0
@@ -78,7 +82,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
             raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}.")
         return value
 
-    def setting(key: str, name: str, default: str) -> object:
+    def setting(key: str, name: str, default: str) -> Any:
         try:
             return parse_value(key, get(name, default))
         except SettingError as exc:
@@ -121,6 +125,9 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         discord_gateway_url=gateway,
         llm_timeout=number("LLM_TIMEOUT", "60", float, 1, 600),
         llm_max_retries=int(number("LLM_MAX_RETRIES", "2", int, 0, 10)),
+        llm_retry_budget=number("LLM_RETRY_BUDGET", "20", float, 0, 600),
+        circuit_failures=int(number("LLM_CIRCUIT_FAILURES", "5", int, 1, 1000)),
+        circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
         database_busy_timeout=number("DATABASE_BUSY_TIMEOUT", "5", float, 0.01, 60),

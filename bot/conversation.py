@@ -31,4 +31,5 @@ def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | 
         messages=messages,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        fallback_model=settings.fallback_model,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import discord
@@ -81,7 +81,7 @@ class ChannelTarget:
                     content=content, allowed_mentions=NO_MENTIONS
                 )
                 return
-            reference = None
+            reference: Any = discord.utils.MISSING  # send() takes no None here
             if page == 0 and self._reply_to is not None:
                 reference = discord.MessageReference(
                     message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False

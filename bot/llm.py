@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.circuit import CircuitOpen
+from bot.model_retry import error_code
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     temperature: float
     max_tokens: int | None
+    fallback_model: str | None = None  # asked when the model fails before any text (bot/model_calls.py)
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,16 @@ class ModelStreamError(openai.APIError):
 
 
 class LLMClient:
-    def __init__(self, *, base_url: str, api_key: str, timeout: float, max_retries: int) -> None:
+    def __init__(self, *, base_url: str, api_key: str, timeout: float) -> None:
         # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
-        # gap between two chunks, not the whole answer.
+        # gap between two chunks, not the whole answer. No hidden retries: bot/model_calls.py retries and
+        # shows each retry to the user.
+        self.base_url = base_url
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
             timeout=openai.Timeout(timeout, connect=10.0),
-            max_retries=max_retries,
+            max_retries=0,
         )
         self._models: list[str] = []
         self._models_at = float("-inf")
@@ -59,7 +66,7 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str | Finish]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Finish, None]:
         """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
         the HTTP response, which stops generation upstream.
 
@@ -69,7 +76,7 @@ class LLMClient:
         usage: Usage | None = None
         async with self._client.chat.completions.with_streaming_response.create(
             model=request.model,
-            messages=request.messages,  # type: ignore[arg-type]
+            messages=cast("list[ChatCompletionMessageParam]", request.messages),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             stream=True,
@@ -146,8 +153,10 @@ def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
         return "The model server is rate limiting requests. Try again in a moment."
     if isinstance(exc, openai.NotFoundError):
         return f"The model `{model}` is not available on the model server."
+    if isinstance(exc, CircuitOpen):
+        return f"The model server is unavailable. Try again in about {max(round(exc.retry_in), 1)} s."
     if isinstance(exc, openai.BadRequestError):
-        if _error_code(exc) == "context_length_exceeded":
+        if error_code(exc) == "context_length_exceeded":
             return "The conversation is too long for this model. Start a new one or lower `history`."
         return "The model server refused the request."
     if isinstance(exc, openai.APIStatusError):
@@ -161,12 +170,3 @@ def describe_error(exc: BaseException, model: str, *, mid_answer: bool) -> str:
             return "The model server dropped the connection mid-answer."
         return "Could not reach the model server."
     return "Something went wrong while generating this answer."
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
-            return inner["code"]
-    return getattr(exc, "code", None)

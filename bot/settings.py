@@ -33,6 +33,7 @@ class ChannelSettings:
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
     max_streams_per_user: int = 2
+    fallback_model: str | None = None
 
 
 KEYS: dict[str, str] = {
@@ -45,6 +46,7 @@ KEYS: dict[str, str] = {
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
     "max_streams_per_user": f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}",
+    "fallback_model": "Model asked when the main one fails before answering, or none",
 }
 
 
@@ -72,6 +74,15 @@ def _model(raw: str) -> str:
     if not value or len(value) > 200 or any(c.isspace() for c in value):
         raise SettingError("model must be a model name like gpt-4o-mini")
     return value
+
+
+def _fallback_model(raw: str) -> str | None:
+    if raw.strip().lower() in _EMPTY:
+        return None
+    try:
+        return _model(raw)
+    except SettingError:
+        raise SettingError("fallback_model must be a model name like gpt-4o-mini, or none") from None
 
 
 def _system_prompt(raw: str) -> str:
@@ -110,6 +121,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
     "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
+    "fallback_model": _fallback_model,
 }
 
 

@@ -7,9 +7,11 @@ sent back to the model drops it, so a new status line must be added here, where 
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 
+from bot.model_retry import Failure, FailureKind
 from bot.streaming.render import MARKER
 
 
@@ -30,8 +32,9 @@ _WARNING = "⚠️ "
 OUTPUT_LIMIT = "*(stopped at the output limit)*"
 QUESTION_DELETED = f"{_STOPPED}stopped: the question was deleted"
 INTERRUPTED_BY_RESTART = f"{_STOPPED}interrupted: the bot restarted"
+_ANSWERED_BY = "*(answered by "
 # Every status line starts with one of these.
-_STARTS = (_STOPPED, _WARNING, OUTPUT_LIMIT)
+_STARTS = (_STOPPED, _WARNING, OUTPUT_LIMIT, _ANSWERED_BY)
 
 # Characters Discord reads as Markdown (emphasis, code, spoiler, quote, link, mention) in the middle of a
 # line; a backslash before any punctuation shows it as is.
@@ -53,11 +56,53 @@ UNDELIVERABLE = failed("I had to stop my answer: Discord no longer lets me post 
 NOT_RECORDED = failed("I can't record requests right now, so I didn't ask the model. Try again in a moment.")
 
 
+def retrying(failure: Failure, retry: int, retries: int, delay: float) -> str:
+    """The live line while an answer waits to retry the model."""
+    when = f" in {math.ceil(delay)} s" if delay >= 1 else ""
+    return f"{_WARNING}{_reason(failure)}: retrying{when} ({retry} of {retries})"
+
+
+def falling_back(model: str, failure: Failure | None) -> str:
+    """The live line while the fallback ``model`` is asked; ``failure`` None: the main model's circuit is
+    open."""
+    return f"{_WARNING}{_reason(failure)}: asking `{_code(model)}` instead"
+
+
+def answered_by(model: str) -> str:
+    """The line under an answer the fallback model wrote."""
+    return f"{_ANSWERED_BY}the fallback model `{_code(model)}`)*"
+
+
+def _reason(failure: Failure | None) -> str:
+    """What went wrong, in plain words."""
+    if failure is None:
+        return "the model is unavailable"
+    status = f" ({failure.status})" if failure.status else ""
+    reasons = {
+        FailureKind.RATE_LIMITED: "the model server is overloaded",
+        FailureKind.SERVER_ERROR: "the model server failed",
+        FailureKind.TIMEOUT: "the model server did not answer in time",
+        FailureKind.CONNECTION: "could not reach the model server",
+        FailureKind.STREAM_ERROR: "the model server reported an error",
+        FailureKind.MODEL_NOT_FOUND: "the model is not available",
+    }
+    return reasons.get(failure.kind, "the model failed") + status
+
+
+def _code(name: str) -> str:
+    """A model name inside `code`: backticks would end it."""
+    return name.replace("`", "'")
+
+
 def split_status(content: str) -> tuple[str, str | None]:
-    """One of the bot's messages as (the answer without the in-progress marker or a status line, the status
-    line or None)."""
+    """One of the bot's messages as (the answer without the in-progress marker or its status lines, the
+    status lines or None). An answer can carry more than one: who answered, then how it ended."""
     text = content.removesuffix(MARKER).rstrip()
-    head, _, last = text.rpartition("\n")
-    if last.startswith(_STARTS):
-        return head.rstrip(), last
-    return text, None
+    lines: list[str] = []
+    while text:
+        head, _, last = text.rpartition("\n")
+        if not last.startswith(_STARTS):
+            break
+        lines.insert(0, last)
+        text = head.rstrip()
+    return text, "\n".join(lines) or None

@@ -24,6 +24,7 @@ AUTOCOMPLETE_TIMEOUT = 2.0  # Discord drops autocomplete answers after 3 s
 HISTORY_LIMIT = 10
 _VALUE_CHARS = 80
 _MESSAGE_LIMIT = 2000
+_MODEL_KEYS = ("model", "fallback_model")  # checked against the model server's list when set
 
 
 class ManageServerRequired(app_commands.CheckFailure):
@@ -107,7 +108,7 @@ class ConfigCommands(commands.Cog, name="Config"):
             await self._reply(interaction, str(exc))
             return
         note = ""
-        if key == "model":
+        if key in _MODEL_KEYS and parsed is not None:
             await interaction.response.defer(ephemeral=True, thinking=True)  # listing models may be slow
             models = await self.bot.llm.list_models()
             if not models:
@@ -195,7 +196,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         key = str(getattr(interaction.namespace, "key", "") or "").strip().lower()
         if key == "enabled":
             options = ["on", "off"]
-        elif key == "model":
+        elif key in _MODEL_KEYS:
             try:
                 # Shielded so a slow listing still fills the model cache for the next keystroke.
                 options = await asyncio.wait_for(
@@ -203,6 +204,8 @@ class ConfigCommands(commands.Cog, name="Config"):
                 )
             except TimeoutError:
                 return []
+            if key == "fallback_model":
+                options = ["none", *options]
         elif key in ("max_tokens", "daily_token_quota"):
             options = ["none"]
         else:

@@ -28,7 +28,10 @@ NEEDS_MANAGE_SERVER = (
 )
 
 
-def render(summary: UsageSummary, *, title: str, show_top_users: bool) -> discord.Embed:
+def render(
+    summary: UsageSummary, *, title: str, show_top_users: bool, model_errors: dict[str, int] | None = None
+) -> discord.Embed:
+    """``model_errors``: the last hour's model errors by kind, for admins (None: not shown)."""
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
     statuses = ", ".join(f"{count:,} {status}" for status, count in sorted(summary.by_status.items()))
     embed.add_field(name="Requests", value=f"{summary.requests:,}" + (f" ({statuses})" if statuses else ""))
@@ -43,6 +46,9 @@ def render(summary: UsageSummary, *, title: str, show_top_users: bool) -> discor
             for rank, (user_id, tokens) in enumerate(summary.top_users, 1)
         )
         embed.add_field(name="Top users", value=top, inline=False)
+    if model_errors is not None:
+        errors = "\n".join(f"{kind}: {count:,}" for kind, count in model_errors.items())
+        embed.add_field(name="Model errors, last hour (whole bot)", value=errors or "none", inline=False)
     return embed
 
 
@@ -92,7 +98,9 @@ class Usage(commands.Cog):
         else:
             whose = "Usage in this channel" if scope == "channel" else "Usage in this server"
         title = f"{whose}{' in this channel' if scope == 'channel' and subject else ''}, {_PERIODS[period]}"
-        embed = render(summary, title=title, show_top_users=subject is None)
+        # Operators' view of the model server's health: the same for every server the bot is in.
+        errors = self.bot.models.errors.counts() if interaction.permissions.manage_guild else None
+        embed = render(summary, title=title, show_top_users=subject is None, model_errors=errors)
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 

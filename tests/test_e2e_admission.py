@@ -4,10 +4,8 @@ nothing reaches the model once shutdown began."""
 from __future__ import annotations
 
 from bot.client import StreamcordBot
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.test_e2e_chat import chat, wait_final
-from tests.test_e2e_stop import LONG, slow, wait_idle
+from fakes.llm_server import Scenario
+from tests.e2e import LONG, World, chat, running_bot, slow, wait_final, wait_idle
 
 
 async def refused(world: World, user: int) -> str:

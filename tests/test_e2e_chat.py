@@ -6,36 +6,19 @@ import pytest
 
 from bot.client import StreamcordBot
 from bot.streaming.render import fences_balanced, render
-from tests.conftest import World, running_bot
-from tests.fakes.llm_server import Scenario, tokenize
-from tests.replies import (
+from fakes.llm_server import Scenario, tokenize
+from tests.e2e import (
+    STORY,
+    World,
     assert_grew_monotonically,
     assert_no_pings,
     bot_messages,
+    chat,
+    running_bot,
     usage_rows,
+    wait_final,
     without_marker,
 )
-
-STORY = " ".join(f"word{i}" for i in range(60)) + "."
-
-
-async def chat(world: World, prompt: str, user: int | None = None) -> int:
-    """Run /chat as a user and return the id of the reply's first message once it exists."""
-    interaction = await world.discord.run_slash_command(
-        world.guild_id, world.channel_id, user or world.alice, "chat", {"prompt": prompt}
-    )
-    await world.discord.wait_for(lambda: interaction.message_id is not None, what="interaction response")
-    assert interaction.message_id is not None
-    return interaction.message_id
-
-
-async def wait_final(world: World, message_id: int, predicate=None) -> None:
-    message = world.discord.messages[message_id]
-    await world.discord.wait_for(
-        lambda: not message.content.endswith("▌") and (predicate is None or predicate(message.content)),
-        timeout=20,
-        what=f"final version of message {message_id}",
-    )
 
 
 async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot: StreamcordBot) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,58 +12,21 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import MIGRATIONS_DIR, load_migrations
 from bot.settings import KEYS
-from tests.conftest import World, running_bot
-from tests.fakes.discord_server import FLAG_LOADING, FakeMessage
-from tests.fakes.llm_server import Scenario
-from tests.replies import bot_messages, usage_rows
-
-ROOT = Path(__file__).resolve().parent.parent
-NEEDS_MANAGE_SERVER = "You need the Manage Server permission"
-# Every variable the bot reads; CLI subprocesses start from an environment without any of them.
-KNOBS = frozenset(
-    "DISCORD_TOKEN OPENAI_API_KEY OPENAI_BASE_URL DEFAULT_MODEL DATABASE_PATH LOG_LEVEL DISCORD_API_BASE"
-    " DISCORD_GATEWAY_URL SYSTEM_PROMPT TEMPERATURE MAX_TOKENS HISTORY_TURNS COOLDOWN_SECONDS"
-    " DAILY_TOKEN_QUOTA LLM_TIMEOUT LLM_MAX_RETRIES DISCORD_GLOBAL_RATE_LIMIT".split()
+from fakes.llm_server import Scenario
+from tests.e2e import (
+    ROOT,
+    World,
+    bot_messages,
+    chat_until_done,
+    command,
+    overrides,
+    run_cli,
+    running_bot,
+    say,
+    usage_rows,
 )
 
-
-async def command(
-    world: World,
-    name: str,
-    options: dict[str, Any] | None = None,
-    *,
-    user: int | None = None,
-    channel: int | None = None,
-) -> FakeMessage:
-    """Run a slash command (as the admin unless told) and return its reply once final (not "thinking…")."""
-    interaction = await world.discord.run_slash_command(
-        world.guild_id, channel or world.channel_id, user or world.admin, name, options or {}
-    )
-
-    def answered() -> bool:
-        if interaction.message_id is None:
-            return False
-        return not world.discord.messages[interaction.message_id].flags & FLAG_LOADING
-
-    await world.discord.wait_for(answered, what=f"/{name} answered")
-    assert interaction.message_id is not None
-    return world.discord.messages[interaction.message_id]
-
-
-async def say(world: World, name: str, options: dict[str, Any] | None = None, **who: int) -> str:
-    """The text of a command's reply, which must be ephemeral."""
-    reply = await command(world, name, options, **who)
-    assert reply.ephemeral, reply.content
-    return reply.content
-
-
-async def chat(
-    world: World, bot: StreamcordBot, prompt: str, *, user: int | None = None, channel: int | None = None
-) -> FakeMessage:
-    """/chat, then wait until the answer's usage is recorded; returns the reply (or the refusal)."""
-    reply = await command(world, "chat", {"prompt": prompt}, user=user or world.alice, channel=channel)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, timeout=15, what="answer finished")
-    return reply
+NEEDS_MANAGE_SERVER = "You need the Manage Server permission"
 
 
 async def autocomplete(
@@ -78,11 +38,6 @@ async def autocomplete(
     await world.discord.wait_for(lambda: interaction.choices is not None, what="autocomplete choices")
     assert interaction.choices is not None
     return interaction.choices
-
-
-async def overrides(bot: StreamcordBot) -> list[tuple[str, int, str, str]]:
-    rows = await bot.db.fetchall("SELECT scope, scope_id, key, value FROM settings ORDER BY scope, key")
-    return [tuple(row) for row in rows]
 
 
 # --- /config --------------------------------------------------------------------------------------------
@@ -247,8 +202,8 @@ async def test_channel_settings_shape_the_model_request(world: World) -> None:
         ]:
             assert (await say(world, "config set", options)).startswith("Set ")
 
-        await chat(world, bot, "hello here")
-        await chat(world, bot, "hello there", channel=other)
+        await chat_until_done(world, bot, "hello here")
+        await chat_until_done(world, bot, "hello there", channel=other)
 
     here, there = (r.body for r in world.llm.requests)
     assert here["model"] == "fake-model-mini"  # from the server
@@ -267,7 +222,7 @@ async def test_channel_settings_shape_the_model_request(world: World) -> None:
 async def test_max_tokens_none_and_empty_system_prompt(world: World, bot: StreamcordBot) -> None:
     await say(world, "config set", {"key": "max_tokens", "value": "none"})
     await say(world, "config set", {"key": "system_prompt", "value": " "})
-    await chat(world, bot, "hi")
+    await chat_until_done(world, bot, "hi")
     body = world.llm.requests[0].body
     assert body.get("max_tokens") is None
     assert body["messages"] == [{"role": "user", "content": "hi"}]
@@ -275,7 +230,7 @@ async def test_max_tokens_none_and_empty_system_prompt(world: World, bot: Stream
 
 async def test_disabled_channel_refuses_without_asking_the_model(world: World, bot: StreamcordBot) -> None:
     await say(world, "config set", {"key": "enabled", "value": "off"})
-    refusal = await chat(world, bot, "are you there?")
+    refusal = await chat_until_done(world, bot, "are you there?")
     assert refusal.ephemeral
     assert refusal.content.startswith("I'm switched off in this channel.")
     assert len(refusal.content) < 200
@@ -291,21 +246,21 @@ async def test_disabled_channel_refuses_without_asking_the_model(world: World, b
     await say(world, "config reset", {})
     await say(world, "config set", {"key": "enabled", "value": "off", "scope": "server"})
     await say(world, "config set", {"key": "enabled", "value": "on"})
-    reply = await chat(world, bot, "and now?")
+    reply = await chat_until_done(world, bot, "and now?")
     assert not reply.ephemeral and reply.content == Scenario().text
     assert len(world.llm.requests) == 1
 
 
 async def test_cooldown_refuses_the_second_request(world: World, bot: StreamcordBot) -> None:
     await say(world, "config set", {"key": "cooldown_seconds", "value": "600", "scope": "server"})
-    first = await chat(world, bot, "one")
+    first = await chat_until_done(world, bot, "one")
     assert first.content == Scenario().text
-    refusal = await chat(world, bot, "two")
+    refusal = await chat_until_done(world, bot, "two")
     assert refusal.ephemeral
     assert refusal.content.startswith("Slow down a little: you can ask again in ")
     assert len(world.llm.requests) == 1
     # The cooldown is per user.
-    other = await chat(world, bot, "three", user=world.bob)
+    other = await chat_until_done(world, bot, "three", user=world.bob)
     assert other.content == Scenario().text
     assert len(world.llm.requests) == 2
 
@@ -328,10 +283,10 @@ async def test_cooldown_holds_for_back_to_back_requests(world: World, bot: Strea
 async def test_daily_token_quota_refuses_once_spent(world: World, bot: StreamcordBot) -> None:
     await say(world, "config set", {"key": "daily_token_quota", "value": "50", "scope": "server"})
     world.llm.enqueue(Scenario(text="short answer", prompt_tokens=30))
-    await chat(world, bot, "first")
+    await chat_until_done(world, bot, "first")
     world.llm.enqueue(Scenario(text="another short answer", prompt_tokens=30))
-    await chat(world, bot, "second")  # 32 of 50 spent: still allowed, may overshoot
-    refusal = await chat(world, bot, "third")
+    await chat_until_done(world, bot, "second")  # 32 of 50 spent: still allowed, may overshoot
+    refusal = await chat_until_done(world, bot, "third")
     assert refusal.ephemeral
     assert refusal.content == (
         "You've used your 50 tokens for today on this server. The quota resets at 00:00 UTC."
@@ -339,7 +294,7 @@ async def test_daily_token_quota_refuses_once_spent(world: World, bot: Streamcor
     assert len(world.llm.requests) == 2
     # Raising the quota lets the user in again.
     await say(world, "config set", {"key": "daily_token_quota", "value": "none", "scope": "server"})
-    assert not (await chat(world, bot, "fourth")).ephemeral
+    assert not (await chat_until_done(world, bot, "fourth")).ephemeral
     assert len(world.llm.requests) == 3
 
 
@@ -351,7 +306,7 @@ async def test_settings_survive_a_restart(world: World) -> None:
         shown = (await say(world, "config show")).splitlines()
         assert "`model` = `fake-model-mini` (channel)" in shown
         assert "`temperature` = `0.1` (server)" in shown
-        await chat(world, bot, "still there?")
+        await chat_until_done(world, bot, "still there?")
         assert len(await bot.settings.history(world.guild_id)) == 2
     [request] = world.llm.requests
     assert request.body["model"] == "fake-model-mini"
@@ -359,19 +314,6 @@ async def test_settings_survive_a_restart(world: World) -> None:
 
 
 # --- the command line -----------------------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in KNOBS}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=clean | env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_migrate_check_then_migrate(tmp_path: Path) -> None:

@@ -14,10 +14,8 @@ import pytest
 
 from bot.client import StreamcordBot
 from bot.status import NOT_RECORDED
-from tests.conftest import World, bot_process, running_bot
-from tests.fakes.llm_server import Scenario
-from tests.replies import usage_rows
-from tests.test_e2e_chat import STORY, chat, wait_final
+from fakes.llm_server import Scenario
+from tests.e2e import STORY, World, bot_process, chat, running_bot, usage_rows, wait_final
 from tests.test_e2e_stop import inflight_message_ids
 
 FAST_BUSY = {"DATABASE_BUSY_TIMEOUT": "0.2"}

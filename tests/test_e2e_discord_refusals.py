@@ -7,11 +7,8 @@ import pytest
 
 from bot.client import StreamcordBot
 from bot.status import UNDELIVERABLE
-from tests.conftest import World
-from tests.fakes.llm_server import LLMRequest
-from tests.replies import assert_no_pings, bot_messages, usage_rows
-from tests.test_e2e_chat import chat
-from tests.test_e2e_stop import slow, wait_idle
+from fakes.llm_server import LLMRequest
+from tests.e2e import World, assert_no_pings, bot_messages, chat, slow, usage_rows, wait_idle
 
 
 async def assert_model_closed_and_recorded(world: World, bot: StreamcordBot, code: int) -> None:

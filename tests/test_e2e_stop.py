@@ -11,49 +11,22 @@ from pathlib import Path
 import pytest
 
 from bot.client import StreamcordBot
-from tests.conftest import World, bot_process, running_bot
-from tests.fakes.llm_server import Scenario, tokenize
-from tests.replies import bot_messages, usage_rows
-from tests.test_e2e_chat import chat, wait_final
-
-LONG = " ".join(f"t{i}" for i in range(400))
-STOP = "🛑"
-
-
-def slow() -> Scenario:
-    return Scenario(text=LONG, tokens_per_second=25)
-
-
-async def wait_stop_button(world: World, message_id: int) -> None:
-    message = world.discord.messages[message_id]
-    await world.discord.wait_for(
-        lambda: world.discord.bot_user_id in message.reactions.get(STOP, set()) and "t3" in message.content,
-        what="stop button on a streaming reply",
-    )
-
-
-async def wait_idle(world: World, bot: StreamcordBot) -> None:
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="every answer finished and recorded")
-
-
-async def assert_stopped(world: World, bot: StreamcordBot, message_id: int, footer: str) -> None:
-    """Upstream closed, the reply finalised with the text so far plus the footer, nothing edited after,
-    the stop button gone, and the usage row closed as stopped."""
-    request = world.llm.requests[-1]
-    await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream connection closed")
-    assert request.finished_at is None and request.tokens_after_disconnect == 0
-    await wait_final(world, message_id, lambda content: content.endswith(footer))
-    await wait_idle(world, bot)
-    message = world.discord.messages[message_id]
-    assert message.versions[-1].content.endswith(footer)
-    assert sum(footer in v.content for v in message.versions) == 1, "no edits after the final one"
-    text = message.content.removesuffix(footer).rstrip("\n")
-    assert text and request.text_sent.startswith(text)
-    assert world.discord.bot_user_id not in message.reactions.get(STOP, set())
-    [row] = await usage_rows(bot.db)
-    # Estimated from what the bot received: the server may have written a token the bot never read.
-    assert (row["status"], row["estimated"], row["completion_tokens"]) == ("stopped", 1, len(tokenize(text)))
-    assert row["completion_tokens"] <= request.tokens_sent
+from fakes.llm_server import Scenario
+from tests.e2e import (
+    LONG,
+    STOP,
+    World,
+    assert_stopped,
+    bot_messages,
+    bot_process,
+    chat,
+    running_bot,
+    slow,
+    usage_rows,
+    wait_final,
+    wait_idle,
+    wait_stop_button,
+)
 
 
 @pytest.mark.parametrize(("who", "name"), [("alice", "Alice"), ("mod", "Mo")], ids=["requester", "moderator"])

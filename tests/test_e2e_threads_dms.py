@@ -10,13 +10,26 @@ import discord
 import pytest
 
 from bot.client import StreamcordBot
-from tests.conftest import World, running_bot
-from tests.fakes.discord_server import MANAGE_MESSAGES
-from tests.fakes.llm_server import Scenario
-from tests.replies import assert_grew_monotonically, assert_no_pings, bot_messages, usage_rows
-from tests.test_e2e_chat import STORY, chat, wait_final
-from tests.test_e2e_config import overrides, say
-from tests.test_e2e_stop import LONG, STOP, assert_stopped, slow, wait_stop_button
+from fakes.discord import MANAGE_MESSAGES
+from fakes.llm_server import Scenario
+from tests.e2e import (
+    LONG,
+    STOP,
+    STORY,
+    World,
+    assert_grew_monotonically,
+    assert_no_pings,
+    assert_stopped,
+    bot_messages,
+    chat,
+    overrides,
+    running_bot,
+    say,
+    slow,
+    usage_rows,
+    wait_final,
+    wait_stop_button,
+)
 
 
 @dataclass
@@ -39,16 +52,6 @@ async def bot(world: World, places: Places) -> AsyncIterator[StreamcordBot]:
     """conftest's bot, started only once the thread exists."""
     async with running_bot(world) as running:
         yield running
-
-
-async def chat_in(world: World, channel_id: int, prompt: str, user: int | None = None) -> int:
-    """/chat in a channel or thread; the id of the reply's first message once the interaction is answered."""
-    interaction = await world.discord.run_slash_command(
-        world.guild_id, channel_id, user or world.alice, "chat", {"prompt": prompt}
-    )
-    await world.discord.wait_for(lambda: interaction.message_id is not None, what="interaction response")
-    assert interaction.message_id is not None
-    return interaction.message_id
 
 
 # --- threads --------------------------------------------------------------------------------------------
@@ -75,11 +78,11 @@ async def test_a_channel_setting_made_in_a_thread_applies_to_its_parent(
 
     for _ in range(3):
         world.llm.enqueue(Scenario(text="Fine."))
-    in_thread = await chat_in(world, places.thread, "from the thread")
+    in_thread = await chat(world, "from the thread", channel=places.thread)
     await wait_final(world, in_thread)
     in_parent = await chat(world, "from the parent")
     await wait_final(world, in_parent)
-    in_other = await chat_in(world, places.other, "from another channel")
+    in_other = await chat(world, "from another channel", channel=places.other)
     await wait_final(world, in_other)
 
     models = [request.body["model"] for request in world.llm.requests]
@@ -90,7 +93,7 @@ async def test_a_channel_setting_made_in_a_thread_applies_to_its_parent(
 
 async def test_chat_streams_into_the_thread(world: World, places: Places, bot: StreamcordBot) -> None:
     world.llm.enqueue(Scenario(text=STORY, tokens_per_second=40))
-    message_id = await chat_in(world, places.thread, "Tell me a story")
+    message_id = await chat(world, "Tell me a story", channel=places.thread)
     await wait_final(world, message_id)
     await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
 
@@ -110,7 +113,7 @@ async def test_a_moderator_stops_an_answer_in_a_thread(
     world: World, places: Places, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(slow())
-    message_id = await chat_in(world, places.thread, "count")
+    message_id = await chat(world, "count", channel=places.thread)
     await wait_stop_button(world, message_id)
     # Mo has Manage Messages from a server role; in the thread it resolves through the parent channel.
     await world.discord.add_reaction(places.thread, message_id, world.mod, STOP)
@@ -121,7 +124,7 @@ async def test_someone_elses_stop_in_a_thread_is_removed_and_the_answer_continue
     world: World, places: Places, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text=LONG[:400], tokens_per_second=60))
-    message_id = await chat_in(world, places.thread, "count")
+    message_id = await chat(world, "count", channel=places.thread)
     await wait_stop_button(world, message_id)
     await world.discord.add_reaction(places.thread, message_id, world.bob, STOP)
     message = world.discord.messages[message_id]
@@ -143,7 +146,7 @@ async def test_a_parent_channel_overwrite_governs_who_may_stop_in_its_threads(
     world.discord.set_permission_overwrite(world.channel_id, world.mod, deny=MANAGE_MESSAGES)
     world.llm.enqueue(Scenario(text=LONG[:400], tokens_per_second=60))
     async with running_bot(world) as bot:
-        message_id = await chat_in(world, places.thread, "count")
+        message_id = await chat(world, "count", channel=places.thread)
         await wait_stop_button(world, message_id)
         await world.discord.add_reaction(places.thread, message_id, world.mod, STOP)
         message = world.discord.messages[message_id]

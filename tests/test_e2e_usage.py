@@ -14,11 +14,16 @@ import pytest
 from bot.client import StreamcordBot
 from bot.db import Database
 from bot.store.usage import CSV_COLUMNS, UsageStore
-from tests.conftest import World, running_bot
-from tests.fakes.discord_server import FakeMessage
-from tests.fakes.llm_server import Scenario
-from tests.replies import usage_rows
-from tests.test_e2e_config import chat, command, run_cli
+from fakes.discord import FakeMessage
+from fakes.llm_server import Scenario
+from tests.e2e import (
+    World,
+    chat_until_done,
+    command,
+    run_cli,
+    running_bot,
+    usage_rows,
+)
 
 NEEDS_MANAGE_SERVER = (
     "You need the Manage Server permission to see usage for other people, channels or the server."
@@ -59,9 +64,9 @@ async def add_row(
 
 async def test_rows_match_the_usage_the_server_reported(world: World, bot: StreamcordBot) -> None:
     world.llm.enqueue(Scenario(text="Four score and seven years ago.", prompt_tokens=123))
-    await chat(world, bot, "Quote Lincoln")
+    await chat_until_done(world, bot, "Quote Lincoln")
     world.llm.enqueue(Scenario(text="No prompt count given: the fake counts it."))
-    await chat(world, bot, "Say something", user=world.bob)
+    await chat_until_done(world, bot, "Say something", user=world.bob)
 
     first, second = world.llm.requests
     assert first.usage_sent and second.usage_sent
@@ -83,7 +88,7 @@ async def test_rows_match_the_usage_the_server_reported(world: World, bot: Strea
 
 async def test_row_is_estimated_when_the_server_sends_no_usage(world: World, bot: StreamcordBot) -> None:
     world.llm.enqueue(Scenario(text="Counted by the bot, not the server.", send_usage=False))
-    await chat(world, bot, "hello")
+    await chat_until_done(world, bot, "hello")
     [request] = world.llm.requests
     assert not request.usage_sent
     [row] = await usage_rows(bot.db)
@@ -109,11 +114,11 @@ async def test_usage_for_yourself(world: World, bot: StreamcordBot) -> None:
     }
 
     world.llm.enqueue(Scenario(text="one two three", prompt_tokens=1000))
-    await chat(world, bot, "a")
+    await chat_until_done(world, bot, "a")
     world.llm.enqueue(Scenario(text="four five", prompt_tokens=500))
-    await chat(world, bot, "b")
+    await chat_until_done(world, bot, "b")
     world.llm.enqueue(Scenario(text="bob's", prompt_tokens=7))
-    await chat(world, bot, "c", user=world.bob)
+    await chat_until_done(world, bot, "c", user=world.bob)
     # Ten days ago: outside today and 7d, inside 30d and all.
     await add_row(
         bot.db, datetime.now(UTC) - timedelta(days=10), world.alice, world.channel_id, world.guild_id, 40
@@ -159,13 +164,13 @@ async def test_admin_sees_server_channel_and_member_usage(world: World) -> None:
     other = world.discord.add_channel(world.guild_id, "random")
     async with running_bot(world) as bot:
         world.llm.enqueue(Scenario(text="a b c", prompt_tokens=100))
-        await chat(world, bot, "1")
+        await chat_until_done(world, bot, "1")
         world.llm.enqueue(Scenario(text="d e", prompt_tokens=300))
-        await chat(world, bot, "2", user=world.bob)
+        await chat_until_done(world, bot, "2", user=world.bob)
         world.llm.enqueue(Scenario(text="f", prompt_tokens=50, send_usage=False))
-        await chat(world, bot, "3", user=world.bob, channel=other)
+        await chat_until_done(world, bot, "3", user=world.bob, channel=other)
         world.llm.enqueue(Scenario(text="g h i j", prompt_tokens=10))
-        await chat(world, bot, "4", user=world.mod, channel=other)
+        await chat_until_done(world, bot, "4", user=world.mod, channel=other)
         estimated_prompt = (await usage_rows(bot.db))[2]["prompt_tokens"]
 
         server = embed_of(await usage(world, {"scope": "server"}, user=world.admin))
@@ -217,11 +222,11 @@ async def test_usage_and_quota_survive_a_restart(world: World) -> None:
     async with running_bot(world) as bot:
         await command(world, "config set", {"key": "daily_token_quota", "value": "100", "scope": "server"})
         world.llm.enqueue(Scenario(text="expensive answer", prompt_tokens=150))
-        await chat(world, bot, "first")
+        await chat_until_done(world, bot, "first")
     async with running_bot(world) as bot:
         mine = embed_of(await usage(world, user=world.alice))
         assert mine["Tokens"] == "152 (150 prompt + 2 completion)"
-        refusal = await chat(world, bot, "second")
+        refusal = await chat_until_done(world, bot, "second")
         assert refusal.ephemeral and refusal.content.startswith("You've used your 100 tokens for today")
     assert len(world.llm.requests) == 1
 

@@ -1,4 +1,4 @@
-"""Drive the real discord.py client against tests/fakes/discord_server.FakeDiscord."""
+"""Drive the real discord.py client against fakes.discord.FakeDiscord."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_server import FLAG_LOADING, MANAGE_MESSAGES, FakeDiscord
+from fakes.discord import FLAG_LOADING, MANAGE_MESSAGES, FakeDiscord
 
 
 @contextlib.asynccontextmanager
@@ -460,7 +460,7 @@ async def test_gateway_resume_replays_missed_events(w: World) -> None:
         resumed = asyncio.ensure_future(bot.wait_for("resumed", timeout=5))
         got = asyncio.ensure_future(bot.wait_for("message", timeout=5))
         # Drop the socket from the server side, like a network blip, and post while it is down.
-        for conn in list(w.fake._conns):
+        for conn in list(w.fake.gateway.conns):
             await conn.ws.close(code=4000)
         mid = await w.fake.post_message(w.channel, w.alice, f"<@{w.fake.bot_user_id}> still there?")
         await resumed

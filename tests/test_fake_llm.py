@@ -12,7 +12,7 @@ import pytest
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
-from tests.fakes.llm_server import FakeLLM, LLMRequest, Scenario, tokenize
+from fakes.llm_server import FakeLLM, LLMRequest, Outage, Scenario, tokenize
 
 TEXT = "Hello there, friend!\n\nHere is a list:\n- one\n- two ✨\n\n```py\nprint('hi')\n```\nBye 👋 "
 MESSAGES: list[Any] = [
@@ -181,6 +181,49 @@ async def test_custom_error_body_and_slow_error(fake: FakeLLM, client: AsyncOpen
     assert "nope" in str(info.value)
     [rec] = fake.requests
     assert rec.finished_at is not None and rec.finished_at - rec.started_at >= 0.1 - 0.01
+
+
+async def test_outage_fails_the_first_requests_with_retry_after_then_recovers(
+    fake: FakeLLM, client: AsyncOpenAI
+) -> None:
+    fake.enqueue(Scenario(text="Back."))
+    fake.start_outage(Outage(status=429, requests=2, retry_after=5, retry_after_ms=4500))
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError) as info:
+            await _stream_all(client)
+        assert info.value.response.headers["retry-after"] == "5"
+        assert info.value.response.headers["retry-after-ms"] == "4500"
+    assert _content(await _stream_all(client)) == "Back.", "the queued scenario waited out the outage"
+    assert [r.status for r in fake.requests] == [429, 429, 200]
+
+
+async def test_outage_for_a_time_window(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    outage = fake.start_outage(Outage(status=500, seconds=0.2))
+    with pytest.raises(openai.InternalServerError):
+        await _stream_all(client)
+    await fake.wait_for(lambda: not outage.applies("fake-model", time.monotonic()), what="outage over")
+    assert _content(await _stream_all(client)) == Scenario().text
+
+
+async def test_outage_until_ended_and_only_for_some_models(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.start_outage(Outage(status=503, models=frozenset({"fake-model"})))
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            await _stream_all(client)
+    stream = await client.chat.completions.create(model="fake-model-mini", messages=MESSAGES, stream=True)
+    async with stream:
+        assert _content([chunk async for chunk in stream]) == Scenario().text
+    fake.end_outage()
+    assert _content(await _stream_all(client)) == Scenario().text
+
+
+async def test_slow_failing_outage_takes_fail_delay_per_request(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.start_outage(Outage(status=502, fail_delay=0.3))
+    with pytest.raises(openai.InternalServerError):
+        await _stream_all(client)
+    [rec] = fake.requests
+    assert rec.status == 502
+    assert rec.finished_at is not None and rec.finished_at - rec.started_at >= 0.3 - 0.01
 
 
 async def test_context_length_exceeded(fake: FakeLLM, client: AsyncOpenAI) -> None:

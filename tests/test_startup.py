@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import ConfigError, configure_logging, load_config
 from bot.db import Database
-from tests.conftest import World
+from tests.e2e import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
 
@@ -23,6 +23,8 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
     assert config.database_path == Path("data/streamcord.sqlite3")
     assert config.defaults.model == "gpt-4o-mini"
     assert config.llm_timeout == 60 and config.llm_max_retries == 2
+    assert config.llm_retry_budget == 20
+    assert config.circuit_failures == 5 and config.circuit_cool_down == 30
     assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
 
 
@@ -34,6 +36,9 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
         ({**BASE, "OPENAI_BASE_URL": "localhost:11434"}, "OPENAI_BASE_URL"),
         ({**BASE, "TEMPERATURE": "3"}, "TEMPERATURE"),
         ({**BASE, "LLM_TIMEOUT": "soon"}, "LLM_TIMEOUT"),
+        ({**BASE, "LLM_RETRY_BUDGET": "-1"}, "LLM_RETRY_BUDGET"),
+        ({**BASE, "LLM_CIRCUIT_FAILURES": "0"}, "LLM_CIRCUIT_FAILURES"),
+        ({**BASE, "LLM_CIRCUIT_COOLDOWN": "never"}, "LLM_CIRCUIT_COOLDOWN"),
         ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({**BASE, "DISCORD_GATEWAY_URL": "http://x"}, "DISCORD_GATEWAY_URL"),
     ],

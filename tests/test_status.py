@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bot.db import Database
+from bot.model_retry import Failure, FailureKind
 from bot.status import (
     INTERRUPTED_BY_RESTART,
     NOT_RECORDED,
@@ -14,7 +15,10 @@ from bot.status import (
     QUESTION_DELETED,
     UNDELIVERABLE,
     Status,
+    answered_by,
     failed,
+    falling_back,
+    retrying,
     split_status,
     stopped_by,
 )
@@ -29,6 +33,9 @@ LINES = [
     failed("The model server took too long to answer."),
     NOT_RECORDED,
     UNDELIVERABLE,
+    retrying(Failure(FailureKind.RATE_LIMITED, 429, 5), 1, 2, 5),
+    falling_back("fake-model-mini", None),
+    answered_by("fake-model-mini"),
 ]
 
 
@@ -58,3 +65,30 @@ def test_stopped_by_shows_the_name_literally() -> None:
     line = stopped_by("*Al_ice* `x` ||s|| <@1> [a](b) \\")
     assert line == r"⏹ stopped by \*Al\_ice\* \`x\` \|\|s\|\| \<@1\> \[a\]\(b\) \\"
     assert split_status(f"Text\n{line}") == ("Text", line)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            retrying(Failure(FailureKind.RATE_LIMITED, 429, 4.2), 1, 2, 4.2),
+            "⚠️ the model server is overloaded (429): retrying in 5 s (1 of 2)",
+        ),
+        (
+            retrying(Failure(FailureKind.SERVER_ERROR, 500), 2, 3, 0.5),
+            "⚠️ the model server failed (500): retrying (2 of 3)",
+        ),
+        (
+            falling_back("mini", Failure(FailureKind.TIMEOUT)),
+            "⚠️ the model server did not answer in time: asking `mini` instead",
+        ),
+        (falling_back("a`b", None), "⚠️ the model is unavailable: asking `a'b` instead"),
+    ],
+)
+def test_model_trouble_lines_say_what_went_wrong_and_what_happens_next(line: str, expected: str) -> None:
+    assert line == expected
+
+
+def test_several_status_lines_under_an_answer_are_all_recognised() -> None:
+    lines = f"{answered_by('mini')}\n{stopped_by('Bob')}"
+    assert split_status(f"Paris.\n{lines}") == ("Paris.", lines)

@@ -46,6 +46,8 @@ def test_keys_match_channel_settings_fields() -> None:
         ("cooldown_seconds", "3600", 3600),
         ("daily_token_quota", "1", 1),
         ("daily_token_quota", "unlimited", None),
+        ("fallback_model", " fake-model-mini ", "fake-model-mini"),
+        ("fallback_model", "none", None),
         ("TEMPERATURE", "1", 1.0),  # keys are case-insensitive
     ],
 )
@@ -70,6 +72,7 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("daily_token_quota", "0", "daily_token_quota must be a whole number of at least 1, or none"),
         ("enabled", "maybe", "enabled must be on or off (true/false, yes/no also work)"),
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
+        ("fallback_model", "two words", "fallback_model must be a model name like gpt-4o-mini, or none"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
     ],
 )

@@ -222,3 +222,20 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
     empty = io.StringIO()
     assert await usage.export_csv(date(2030, 1, 1), empty) == 0
     assert empty.getvalue().strip() == ",".join(CSV_COLUMNS)
+
+
+async def test_finish_records_the_model_that_answered(usage: UsageStore, db: Database) -> None:
+    for request_id, answered_by in (("kept", None), ("fell-back", "fallback")):
+        await usage.start(request_id, GUILD, GENERAL, ALICE, "primary")
+        await usage.finish(
+            request_id,
+            status="completed",
+            prompt_tokens=1,
+            completion_tokens=2,
+            estimated=False,
+            ttft_ms=None,
+            duration_ms=None,
+            model=answered_by,
+        )
+    rows = await db.fetchall("SELECT request_id, model FROM usage ORDER BY id")
+    assert [tuple(r) for r in rows] == [("kept", "primary"), ("fell-back", "fallback")]

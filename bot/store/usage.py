@@ -86,12 +86,15 @@ class UsageStore:
         ttft_ms: float | None,
         duration_ms: float | None,
         error: str | None = None,
+        model: str | None = None,
     ) -> None:
+        """``model``: the model that actually answered, when a fallback stood in for the one started with."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
         changed = await self._db.execute(
             "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, estimated = ?,"
-            " ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ? WHERE request_id = ?",
+            " ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ?, model = COALESCE(?, model)"
+            " WHERE request_id = ?",
             (
                 status,
                 prompt_tokens,
@@ -101,6 +104,7 @@ class UsageStore:
                 _ms(duration_ms),
                 error and error[:1000],
                 to_db_time(self._clock()),
+                model,
                 request_id,
             ),
         )

@@ -7,7 +7,8 @@ import logging
 import uuid
 
 from bot.admission import RESTARTING, Refused
-from bot.llm import ChatRequest, LLMClient
+from bot.llm import ChatRequest
+from bot.model_calls import ModelCaller
 from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
@@ -21,9 +22,15 @@ log = logging.getLogger(__name__)
 
 class StreamManager:
     def __init__(
-        self, *, llm: LLMClient, pacer: Pacer, usage: UsageStore, inflight: InflightStore, max_concurrent: int
+        self,
+        *,
+        models: ModelCaller,
+        pacer: Pacer,
+        usage: UsageStore,
+        inflight: InflightStore,
+        max_concurrent: int,
     ) -> None:
-        self._llm = llm
+        self._models = models
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -56,7 +63,7 @@ class StreamManager:
             chat=chat,
             requester=requester,
             target=target,
-            llm=self._llm,
+            models=self._models,
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,

@@ -9,9 +9,20 @@ import math
 import time
 from dataclasses import dataclass
 
+from bot.circuit import CircuitOpen
 from bot.db.retry import FAILURES, retried
-from bot.llm import ChatRequest, Finish, LLMClient, describe_error
-from bot.status import NOT_RECORDED, OUTPUT_LIMIT, UNDELIVERABLE, Status, failed
+from bot.llm import ChatRequest, Finish, describe_error
+from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.status import (
+    NOT_RECORDED,
+    OUTPUT_LIMIT,
+    UNDELIVERABLE,
+    Status,
+    answered_by,
+    failed,
+    falling_back,
+    retrying,
+)
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
@@ -52,7 +63,7 @@ class ReplyStream:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
-        llm: LLMClient,
+        models: ModelCaller,
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
@@ -62,7 +73,9 @@ class ReplyStream:
         self.chat = chat
         self.requester = requester
         self.target = target
-        self._llm = llm
+        self._models = models
+        self._model = chat.model  # the model answering: the fallback once it stands in
+        self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
         self._slots = slots
@@ -165,23 +178,43 @@ class ReplyStream:
         return None
 
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._llm.stream_chat(self.chat)) as events:
+        async with self._slots, contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
                     continue
+                if isinstance(event, Retrying | FallingBack):
+                    self._show_trouble(event)
+                    continue
                 if self._first_token_at is None:
                     self._first_token_at = time.monotonic()
+                    if self._trouble_shown:  # the answer replaces the status line
+                        self.display.set_status(None)
                 self.text += event
                 self._deltas += 1
                 self.display.update(self.text)
 
+    def _show_trouble(self, event: Retrying | FallingBack) -> None:
+        if isinstance(event, FallingBack):
+            self._model = event.model
+            line = falling_back(event.model, event.failure)
+        else:
+            line = retrying(event.failure, event.retry, event.retries, event.delay)
+        self.display.set_status(line)
+        self._trouble_shown = True
+
     def _outcome(self, error: Exception | None) -> tuple[Status, str]:
+        status, footer = self._ending(error)
+        if self._model != self.chat.model and self._first_token_at is not None:
+            footer = "\n".join(line for line in (answered_by(self._model), footer) if line)
+        return status, footer
+
+    def _ending(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
         if error is not None:
             mid_answer = self._first_token_at is not None
-            return Status.ERROR, failed(describe_error(error, self.chat.model, mid_answer=mid_answer))
+            return Status.ERROR, failed(describe_error(error, self._model, mid_answer=mid_answer))
         if self._finish is not None and self._finish.reason == "length":
             return Status.COMPLETED, OUTPUT_LIMIT
         return Status.COMPLETED, ""
@@ -210,6 +243,8 @@ class ReplyStream:
         usage = self._finish.usage if self._finish else None
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
+            prompt, completion, estimated = 0, 0, False
         else:
             prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
             # Servers send about one token a delta.
@@ -224,6 +259,7 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=self._error_detail(error),
+            model=self._model,
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",

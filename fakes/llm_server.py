@@ -16,7 +16,13 @@ Wire behaviour (mirrors api.openai.com):
   404 ``model_not_found``.
 - Every route requires ``Authorization: Bearer <api_key>``, else 401 ``invalid_api_key``. Only authenticated
   chat requests for a known model consume a scenario and are recorded in ``requests``.
-- Error scenarios (``status`` / ``context_length_exceeded``) answer after ``ttft`` with an OpenAI-shaped body.
+- Error scenarios (``status`` / ``context_length_exceeded``) answer after ``ttft`` with an OpenAI-shaped body
+  and the scenario's extra ``headers`` (e.g. ``Retry-After``).
+- Outages (``start_outage(Outage(...))``): every chat request, or only those for some models, fails with 500,
+  429 (with ``Retry-After`` / ``retry-after-ms``) or any status, for the first N requests, for a time window,
+  or until ``end_outage()``, each failure taking ``fail_delay`` seconds (a gateway such as LiteLLM retrying
+  its upstream takes about 5 s); then the server recovers and queued scenarios resume. Failed requests are
+  recorded in ``requests`` like any other.
 
 Disconnects: the server runs with aiohttp ``handler_cancellation=True`` (off by default in aiohttp 3.14), so
 a client closing the connection cancels the handler at once, even while it waits for ``ttft`` or between
@@ -44,7 +50,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.loopback import LoopbackServer
+from fakes.loopback import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +84,41 @@ class Scenario:
     send_usage: bool = True
     finish_reason: str = "stop"
     prompt_tokens: int | None = None
+    headers: dict[str, str] | None = None  # extra response headers for an error scenario
 
     def token_list(self) -> list[str]:
         return list(self.tokens) if self.tokens is not None else tokenize(self.text)
+
+
+@dataclass
+class Outage:
+    """The model server failing for a while, then recovering (see the module docstring)."""
+
+    status: int = 500
+    requests: int | None = None  # fail only the first N requests
+    seconds: float | None = None  # fail only for this long from start_outage()
+    retry_after: float | None = None  # a Retry-After header, in seconds
+    retry_after_ms: float | None = None  # OpenAI's retry-after-ms header
+    fail_delay: float = 0.0  # each failure takes this long, like a gateway retrying upstream
+    models: frozenset[str] | None = None  # only requests for these models fail; None: all
+    started_at: float = field(default_factory=time.monotonic)
+    failed: int = 0
+
+    def applies(self, model: str, now: float) -> bool:
+        if self.models is not None and model not in self.models:
+            return False
+        if self.requests is not None and self.failed >= self.requests:
+            return False
+        return self.seconds is None or now - self.started_at < self.seconds
+
+    def scenario(self) -> Scenario:
+        self.failed += 1
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = f"{self.retry_after:g}"
+        if self.retry_after_ms is not None:
+            headers["retry-after-ms"] = f"{self.retry_after_ms:g}"
+        return Scenario(status=self.status, ttft=self.fail_delay, headers=headers)
 
 
 @dataclass
@@ -195,6 +233,7 @@ class FakeLLM(LoopbackServer):
         self.responder: Callable[[dict[str, Any]], Scenario] | None = None
         self.requests: list[LLMRequest] = []
         self._queue: deque[Scenario] = deque()
+        self.outage: Outage | None = None
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -246,6 +285,15 @@ class FakeLLM(LoopbackServer):
     def enqueue(self, scenario: Scenario) -> None:
         self._queue.append(scenario)
 
+    def start_outage(self, outage: Outage) -> Outage:
+        """Fail chat requests as ``outage`` says until it runs out or ``end_outage()``; returns it."""
+        outage.started_at = time.monotonic()
+        self.outage = outage
+        return outage
+
+    def end_outage(self) -> None:
+        self.outage = None
+
     # ---- routes ----------------------------------------------------------------------------------------
 
     def _json(self, status: int, payload: dict[str, Any]) -> web.Response:
@@ -281,6 +329,8 @@ class FakeLLM(LoopbackServer):
         return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "streamcord-fake"}
 
     def _next_scenario(self, body: dict[str, Any]) -> Scenario:
+        if self.outage is not None and self.outage.applies(str(body.get("model")), time.monotonic()):
+            return self.outage.scenario()
         if self._queue:
             return self._queue.popleft()
         if self.responder is not None:
@@ -354,7 +404,9 @@ class FakeLLM(LoopbackServer):
         rec.status = status
         rec.finished_at = time.monotonic()
         self._changed()
-        return self._json(status, scenario.error_body or default)
+        response = self._json(status, scenario.error_body or default)
+        response.headers.update(scenario.headers or {})
+        return response
 
     def _usage(self, rec: LLMRequest) -> dict[str, int]:
         prompt = rec.scenario.prompt_tokens

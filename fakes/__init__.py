@@ -1,0 +1,1 @@
+"""Loopback fakes of Discord and of an OpenAI-compatible model server, shared by tests/ and bench/."""
