@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.client import StreamcordBot
+from bot.streaming import display
 from bot.streaming.render import fences_balanced, render
 from fakes.llm_server import Scenario, tokenize
 from tests.e2e import (
+    LONG,
     STORY,
     World,
     assert_grew_monotonically,
@@ -217,3 +219,31 @@ async def test_a_passing_discord_outage_does_not_lose_the_final_text(
     assert message.content == STORY
     assert sum(r.status == 503 for r in world.discord.requests) == 2
     assert await bot.db.fetchall("SELECT * FROM inflight") == []
+
+
+async def test_a_503_burst_that_exhausts_the_retries_mid_stream_leaves_no_mark(
+    world: World, bot: StreamcordBot
+) -> None:
+    """One version given up after its retries: the complete answer still shows and is final (not left for
+    recovery to label interrupted), and the next failure gets its retries again."""
+    text = LONG[:800]
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
+    message_id = await chat(world, "count")
+    message = world.discord.messages[message_id]
+    await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
+
+    def failures() -> int:
+        return sum(r.status == 503 for r in world.discord.requests)
+
+    world.discord.fail_requests("PATCH", "/messages/@original", 503, count=display.MAX_RETRIES + 1)
+    await world.discord.wait_for(
+        lambda: failures() == display.MAX_RETRIES + 1, timeout=20, what="retries spent"
+    )
+    world.discord.fail_requests("PATCH", "/messages/@original", 503, count=2)
+    await wait_final(world, message_id)
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    assert message.content == text
+    assert failures() == display.MAX_RETRIES + 3
+    assert await bot.db.fetchall("SELECT * FROM inflight") == []
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "completed"
