@@ -88,7 +88,7 @@ async def test_passing_failures_are_retried_until_the_final_text_shows(pacer: Pa
 
 
 async def test_gives_up_after_the_last_retry_and_says_so(pacer: Pacer) -> None:
-    target = ScriptedTarget(display_module.MAX_RETRIES + 1)
+    target = ScriptedTarget(display_module.FINAL_MAX_RETRIES + 1)
     display = ReplyDisplay(
         target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
     )

@@ -224,23 +224,27 @@ async def test_a_passing_discord_outage_does_not_lose_the_final_text(
 async def test_a_503_burst_that_exhausts_the_retries_mid_stream_leaves_no_mark(
     world: World, bot: StreamcordBot
 ) -> None:
-    """One version given up after its retries: the complete answer still shows and is final (not left for
-    recovery to label interrupted), and the next failure gets its retries again."""
+    """A burst longer than a streaming version's retries, reaching the final version: the complete answer
+    still shows and is final (not left for recovery to label interrupted), and a later failure is retried
+    too. A mention's reply, since discord.py raises a channel edit's 503 at once (it retries webhook 5xx
+    itself)."""
     text = LONG[:800]
     world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
-    message_id = await chat(world, "count")
-    message = world.discord.messages[message_id]
+    await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count")
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    message = bot_messages(world)[0]
     await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
 
     def failures() -> int:
         return sum(r.status == 503 for r in world.discord.requests)
 
-    world.discord.fail_requests("PATCH", "/messages/@original", 503, count=display.MAX_RETRIES + 1)
+    edits = f"/messages/{message.id}"
+    world.discord.fail_requests("PATCH", edits, 503, count=display.MAX_RETRIES + 1)
     await world.discord.wait_for(
         lambda: failures() == display.MAX_RETRIES + 1, timeout=20, what="retries spent"
     )
-    world.discord.fail_requests("PATCH", "/messages/@original", 503, count=2)
-    await wait_final(world, message_id)
+    world.discord.fail_requests("PATCH", edits, 503, count=2)
+    await wait_final(world, message.id)
     await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
     assert message.content == text
     assert failures() == display.MAX_RETRIES + 3

@@ -22,8 +22,11 @@ from bot.streaming.target import (
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 4
+MAX_RETRIES = 4  # for a streaming version: the next one will be tried anyway
+# The final version has no successor: it keeps trying for about as long as the stream waits for it (30 s).
+FINAL_MAX_RETRIES = 9
 RETRY_BACKOFF = 0.5  # seconds, doubled on each try
+MAX_BACKOFF = 4.0
 STOP_BUTTON_TIMEOUT = 5.0
 
 
@@ -208,8 +211,9 @@ class ReplyDisplay:
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1
-        if self._retries > MAX_RETRIES:
-            log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, MAX_RETRIES, exc)
+        retries = FINAL_MAX_RETRIES if self._wanted is not None and self._wanted.final else MAX_RETRIES
+        if self._retries > retries:
+            log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, retries, exc)
             self._set_delivery(Delivery.FAILED)
             return
         log.warning(
@@ -218,9 +222,9 @@ class ReplyDisplay:
             page,
             exc,
             self._retries,
-            MAX_RETRIES,
+            retries,
         )
-        await asyncio.sleep(RETRY_BACKOFF * 2 ** (self._retries - 1))
+        await asyncio.sleep(min(RETRY_BACKOFF * 2 ** (self._retries - 1), MAX_BACKOFF))
         self._schedule()
 
     async def _record(self, page: int, content: str) -> None:
