@@ -16,9 +16,16 @@ from typing import TextIO
 
 import discord
 
-from bot.client import open_bot
+from bot.client import StartupError, open_bot
 from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
-from bot.db import MIGRATIONS_DIR, AppliedMigration, Database, MigrationError, migration_status
+from bot.db import (
+    MIGRATIONS_DIR,
+    AppliedMigration,
+    Database,
+    DatabaseUnavailable,
+    MigrationError,
+    migration_status,
+)
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -58,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except MigrationError as exc:
+    except (MigrationError, DatabaseUnavailable, sqlite3.Error) as exc:
         print(f"Database error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"Start-up error: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -113,7 +123,7 @@ async def run_migrate_command(
         finally:
             await db.close()
         return 0
-    except (MigrationError, sqlite3.DatabaseError) as exc:
+    except (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError) as exc:
         out.write(f"error: {exc}\n")
         return 2
 
@@ -124,15 +134,22 @@ def _latest(applied: list[AppliedMigration]) -> str:
 
 async def _export(since: date) -> int:
     path = load_database_path()
-    status = await migration_status(path)
-    if status.pending or status.problems:
-        print(f"The database {path} is not up to date: run `python -m bot migrate --check`.", file=sys.stderr)
-        return 2
-    db = await Database.open(path)
     try:
-        rows = await UsageStore(db).export_csv(since, sys.stdout)
-    finally:
-        await db.close()
+        status = await migration_status(path)
+        if status.pending or status.problems:
+            print(
+                f"The database {path} is not up to date: run `python -m bot migrate --check`.",
+                file=sys.stderr,
+            )
+            return 2
+        db = await Database.open(path)
+        try:
+            rows = await UsageStore(db).export_csv(since, sys.stdout)
+        finally:
+            await db.close()
+    except (DatabaseUnavailable, sqlite3.Error) as exc:
+        print(f"Database error: {exc}", file=sys.stderr)
+        return 2
     print(f"{rows} rows", file=sys.stderr)
     return 0
 

@@ -42,6 +42,10 @@ INVITE_PERMISSIONS = discord.Permissions(
 )
 
 
+class StartupError(Exception):
+    """The bot can't start for a reason the operator must fix; the message says which."""
+
+
 class StreamcordBot(commands.Bot):
     def __init__(self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer) -> None:
         # Intents.default() carries reactions and guild messages; mentions of the bot include their content
@@ -81,7 +85,12 @@ class StreamcordBot(commands.Bot):
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        await self.tree.sync()
+        try:
+            await self.tree.sync()
+        except discord.HTTPException as exc:
+            raise StartupError(
+                f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
+            ) from exc
         task = asyncio.create_task(finalize_orphans(self, self.inflight, self.pacer))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

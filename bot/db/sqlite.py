@@ -35,6 +35,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 BUSY_TIMEOUT = 5.0
 
 
+class DatabaseUnavailable(Exception):
+    """The database file can't be opened or used: corrupt, unwritable, or a file where its folder is."""
+
+
 class Database:
     """One aiosqlite connection shared by the whole bot; create with ``await Database.open(path)``."""
 
@@ -59,15 +63,25 @@ class Database:
     ) -> Database:
         """Open (creating it if needed) and bring the schema up to date."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN ourselves.
-        db = await cls._connect(path, migrations_dir, path, busy_timeout, isolation_level=None)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN.
+            db = await cls._connect(path, migrations_dir, path, busy_timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailable(f"cannot open {path}: {exc}") from exc
         try:
             row = await db.fetchone("PRAGMA journal_mode = WAL")
             if row is None or str(row[0]).lower() != "wal":
                 log.warning("could not enable WAL on %s (journal_mode=%s)", path, row and row[0])
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            await db.close()
+            raise DatabaseUnavailable(f"cannot use {path}: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        try:
             db.newly_applied = await apply_migrations(db)
         except BaseException:
             await db.close()
@@ -114,6 +128,13 @@ class Database:
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         async with self._serialized(), self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
+
+    async def iterate(self, sql: str, params: Params = ()) -> AsyncIterator[sqlite3.Row]:
+        """Rows one batch at a time, for results too large to hold (the connection is held until the end)."""
+        async with self._serialized(), self._conn.execute(sql, params) as cursor:
+            cursor.arraysize = 500
+            async for row in cursor:
+                yield row
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

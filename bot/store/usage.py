@@ -173,15 +173,26 @@ class UsageStore:
         )
 
     async def export_csv(self, since: date, out: TextIO) -> int:
-        """Write a header and a row per request started on/after ``since`` (UTC); returns the row count."""
-        rows = await self._db.fetchall(
-            f"SELECT {', '.join(CSV_COLUMNS)} FROM usage WHERE started_at >= ? ORDER BY started_at, id",
-            (to_db_time(datetime.combine(since, time(), tzinfo=UTC)),),
-        )
+        """Write a header and a row per request started on/after ``since`` (UTC), streamed from the database;
+        returns the row count."""
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        writer.writerows(tuple(row) for row in rows)
-        return len(rows)
+        count = 0
+        async for row in self._db.iterate(
+            f"SELECT {', '.join(CSV_COLUMNS)} FROM usage WHERE started_at >= ? ORDER BY started_at, id",
+            (to_db_time(datetime.combine(since, time(), tzinfo=UTC)),),
+        ):
+            writer.writerow([_csv_cell(value) for value in row])
+            count += 1
+        return count
+
+
+def _csv_cell(value: Any) -> Any:
+    """A spreadsheet runs a cell starting with = + - @ (or a tab or carriage return) as a formula: a model
+    name or an error text must not. A leading apostrophe shows it as text."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 def _ms(value: float | None) -> int | None:
