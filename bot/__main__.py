@@ -16,8 +16,9 @@ from typing import TextIO
 
 import discord
 
+from bot.budget import server_prices
 from bot.client import StartupError, open_bot
-from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path
+from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path, load_prices
 from bot.db import (
     MIGRATIONS_DIR,
     AppliedMigration,
@@ -26,6 +27,8 @@ from bot.db import (
     MigrationError,
     migration_status,
 )
+from bot.pricing import TokenCounts
+from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
@@ -142,9 +145,15 @@ async def _export(since: date) -> int:
                 file=sys.stderr,
             )
             return 2
+        prices = load_prices()
         db = await Database.open(path)
+        settings = SettingsStore(db)
+
+        async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+            return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
+
         try:
-            rows = await UsageStore(db).export_csv(since, sys.stdout)
+            rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
         finally:
             await db.close()
     except (DatabaseUnavailable, sqlite3.Error) as exc:

@@ -1,12 +1,15 @@
-"""Whether a request may go to the model: channel enabled, user cooldown, answers in progress, daily token
-quota (counting what the member's running answers may still spend)."""
+"""Whether a request may go to the model: channel on, access, cooldown, answers in progress, daily token
+quota (counting what the member's running answers may still spend), budget."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.access import NOT_ALLOWED, daily_quota, may_ask
+from bot.budget import Budget
 from bot.reservations import Reservations, Ticket
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
@@ -21,8 +24,16 @@ class Refused(Exception):
     """str(refusal) is the short message shown to the user."""
 
 
-class Disabled(Refused):
+class Quiet(Refused):
+    """A refusal a mention gets no answer to (a slash command still gets it, ephemeral)."""
+
+
+class Disabled(Quiet):
     """The bot is switched off in this channel."""
+
+
+class NotAllowed(Quiet):
+    """The member is blocked here, or not on the allow list."""
 
 
 @dataclass(frozen=True)
@@ -32,17 +43,23 @@ class Admitted:
 
 
 class Admission:
-    def __init__(self, settings: SettingsStore, usage: UsageStore, defaults: ChannelSettings) -> None:
+    def __init__(
+        self, settings: SettingsStore, usage: UsageStore, budget: Budget, defaults: ChannelSettings
+    ) -> None:
         self._settings = settings
         self._usage = usage
+        self._budget = budget
         self._defaults = defaults
         self.reservations = Reservations()
         # Admissions the usage table may not show yet: its row is written once the answer starts.
         self._admitted: dict[tuple[int | None, int], datetime] = {}
         self.closing = False  # set at shutdown: new answers would be cut off at once
 
-    async def check(self, guild_id: int | None, channel_id: int, user_id: int) -> Admitted:
-        """The settings to answer with and the answer's reservation, or Refused."""
+    async def check(
+        self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int] = ()
+    ) -> Admitted:
+        """The settings to answer with and the answer's reservation, or Refused. ``role_ids``: the member's
+        roles in the server."""
         if self.closing:
             raise Refused(RESTARTING)
         settings = await self._settings.get(guild_id, channel_id, self._defaults)
@@ -51,7 +68,7 @@ class Admission:
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
         if guild_id is not None:
-            await self._check_limits(guild_id, user_id, settings)
+            await self._check_member(guild_id, user_id, role_ids, settings)
         # No await from the quota check to take(): parallel requests see each other's reservations.
         member = (guild_id, user_id)
         running = self.reservations.running(member)
@@ -64,7 +81,11 @@ class Admission:
         reserve = settings.max_tokens or UNLIMITED_RESERVATION
         return Admitted(settings, self.reservations.take(member, reserve))
 
-    async def _check_limits(self, guild_id: int, user_id: int, settings: ChannelSettings) -> None:
+    async def _check_member(
+        self, guild_id: int, user_id: int, role_ids: Collection[int], settings: ChannelSettings
+    ) -> None:
+        if not may_ask(settings, user_id, role_ids):
+            raise NotAllowed(NOT_ALLOWED)
         now = datetime.now(UTC)
         if settings.cooldown_seconds:
             recorded = await self._usage.last_request_at(guild_id, user_id)
@@ -74,20 +95,33 @@ class Admission:
                 if wait > 0:
                     raise Refused(f"Slow down a little: you can ask again in {math.ceil(wait)} s.")
         self._remember(guild_id, user_id, now)
-        quota = settings.daily_token_quota
-        if quota is not None:
-            used = await self._usage.tokens_today(guild_id, user_id)
-            if used + self.reservations.reserved_tokens((guild_id, user_id)) >= quota:
-                self._admitted.pop((guild_id, user_id), None)
-                if used >= quota:
-                    raise Refused(
-                        f"You've used your {quota:,} tokens for today on this server. "
-                        "The quota resets at 00:00 UTC."
-                    )
-                raise Refused(
-                    "Your answers in progress may use the rest of today's token quota. "
-                    "Ask again when they finish."
-                )
+        try:
+            await self._check_spending(guild_id, user_id, role_ids, settings)
+        except Refused:
+            self._admitted.pop((guild_id, user_id), None)
+            raise
+
+    async def _check_spending(
+        self, guild_id: int, user_id: int, role_ids: Collection[int], settings: ChannelSettings
+    ) -> None:
+        if settings.monthly_budget is not None:
+            refusal = self._budget.refusal(await self._budget.spent(guild_id, settings), settings)
+            if refusal:
+                raise Refused(refusal)
+        quota = daily_quota(settings, role_ids)
+        if quota is None:
+            return
+        used = await self._usage.tokens_today(guild_id, user_id)
+        if used >= quota:
+            raise Refused(
+                f"You've used your {quota:,} tokens for today on this server. The quota resets at 00:00 UTC."
+            )
+        # Last, after every await: what the member's running answers may still spend counts too.
+        if used + self.reservations.reserved_tokens((guild_id, user_id)) >= quota:
+            raise Refused(
+                "Your answers in progress may use the rest of today's token quota. "
+                "Ask again when they finish."
+            )
 
     def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:
         self._admitted[guild_id, user_id] = now

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import Any
 
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot import paced
 from bot.admission import Admission
+from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database
 from bot.discord_targets import NO_MENTIONS
+from bot.health import problem
 from bot.llm import LLMClient
+from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
+from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
+from bot.store.alerts import AlertStore
 from bot.store.inflight import InflightStore
+from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
+from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
@@ -47,14 +57,16 @@ class StartupError(Exception):
 
 
 class StreamcordBot(commands.Bot):
-    def __init__(self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer) -> None:
+    def __init__(
+        self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer, metrics: Metrics | None = None
+    ) -> None:
         # Intents.default() carries reactions and guild messages; mentions of the bot include their content
         # without the privileged message-content intent.
         super().__init__(
             command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
             intents=discord.Intents.default(),
             allowed_mentions=NO_MENTIONS,
-            http_trace=pacer.trace_config(),
+            http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
         )
@@ -65,12 +77,17 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
-        self.admission = Admission(self.settings, self.usage, config.defaults)
+        self.retention = UsageRetention(db)
+        self.budget = Budget(self.usage, AlertStore(db), config.prices)
+        self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
+        self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
+        observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
         self.models = ModelCaller(
             llm,
             policy=RetryPolicy(budget=config.llm_retry_budget, max_retries=config.llm_max_retries),
             circuit_failures=config.circuit_failures,
             circuit_cool_down=config.circuit_cool_down,
+            errors=ModelErrorLog(on_record=metrics.model_error if metrics else None),
         )
         self.streams = StreamManager(
             models=self.models,
@@ -78,8 +95,12 @@ class StreamcordBot(commands.Bot):
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            observer=Observers(observers),
         )
+        if metrics:
+            metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
         self.tree.error(self.on_app_command_error)
@@ -91,9 +112,20 @@ class StreamcordBot(commands.Bot):
             raise StartupError(
                 f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
             ) from exc
-        task = asyncio.create_task(finalize_orphans(self, self.inflight, self.pacer))
+        self._run_in_background(finalize_orphans(self, self.inflight, self.pacer))
+        if self.config.usage_retention_days is not None:
+            self._run_in_background(self.retention.prune_daily(self.config.usage_retention_days))
+
+    def _run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _send_alert(self, channel_id: int, text: str) -> None:
+        await paced.send(self, self.pacer, channel_id, text)
+
+    def gateway_connected(self) -> bool:
+        return self.ws is not None and self.ws.open and not self.is_closed()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -133,6 +165,9 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
+        await bounded(self.budget_watch.wait_idle(), "the budget alerts")
+        for task in self._background:
+            task.cancel()  # the daily prune sleeps most of the day
         await bounded(super().close(), "the Discord connection")
 
 
@@ -150,8 +185,17 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()
+        metrics = Metrics() if config.metrics_port is not None else None
         try:
-            async with StreamcordBot(config=config, db=db, llm=llm, pacer=pacer) as bot:
+            async with (
+                StreamcordBot(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
+                contextlib.AsyncExitStack() as served,
+            ):
+                if metrics is not None and config.metrics_port is not None:
+                    health = functools.partial(problem, bot.gateway_connected, db)
+                    bot.metrics_port = await served.enter_async_context(
+                        serve(metrics, health, config.metrics_host, config.metrics_port)
+                    )
                 yield bot
         finally:
             await bounded(pacer.close(), "the pacer")

@@ -11,6 +11,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
 
@@ -36,6 +37,10 @@ class Config:
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
     database_busy_timeout: float = 5.0
+    prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
+    usage_retention_days: int | None = None  # None: keep every usage row
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no /metrics or /healthz server
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
@@ -101,6 +106,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
 
+    def optional_number(name: str, low: int, high: int) -> int | None:
+        return int(number(name, "0", int, low, high)) if env.get(name, "").strip() else None
+
+    try:
+        prices = PriceList.load(Path(get("PRICES_FILE", str(DEFAULT_PRICES_FILE))))
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None
+
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
         system_prompt=setting(
@@ -131,6 +144,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
         database_busy_timeout=number("DATABASE_BUSY_TIMEOUT", "5", float, 0.01, 60),
+        prices=prices,
+        usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
+        metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
     )
 
 
@@ -145,3 +162,12 @@ def load_database_path(env_file: str | Path = ".env") -> Path:
     """For the maintenance commands, which need no Discord or model settings."""
     value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
     return Path(value or _DEFAULT_DATABASE)
+
+
+def load_prices(env_file: str | Path = ".env") -> PriceList:
+    """For usage-export, which needs no Discord or model settings."""
+    value = os.environ.get("PRICES_FILE") or dotenv_values(env_file).get("PRICES_FILE")
+    try:
+        return PriceList.load(Path(value) if value else DEFAULT_PRICES_FILE)
+    except PriceError as exc:
+        raise ConfigError(f"PRICES_FILE: {exc}") from None

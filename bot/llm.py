@@ -34,6 +34,7 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    reasoning_tokens: int = 0  # part of completion_tokens; some models price them apart
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def _usage(raw: object) -> Usage | None:
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if isinstance(prompt, int) and isinstance(completion, int):
-        return Usage(prompt, completion)
+        details = raw.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        return Usage(prompt, completion, reasoning if isinstance(reasoning, int) else 0)
     return None
 
 

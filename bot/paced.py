@@ -27,6 +27,14 @@ async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
     )
 
 
+async def send(client: discord.Client, pacer: Pacer, channel_id: int, text: str) -> None:
+    """A new message in a channel, mentions disabled; spends the channel's message budget."""
+    channel = client.get_partial_messageable(channel_id)
+    await pacer.run(
+        lambda: channel.send(text, allowed_mentions=NO_MENTIONS), Route.create_message(channel_id)
+    )
+
+
 async def edit(pacer: Pacer, message: discord.Message, content: str) -> None:
     """Replace a message's content, mentions disabled; spends its channel's message budget."""
     await pacer.run(

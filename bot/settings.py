@@ -8,18 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot import setting_values as values
+from bot.setting_values import SettingError as SettingError  # re-exported: callers know it from here
+
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
 STREAMS_PER_USER_MAX = 100
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
-# Words that clear an optional limit; Discord can't send an empty required option, so "none" matters.
-_EMPTY = frozenset({"", "none", "unlimited"})
-
-
-class SettingError(ValueError):
-    """Invalid setting key or value; str(error) is a short message fit to show the user."""
+_EMPTY = values.EMPTY
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,14 @@ class ChannelSettings:
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
     max_streams_per_user: int = 2
+    allowed_roles: list[int] = dataclasses.field(default_factory=list)
+    blocked_roles: list[int] = dataclasses.field(default_factory=list)
+    allowed_users: list[int] = dataclasses.field(default_factory=list)
+    blocked_users: list[int] = dataclasses.field(default_factory=list)
+    role_quotas: list[list[int | None]] = dataclasses.field(default_factory=list)  # [[role, tokens], ...]
+    monthly_budget: float | None = None
+    alert_channel: int | None = None
+    prices: dict[str, list[float | None]] = dataclasses.field(default_factory=dict)
     fallback_model: str | None = None
 
 
@@ -46,8 +52,18 @@ KEYS: dict[str, str] = {
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
     "max_streams_per_user": f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}",
+    "allowed_roles": "Only members with one of these roles may ask (or allowed_users); none = everyone",
+    "blocked_roles": "Members with any of these roles may not ask",
+    "allowed_users": "Only these members may ask (or allowed_roles); none = everyone",
+    "blocked_users": "These members may not ask",
+    "role_quotas": "Tokens a day per role, e.g. @Helpers=50000, @Staff=none; the most generous applies",
+    "monthly_budget": "Server only: spend per calendar month (UTC) before answers stop, or none",
+    "alert_channel": "Server only: where budget warnings go (at 80 % and 100 %), or none",
+    "prices": "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
     "fallback_model": "Model asked when the main one fails before answering, or none",
 }
+# Settings about the whole server: a channel override would make no sense (one budget, one bill).
+SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices"})
 
 
 def _int_in(key: str, low: int, high: int | None, raw: str, *, optional: bool = False) -> int | None:
@@ -121,7 +137,24 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
     "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
+    "allowed_roles": lambda raw: values.parse_ids("role", raw),
+    "blocked_roles": lambda raw: values.parse_ids("role", raw),
+    "allowed_users": lambda raw: values.parse_ids("user", raw),
+    "blocked_users": lambda raw: values.parse_ids("user", raw),
+    "role_quotas": values.parse_role_quotas,
+    "monthly_budget": values.parse_money,
+    "alert_channel": values.parse_channel,
+    "prices": values.parse_prices,
     "fallback_model": _fallback_model,
+}
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "allowed_roles": lambda ids: values.format_ids("role", ids),
+    "blocked_roles": lambda ids: values.format_ids("role", ids),
+    "allowed_users": lambda ids: values.format_ids("user", ids),
+    "blocked_users": lambda ids: values.format_ids("user", ids),
+    "role_quotas": values.format_role_quotas,
+    "alert_channel": lambda channel: values.format_ids("channel", [channel]),
+    "prices": values.format_prices,
 }
 
 
@@ -138,10 +171,18 @@ def parse_value(key: str, raw: str) -> Any:
     return _PARSERS[check_key(key)](raw)
 
 
+def check_scope(key: str, scope: str) -> None:
+    """Server-only settings refuse a channel override."""
+    if key in SERVER_ONLY and scope == "channel":
+        raise SettingError(f"`{key}` applies to the whole server: set it with scope server")
+
+
 def format_value(key: str, value: Any) -> str:
     """Render a stored value the way a user would type it."""
     if value is None:
         return "none"
+    if key in _FORMATS:
+        return _FORMATS[key](value)
     if isinstance(value, bool):
         return "on" if value else "off"
     if key == "system_prompt" and value == "":
@@ -152,7 +193,8 @@ def format_value(key: str, value: Any) -> str:
 def resolve(
     defaults: ChannelSettings, guild: Mapping[str, Any], channel: Mapping[str, Any]
 ) -> ChannelSettings:
-    """Channel overrides beat server overrides beat defaults; unknown keys (from newer code) are ignored."""
+    """Channel overrides beat server overrides beat defaults; unknown keys (from newer code) are ignored, and
+    so are channel values of server-only keys."""
     merged = {k: v for k, v in guild.items() if k in KEYS}
-    merged.update((k, v) for k, v in channel.items() if k in KEYS)
+    merged.update((k, v) for k, v in channel.items() if k in KEYS and k not in SERVER_ONLY)
     return dataclasses.replace(defaults, **merged)

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import paced
-from bot.admission import Disabled, Refused
+from bot.admission import Quiet, Refused
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.conversation import Turn, build_request, shown_answer
@@ -33,7 +33,7 @@ class Chat(commands.Cog):
             raise app_commands.NoPrivateMessage
         try:
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), interaction.user.id
+                guild_id, settings_channel_id(channel), interaction.user.id, _role_ids(interaction.user)
             )
             self.bot.streams.start(
                 chat=build_request(admitted.settings, prompt),
@@ -58,10 +58,10 @@ class Chat(commands.Cog):
         guild_id = message.guild.id
         try:
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(message.channel), message.author.id
+                guild_id, settings_channel_id(message.channel), message.author.id, _role_ids(message.author)
             )
-        except Disabled:
-            return  # a switched-off channel stays quiet rather than answering every mention
+        except Quiet:
+            return  # a switched-off channel, or someone without access here, gets no answer to a mention
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
@@ -115,6 +115,10 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
+
+
+def _role_ids(user: discord.User | discord.Member) -> list[int]:
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
 async def setup(bot: StreamcordBot) -> None:

@@ -1,8 +1,10 @@
-"""/config show|set|reset|history: per-server and per-channel settings, for members with Manage Server."""
+"""/config show|set|reset|history|export|import: per-server and per-channel settings, for members with
+Manage Server."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any, Literal
 
@@ -10,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import settings_transfer
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
@@ -25,6 +28,11 @@ HISTORY_LIMIT = 10
 _VALUE_CHARS = 80
 _MESSAGE_LIMIT = 2000
 _MODEL_KEYS = ("model", "fallback_model")  # checked against the model server's list when set
+# Keys "none" clears (no limit, nobody listed), offered as the value's autocomplete.
+_NONE_OK = frozenset(
+    "max_tokens daily_token_quota monthly_budget alert_channel prices allowed_roles blocked_roles"
+    " allowed_users blocked_users role_quotas".split()
+)
 
 
 class ManageServerRequired(app_commands.CheckFailure):
@@ -121,7 +129,13 @@ class ConfigCommands(commands.Cog, name="Config"):
                     f"Available: {suggestions}{'…' if len(models) > 10 else ''}",
                 )
                 return
-        before = await self.bot.settings.set(guild_id, store_scope, scope_id, key, value, interaction.user.id)
+        try:
+            before = await self.bot.settings.set(
+                guild_id, store_scope, scope_id, key, value, interaction.user.id
+            )
+        except SettingError as exc:  # a server-only key set for a channel
+            await self._reply(interaction, str(exc))
+            return
         # Never the value: system prompts are not logged.
         log.info("User %s set %s for %s %s", interaction.user.id, key, store_scope, scope_id)
         previous = "was not set" if before is NOT_SET else f"was `{_short(key, before)}`"
@@ -175,6 +189,55 @@ class ConfigCommands(commands.Cog, name="Config"):
             )
         await self._reply(interaction, _fit(lines))
 
+    @config.command(name="export", description="Download this server's settings as a JSON file")
+    async def export(self, interaction: discord.Interaction) -> None:
+        guild_id, _ = self._ids(interaction)
+        data = await settings_transfer.export(self.bot.settings, guild_id)
+        await interaction.response.send_message(
+            "This server's settings (`/config import` takes the file back):",
+            file=discord.File(io.BytesIO(data), f"streamcord-settings-{guild_id}.json"),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @config.command(name="import", description="Replace this server's settings with an exported JSON file")
+    @app_commands.describe(file="A file from /config export; nothing changes unless all of it is valid")
+    async def import_(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
+        guild_id, _ = self._ids(interaction)
+        guild = interaction.guild
+        if file.size > settings_transfer.MAX_BYTES:
+            await self._reply(
+                interaction,
+                f"Nothing imported: the file is larger than {settings_transfer.MAX_BYTES // 1024} KB.",
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            wanted = settings_transfer.parse(
+                await file.read(),
+                lambda channel_id: guild is not None and guild.get_channel(channel_id) is not None,
+            )
+        except settings_transfer.ImportRefused as refused:
+            await self._reply(interaction, _fit(["Nothing imported:", *(f"- {p}" for p in refused.problems)]))
+            return
+        except discord.HTTPException as exc:
+            log.warning("Could not download an import file: %s", exc.status)
+            await self._reply(interaction, "Nothing imported: Discord did not hand over the file. Try again.")
+            return
+        result = await self.bot.settings.replace_all(guild_id, wanted, interaction.user.id)
+        log.info(
+            "User %s imported settings for server %s: %d written, %d removed",
+            interaction.user.id,
+            guild_id,
+            result.written,
+            result.removed,
+        )
+        await self._reply(
+            interaction,
+            f"Imported: {result.written} setting(s) changed, {result.removed} removed; "
+            "the rest were already as in the file. `/config history` lists every change.",
+        )
+
     @set_.autocomplete("key")
     @reset.autocomplete("key")
     async def key_autocomplete(
@@ -206,7 +269,7 @@ class ConfigCommands(commands.Cog, name="Config"):
                 return []
             if key == "fallback_model":
                 options = ["none", *options]
-        elif key in ("max_tokens", "daily_token_quota"):
+        elif key in _NONE_OK:
             options = ["none"]
         else:
             return []

@@ -1,7 +1,10 @@
-"""/usage: requests and tokens per period; your own for everyone, others' with Manage Server."""
+"""/usage show and /usage forget: requests, tokens and cost per period (your own for everyone, others' with
+Manage Server), an optional chart, and deleting your own rows after a confirmation."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from typing import Literal
 
@@ -9,14 +12,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.budget import server_prices
 from bot.client import StreamcordBot
 from bot.db import utcnow
 from bot.discord_targets import NO_MENTIONS
+from bot.pricing import Cost, PriceList, TokenCounts
 from bot.store.usage import Period, UsageSummary, period_since
+from bot.usage_chart import render as render_chart
 
 log = logging.getLogger(__name__)
 
 ScopeChoice = Literal["me", "channel", "server"]
+ChartChoice = Literal["tokens", "cost"]
 _PERIODS: dict[Period, str] = {
     "today": "today (UTC)",
     "7d": "the last 7 days",
@@ -26,10 +33,18 @@ _PERIODS: dict[Period, str] = {
 NEEDS_MANAGE_SERVER = (
     "You need the Manage Server permission to see usage for other people, channels or the server."
 )
+CHART_FILE = "usage.png"
+FORGET_TIMEOUT = 60.0
 
 
 def render(
-    summary: UsageSummary, *, title: str, show_top_users: bool, model_errors: dict[str, int] | None = None
+    summary: UsageSummary,
+    cost: Cost,
+    prices: PriceList,
+    *,
+    title: str,
+    show_top_users: bool,
+    model_errors: dict[str, int] | None = None,
 ) -> discord.Embed:
     """``model_errors``: the last hour's model errors by kind, for admins (None: not shown)."""
     embed = discord.Embed(title=title, colour=discord.Colour.blurple())
@@ -40,6 +55,11 @@ def render(
     if summary.estimated_requests:
         tokens += f"\n≈ {summary.estimated_requests:,} request(s) have estimated counts"
     embed.add_field(name="Tokens", value=tokens, inline=False)
+    money = prices.money(cost.amount)
+    if cost.unpriced_models:
+        models = ", ".join(f"`{m}`" for m in cost.unpriced_models[:5])
+        money += f"\nNo price for {models}{'…' if len(cost.unpriced_models) > 5 else ''}: counted as free"
+    embed.add_field(name="Cost", value=money, inline=False)
     if show_top_users and summary.top_users:
         top = "\n".join(
             f"{rank}. <@{user_id}>: {tokens:,} tokens"
@@ -52,45 +72,87 @@ def render(
     return embed
 
 
+class ForgetConfirmation(discord.ui.View):
+    """Two buttons under the ephemeral question; only the person who asked ever sees them."""
+
+    def __init__(self, bot: StreamcordBot, guild_id: int | None, user_id: int) -> None:
+        super().__init__(timeout=FORGET_TIMEOUT)
+        self._bot = bot
+        self._guild_id = guild_id
+        self._user_id = user_id
+        self.message: discord.InteractionMessage | None = None
+
+    @discord.ui.button(label="Delete my usage", style=discord.ButtonStyle.danger)
+    async def confirm(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirmation]
+    ) -> None:
+        self.stop()
+        deleted = await self._bot.retention.forget(self._guild_id, self._user_id)
+        await interaction.response.edit_message(
+            content=f"Deleted {deleted:,} usage record(s); the totals keep their tokens under nobody's name.",
+            view=None,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirmation]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(
+            content="Nothing was deleted.", view=None, allowed_mentions=NO_MENTIONS
+        )
+
+    async def on_timeout(self) -> None:
+        if self.message is not None:
+            try:
+                await self.message.edit(
+                    content="Nothing was deleted (no answer).", view=None, allowed_mentions=NO_MENTIONS
+                )
+            except discord.HTTPException:
+                log.debug("Could not close the forget question for user %s", self._user_id)
+
+
 class Usage(commands.Cog):
+    usage = app_commands.Group(name="usage", description="Your usage of Streamcord, or the server's")
+
     def __init__(self, bot: StreamcordBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="usage", description="Requests and tokens used with Streamcord")
+    @usage.command(name="show", description="Requests, tokens and cost used with Streamcord")
     @app_commands.describe(
         period="Time span (default: today, UTC)",
         scope="Whose usage: yours (default), this channel's or the whole server's",
         user="Someone else's usage (needs Manage Server)",
+        chart="Attach a chart per day and model: of tokens or of cost",
     )
-    async def usage(
+    async def show(
         self,
         interaction: discord.Interaction,
         period: Period = "today",
         scope: ScopeChoice = "me",
         # Not Member alone: someone who left the server is a plain User, and their usage still counts.
         user: discord.Member | discord.User | None = None,
+        chart: ChartChoice | None = None,
     ) -> None:
         guild_id, channel_id = interaction.guild_id, interaction.channel_id
         subject = user.id if user is not None else interaction.user.id if scope == "me" else None
         if guild_id is None and (scope != "me" or user is not None):
-            await interaction.response.send_message(
-                "In direct messages you can only see your own usage.",
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-            )
+            await _say(interaction, "In direct messages you can only see your own usage.")
             return
         others = scope != "me" or subject != interaction.user.id
         if others and not interaction.permissions.manage_guild:
-            await interaction.response.send_message(
-                NEEDS_MANAGE_SERVER, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await _say(interaction, NEEDS_MANAGE_SERVER)
             return
+        if chart is not None:  # rendering may not fit in Discord's 3-s deadline for an answer
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        now = utcnow()
+        since = period_since(period, now)
+        in_channel = channel_id if scope == "channel" else None
         summary = await self.bot.usage.summary(
-            guild_id=guild_id,
-            user_id=subject,
-            channel_id=channel_id if scope == "channel" else None,
-            since=period_since(period, utcnow()),
+            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
         )
+        prices, overrides = self.bot.budget.prices, await server_prices(self.bot.settings, guild_id)
         if subject == interaction.user.id:
             whose = "Your usage"
         elif subject is not None:
@@ -100,8 +162,58 @@ class Usage(commands.Cog):
         title = f"{whose}{' in this channel' if scope == 'channel' and subject else ''}, {_PERIODS[period]}"
         # Operators' view of the model server's health: the same for every server the bot is in.
         errors = self.bot.models.errors.counts() if interaction.permissions.manage_guild else None
-        embed = render(summary, title=title, show_top_users=subject is None, model_errors=errors)
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        embed = render(
+            summary,
+            prices.cost(summary.by_model, overrides),
+            prices,
+            title=title,
+            show_top_users=subject is None,
+            model_errors=errors,
+        )
+        if chart is None:
+            await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        days = await self.bot.usage.daily(
+            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
+        )
+        first = since.date() if since else min(days, default=now.date())
+
+        def cost(model: str, counts: TokenCounts) -> float:
+            return prices.request_cost(model, counts, overrides) or 0.0
+
+        png = await asyncio.to_thread(
+            render_chart,
+            days,
+            first=first,
+            last=now.date(),
+            measure=cost if chart == "cost" else lambda _, counts: counts.prompt + counts.completion,
+            title=f"{'Cost' if chart == 'cost' else 'Tokens'} per day, by model",
+            unit=prices.currency if chart == "cost" else "tokens",
+        )
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+        await interaction.followup.send(
+            embed=embed,
+            file=discord.File(io.BytesIO(png), CHART_FILE),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @usage.command(name="forget", description="Delete your own usage records here (asks first)")
+    async def forget(self, interaction: discord.Interaction) -> None:
+        where = "in this server" if interaction.guild_id else "in direct messages"
+        view = ForgetConfirmation(self.bot, interaction.guild_id, interaction.user.id)
+        await interaction.response.send_message(
+            f"Delete every usage record of yours {where}? The totals keep the tokens, under nobody's name. "
+            "This can't be undone.",
+            view=view,
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        view.message = await interaction.original_response()
+
+
+async def _say(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 async def setup(bot: StreamcordBot) -> None:

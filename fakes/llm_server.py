@@ -84,6 +84,8 @@ class Scenario:
     send_usage: bool = True
     finish_reason: str = "stop"
     prompt_tokens: int | None = None
+    # Hidden reasoning tokens the usage reports (in completion_tokens_details, and added to completion_tokens)
+    reasoning_tokens: int | None = None
     headers: dict[str, str] | None = None  # extra response headers for an error scenario
 
     def token_list(self) -> list[str]:
@@ -408,15 +410,20 @@ class FakeLLM(LoopbackServer):
         response.headers.update(scenario.headers or {})
         return response
 
-    def _usage(self, rec: LLMRequest) -> dict[str, int]:
+    def _usage(self, rec: LLMRequest) -> dict[str, Any]:
         prompt = rec.scenario.prompt_tokens
         if prompt is None:
             prompt = _prompt_tokens(rec.body)
-        return {
+        reasoning = rec.scenario.reasoning_tokens
+        completion = rec.tokens_sent + (reasoning or 0)
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt,
-            "completion_tokens": rec.tokens_sent,
-            "total_tokens": prompt + rec.tokens_sent,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
 
     def _record_tokens(self, rec: LLMRequest, tokens: list[str], at: float) -> None:
         if rec.disconnected_at is not None:

@@ -174,7 +174,7 @@ async def test_key_and_model_autocomplete(world: World, bot: StreamcordBot) -> N
     everything = await autocomplete(world, world.admin, {"key": ""}, "key")
     assert [c["value"] for c in everything] == list(KEYS)
     assert all(len(c["name"]) <= 100 for c in everything)
-    reset = await autocomplete(world, world.admin, {"key": "quota"}, "key", name="config reset")
+    reset = await autocomplete(world, world.admin, {"key": "daily"}, "key", name="config reset")
     assert [c["value"] for c in reset] == ["daily_token_quota"]
 
     models = await autocomplete(world, world.admin, {"key": "model", "value": ""}, "value")

@@ -164,8 +164,8 @@ async def test_admins_see_the_last_hours_model_errors_and_the_fallback_setting(w
     world.llm.start_outage(Outage(status=429, requests=1))
     async with running_bot(world) as bot:
         await finished(world, bot, await chat(world, "hello"))
-        admin = embed_of(await command(world, "usage", {"scope": "server"}, user=world.admin))
-        member = embed_of(await command(world, "usage", user=world.alice))
+        admin = embed_of(await command(world, "usage show", {"scope": "server"}, user=world.admin))
+        member = embed_of(await command(world, "usage show", user=world.alice))
         refused = await command(world, "config set", {"key": "fallback_model", "value": "nope"})
         accepted = await command(world, "config set", {"key": "fallback_model", "value": "fake-model-mini"})
         shown = await command(world, "config show")

@@ -38,7 +38,7 @@ def embed_of(reply: FakeMessage) -> dict[str, Any]:
 
 
 async def usage(world: World, options: dict[str, Any] | None = None, *, user: int) -> FakeMessage:
-    return await command(world, "usage", options, user=user)
+    return await command(world, "usage show", options, user=user)
 
 
 async def add_row(
@@ -111,6 +111,7 @@ async def test_usage_for_yourself(world: World, bot: StreamcordBot) -> None:
         "title": "Your usage, today (UTC)",
         "Requests": "0",
         "Tokens": "0 (0 prompt + 0 completion)",
+        "Cost": "0.00 USD",
     }
 
     world.llm.enqueue(Scenario(text="one two three", prompt_tokens=1000))
@@ -129,6 +130,7 @@ async def test_usage_for_yourself(world: World, bot: StreamcordBot) -> None:
         "title": "Your usage, today (UTC)",
         "Requests": "2 (2 completed)",
         "Tokens": "1,505 (1,500 prompt + 5 completion)",
+        "Cost": "0.00 USD\nNo price for `fake-model`: counted as free",
     }
     assert embed_of(await usage(world, {"period": "7d"}, user=world.alice))["Requests"] == "2 (2 completed)"
     month = embed_of(await usage(world, {"period": "30d"}, user=world.alice))

@@ -497,3 +497,57 @@ async def test_fixed_window_headers_and_429_shape(w: World) -> None:
     assert 0 < body["retry_after"] <= 5
     assert len(w.fake.channel_messages(w.channel)) == 5  # the 429 was not applied
     assert w.fake.count_429() == 1
+
+
+async def test_files_roles_and_buttons(w: World) -> None:
+    """A slash command with a file option and the member's roles; a reply with a file and a button; a
+    click on the button updates that reply."""
+    bot = make_bot()
+    helpers = w.fake.add_role(w.guild, "Helpers", [w.alice])
+    seen: dict[str, Any] = {}
+    clicked = asyncio.Event()
+
+    class Confirm(discord.ui.View):
+        @discord.ui.button(label="Yes", custom_id="yes")
+        async def yes(self, interaction: discord.Interaction, _: discord.ui.Button[Confirm]) -> None:
+            await interaction.response.edit_message(content="confirmed", view=None)
+            clicked.set()
+
+    @bot.tree.command(name="upload", description="Echo a file")
+    async def upload(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        seen.update(data=await file.read(), name=file.filename, roles={r.id for r in interaction.user.roles})
+        await interaction.response.send_message(
+            "here", file=discord.File(io.BytesIO(b"\x89PNG echo"), "echo.png"), view=Confirm(), ephemeral=True
+        )
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+        picked = w.fake.upload("in.json", b'{"a": 1}')
+        inter = await w.fake.run_slash_command(w.guild, w.channel, w.alice, "upload", {"file": picked})
+        await w.fake.wait_for(lambda: inter.message_id is not None, what="reply")
+        assert seen == {"data": b'{"a": 1}', "name": "in.json", "roles": {w.guild, helpers}}
+        assert inter.message_id is not None
+        reply = w.fake.messages[inter.message_id]
+        [attachment] = reply.attachments
+        assert (attachment.filename, attachment.data) == ("echo.png", b"\x89PNG echo")
+        cdn_url = f"{w.fake.api_base.removesuffix('/api/v10')}/attachments/{attachment.id}/echo.png"
+        async with aiohttp.ClientSession() as http, http.get(cdn_url) as cdn:
+            assert await cdn.read() == b"\x89PNG echo"
+        assert reply.components and reply.components[0]["components"][0]["custom_id"] == "yes"
+        with pytest.raises(LookupError):
+            await w.fake.click(reply.id, w.alice, "no")
+        await w.fake.click(reply.id, w.alice, "yes")
+        await asyncio.wait_for(clicked.wait(), 5)
+        await w.fake.wait_for(lambda: reply.content == "confirmed", what="update")
+        assert reply.components == [] and reply.attachments == [attachment]
+
+
+async def test_gateway_outage_until_it_is_up(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        ready_before = w.fake.ready_count
+        await w.fake.gateway_down()
+        await w.fake.wait_for(lambda: not bot.ws.open, what="the bot saw its connection drop")
+        assert w.fake.connected == 0
+        w.fake.gateway_up()
+        await w.fake.wait_for(lambda: w.fake.ready_count > ready_before, timeout=20, what="reconnected")
+        assert bot.ws is not None and bot.ws.open

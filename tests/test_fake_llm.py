@@ -94,6 +94,13 @@ async def test_prompt_tokens_deterministic_and_overridable(fake: FakeLLM, client
     assert third is not None and third.prompt_tokens == 1234
 
 
+async def test_reasoning_tokens_in_the_usage(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.enqueue(Scenario(text="a b c", reasoning_tokens=40))
+    usage = (await _stream_all(client))[-1].usage
+    assert usage.completion_tokens == 3 + 40  # hidden reasoning counts as completion, as OpenAI reports it
+    assert usage.completion_tokens_details.reasoning_tokens == 40
+
+
 async def test_no_usage_chunk_unless_requested(fake: FakeLLM, client: AsyncOpenAI) -> None:
     fake.enqueue(Scenario(text="a b c"))
     chunks = await _stream_all(client, include_usage=False)

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bot.db import Database
+from bot.pricing import TokenCounts
 from bot.status import Status
 from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
 
@@ -99,6 +100,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
         "error": "APITimeoutError",
         "started_at": "2025-06-15T12:00:00.000000Z",
         "finished_at": "2025-06-15T12:00:03.000000Z",
+        "reasoning_tokens": 0,
     }
 
 
@@ -210,8 +212,11 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
     await record(usage, clock, "on-day", at=datetime(2025, 6, 14, 0, 0, tzinfo=UTC), estimated=True)
     await record(usage, clock, "dm", at=NOW, guild=None, status="stopped")
 
+    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+        return None if guild_id is None else tokens.prompt / 1000
+
     out = io.StringIO()
-    assert await usage.export_csv(date(2025, 6, 14), out) == 2
+    assert await usage.export_csv(date(2025, 6, 14), out, cost) == 2
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [(r["request_id"], r["guild_id"], r["estimated"], r["status"]) for r in rows] == [
@@ -219,9 +224,10 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
         ("dm", "", "0", "stopped"),
     ]
     assert rows[0]["started_at"] == "2025-06-14T00:00:00.000000Z" and rows[0]["ttft_ms"] == "120"
+    assert [r["cost"] for r in rows] == ["0.010000", ""]  # no price: an empty cell, not a zero
 
     empty = io.StringIO()
-    assert await usage.export_csv(date(2030, 1, 1), empty) == 0
+    assert await usage.export_csv(date(2030, 1, 1), empty, cost) == 0
     assert empty.getvalue().strip() == ",".join(CSV_COLUMNS)
 
 
@@ -242,6 +248,10 @@ async def test_finish_records_the_model_that_answered(usage: UsageStore, db: Dat
     assert [tuple(r) for r in rows] == [("kept", "primary"), ("fell-back", "fallback")]
 
 
+async def no_cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+    return None
+
+
 @pytest.mark.parametrize("hostile", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd"])
 async def test_export_csv_neutralises_cells_a_spreadsheet_would_run(
     usage: UsageStore, clock: Clock, hostile: str
@@ -260,17 +270,17 @@ async def test_export_csv_neutralises_cells_a_spreadsheet_would_run(
         model=hostile,
     )
     out = io.StringIO()
-    assert await usage.export_csv(date(2000, 1, 1), out) == 1
+    assert await usage.export_csv(date(2000, 1, 1), out, no_cost) == 1
     [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert row["model"] == row["error"] == "'" + hostile
     assert row["prompt_tokens"] == "1"  # numbers are left as they are
 
 
-async def test_export_csv_streams_every_row(usage: UsageStore, clock: Clock) -> None:
-    clock.now = NOW
-    for i in range(1234):
+async def test_export_csv_reads_every_row_in_batches(usage: UsageStore, clock: Clock) -> None:
+    for i in range(1234):  # several rows share each start time: batches must not skip or repeat them
+        clock.now = NOW + timedelta(seconds=i // 3)
         await usage.start(f"r{i:04d}", GUILD, GENERAL, ALICE, "m1")
     out = io.StringIO()
-    assert await usage.export_csv(date(2000, 1, 1), out) == 1234
+    assert await usage.export_csv(date(2000, 1, 1), out, no_cost) == 1234
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [r["request_id"] for r in rows] == [f"r{i:04d}" for i in range(1234)]

@@ -129,13 +129,6 @@ class Database:
         async with self._serialized(), self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def iterate(self, sql: str, params: Params = ()) -> AsyncIterator[sqlite3.Row]:
-        """Rows one batch at a time, for results too large to hold (the connection is held until the end)."""
-        async with self._serialized(), self._conn.execute(sql, params) as cursor:
-            cursor.arraysize = 500
-            async for row in cursor:
-                yield row
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """``async with db.transaction():`` commits on success, rolls back on any exception.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
-from bot.settings import ChannelSettings, check_key, parse_value, resolve
+from bot.settings import ChannelSettings, check_key, check_scope, parse_value, resolve
 
 Scope = Literal["guild", "channel"]
 
@@ -28,6 +28,20 @@ class AuditEntry:
     at: datetime
     old_set: bool  # False: there was no override before (old_value is None)
     new_set: bool  # False: the override was reset (new_value is None)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Every override in one server: its own, and each channel's (typed values)."""
+
+    server: dict[str, Any] = field(default_factory=dict)
+    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replaced:
+    written: int  # overrides set or changed
+    removed: int  # overrides the new set no longer has
 
 
 NOT_SET: Any = object()
@@ -58,12 +72,17 @@ class SettingsStore:
             return {}, {}
         return await self._scope_values("guild", guild_id), await self._scope_values("channel", channel_id)
 
+    async def server(self, guild_id: int) -> dict[str, Any]:
+        """The server-wide overrides alone (typed values)."""
+        return await self._scope_values("guild", guild_id)
+
     async def set(
         self, guild_id: int, scope: Scope, scope_id: int, key: str, value: str, user_id: int
     ) -> Any:
         """Validate ``value`` (raises SettingError) and store it; returns the previous override, or NOT_SET
         (None is a value: "none" clears an optional limit)."""
         key = check_key(key)
+        check_scope(key, scope)
         new_json = json.dumps(parse_value(key, value))
         _check_scope(guild_id, scope, scope_id)
         now = to_db_time(self._clock())
@@ -73,13 +92,7 @@ class SettingsStore:
                 (scope, scope_id, key),
             )
             old_json = row["value"] if row else None
-            await self._db.execute(
-                "INSERT INTO settings (scope, scope_id, guild_id, key, value, updated_by, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (scope, scope_id, key) DO UPDATE SET"
-                " value = excluded.value, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                (scope, scope_id, guild_id, key, new_json, user_id, now),
-            )
+            await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
             await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
         self._invalidate(scope, scope_id)
         return NOT_SET if old_json is None else json.loads(old_json)
@@ -106,6 +119,56 @@ class SettingsStore:
                 await self._audit(guild_id, scope, scope_id, row["key"], row["value"], None, user_id, now)
         self._invalidate(scope, scope_id)
         return {row["key"]: json.loads(row["value"]) for row in rows}
+
+    async def guild_overrides(self, guild_id: int) -> Overrides:
+        rows = await self._db.fetchall(
+            "SELECT scope, scope_id, key, value FROM settings WHERE guild_id = ?"
+            " ORDER BY scope, scope_id, key",
+            (guild_id,),
+        )
+        overrides = Overrides()
+        for row in rows:
+            values = (
+                overrides.server
+                if row["scope"] == "guild"
+                else overrides.channels.setdefault(row["scope_id"], {})
+            )
+            values[row["key"]] = json.loads(row["value"])
+        return overrides
+
+    async def replace_all(self, guild_id: int, wanted: Overrides, user_id: int) -> Replaced:
+        """Make the server's overrides exactly ``wanted`` (already validated) in one transaction; every
+        change is audited, unchanged overrides are left alone."""
+        target: dict[tuple[Scope, int, str], str] = {
+            ("guild", guild_id, key): json.dumps(value) for key, value in wanted.server.items()
+        }
+        for channel_id, values in wanted.channels.items():
+            target.update((("channel", channel_id, key), json.dumps(value)) for key, value in values.items())
+        now = to_db_time(self._clock())
+        written = removed = 0
+        async with self._db.transaction():
+            rows = await self._db.fetchall(
+                "SELECT scope, scope_id, key, value FROM settings WHERE guild_id = ?", (guild_id,)
+            )
+            current = {(row["scope"], row["scope_id"], row["key"]): row["value"] for row in rows}
+            for (scope, scope_id, key), old_json in current.items():
+                if (scope, scope_id, key) not in target:
+                    await self._db.execute(
+                        "DELETE FROM settings WHERE scope = ? AND scope_id = ? AND key = ?",
+                        (scope, scope_id, key),
+                    )
+                    await self._audit(guild_id, scope, scope_id, key, old_json, None, user_id, now)
+                    removed += 1
+            for (scope, scope_id, key), new_json in target.items():
+                old_json = current.get((scope, scope_id, key))
+                if old_json == new_json:
+                    continue
+                await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
+                await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
+                written += 1
+        self._generation += 1
+        self._cache.clear()
+        return Replaced(written, removed)
 
     async def history(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
         """The server's most recent setting changes, newest first."""
@@ -150,6 +213,17 @@ class SettingsStore:
     def _invalidate(self, scope: Scope, scope_id: int) -> None:
         self._generation += 1
         self._cache.pop((scope, scope_id), None)
+
+    async def _upsert(
+        self, guild_id: int, scope: Scope, scope_id: int, key: str, new_json: str, user_id: int, at: str
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO settings (scope, scope_id, guild_id, key, value, updated_by, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (scope, scope_id, key) DO UPDATE SET"
+            " value = excluded.value, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (scope, scope_id, guild_id, key, new_json, user_id, at),
+        )
 
     async def _audit(
         self,

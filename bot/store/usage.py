@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
+from bot.pricing import TokenCounts
 from bot.status import FINAL_STATUSES, Status
 
 Period = Literal["today", "7d", "30d", "all"]
@@ -27,7 +28,12 @@ CSV_COLUMNS = (
     "error",
     "started_at",
     "finished_at",
+    "reasoning_tokens",
+    "cost",  # in the price file's currency; empty for a model without a price
 )
+# Prices a row: (guild_id, model, its tokens) -> cost, or None for a model without a price.
+RowCost = Callable[[int | None, str, TokenCounts], Awaitable[float | None]]
+EXPORT_BATCH = 500  # rows read at a time by export_csv
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class UsageSummary:
     estimated_requests: int  # requests whose token counts are estimates, not reported by the API
     by_status: dict[str, int] = field(default_factory=dict)
     top_users: list[tuple[int, int]] = field(default_factory=list)  # (user_id, tokens), most tokens first
+    by_model: dict[str, TokenCounts] = field(default_factory=dict)
 
     @property
     def total_tokens(self) -> int:
@@ -86,19 +93,21 @@ class UsageStore:
         ttft_ms: float | None,
         duration_ms: float | None,
         error: str | None = None,
+        reasoning_tokens: int = 0,
         model: str | None = None,
     ) -> None:
         """``model``: the model that actually answered, when a fallback stood in for the one started with."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
         changed = await self._db.execute(
-            "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, estimated = ?,"
-            " ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ?, model = COALESCE(?, model)"
-            " WHERE request_id = ?",
+            "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, reasoning_tokens = ?,"
+            " estimated = ?, ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ?,"
+            " model = COALESCE(?, model) WHERE request_id = ?",
             (
                 status,
                 prompt_tokens,
                 completion_tokens,
+                reasoning_tokens,
                 int(estimated),
                 _ms(ttft_ms),
                 _ms(duration_ms),
@@ -136,30 +145,18 @@ class UsageStore:
         since: datetime | None,
         top_n: int = 5,
     ) -> UsageSummary:
-        where = ["guild_id IS ?"]
-        params: list[Any] = [guild_id]
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
-        if channel_id is not None:
-            where.append("channel_id = ?")
-            params.append(channel_id)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(to_db_time(since))
-        condition = " AND ".join(where)
-        # Both reads must see the same rows: a transaction keeps writes from landing between them.
+        combined, params = _combined(guild_id, user_id, channel_id, since)
+        # The reads must see the same rows: a transaction keeps writes (and the pruner) from landing between.
         async with self._db.transaction():
             by_status_rows = await self._db.fetchall(
-                "SELECT status, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt,"
-                " SUM(completion_tokens) AS completion, SUM(estimated) AS estimated"
-                f" FROM usage WHERE {condition}"
-                " GROUP BY status",
-                params,
+                f"SELECT status, {_SUMS} FROM ({combined}) GROUP BY status", params
+            )
+            by_model_rows = await self._db.fetchall(
+                f"SELECT model, {_SUMS} FROM ({combined}) GROUP BY model", params
             )
             top_rows = await self._db.fetchall(
-                "SELECT user_id, SUM(prompt_tokens + completion_tokens) AS tokens"
-                f" FROM usage WHERE {condition}"
+                "SELECT user_id, SUM(prompt + completion) AS tokens"
+                f" FROM ({combined}) WHERE user_id IS NOT NULL"
                 " GROUP BY user_id ORDER BY tokens DESC, user_id LIMIT ?",
                 [*params, top_n],
             )
@@ -170,20 +167,43 @@ class UsageStore:
             estimated_requests=sum(row["estimated"] for row in by_status_rows),
             by_status={row["status"]: row["requests"] for row in by_status_rows},
             top_users=[(row["user_id"], row["tokens"]) for row in top_rows],
+            by_model={row["model"]: _counts(row) for row in by_model_rows},
         )
 
-    async def export_csv(self, since: date, out: TextIO) -> int:
-        """Write a header and a row per request started on/after ``since`` (UTC), streamed from the database;
-        returns the row count."""
+    async def daily(
+        self, *, guild_id: int | None, user_id: int | None, channel_id: int | None, since: datetime | None
+    ) -> dict[date, dict[str, TokenCounts]]:
+        """Per UTC day, per model: what the summary counts, spread over its days (for the chart)."""
+        combined, params = _combined(guild_id, user_id, channel_id, since)
+        rows = await self._db.fetchall(
+            f"SELECT day, model, {_SUMS} FROM ({combined}) GROUP BY day, model ORDER BY day, model", params
+        )
+        days: dict[date, dict[str, TokenCounts]] = {}
+        for row in rows:
+            days.setdefault(date.fromisoformat(row["day"]), {})[row["model"]] = _counts(row)
+        return days
+
+    async def export_csv(self, since: date, out: TextIO, cost: RowCost) -> int:
+        """Write a header and a row per request started on/after ``since`` (UTC), read a batch at a time (a
+        large table never sits in memory); returns the row count."""
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         count = 0
-        async for row in self._db.iterate(
-            f"SELECT {', '.join(CSV_COLUMNS)} FROM usage WHERE started_at >= ? ORDER BY started_at, id",
-            (to_db_time(datetime.combine(since, time(), tzinfo=UTC)),),
+        after = (to_db_time(datetime.combine(since, time(), tzinfo=UTC)), 0)
+        while rows := await self._db.fetchall(
+            f"SELECT id, {', '.join(CSV_COLUMNS[:-1])} FROM usage WHERE (started_at, id) > (?, ?)"
+            " ORDER BY started_at, id LIMIT ?",
+            (*after, EXPORT_BATCH),
         ):
-            writer.writerow([_csv_cell(value) for value in row])
-            count += 1
+            for row in rows:
+                tokens = TokenCounts(
+                    1, row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"]
+                )
+                amount = await cost(row["guild_id"], row["model"], tokens)
+                cells = [_csv_cell(value) for value in tuple(row)[1:]]
+                writer.writerow((*cells, "" if amount is None else f"{amount:.6f}"))
+            count += len(rows)
+            after = (rows[-1]["started_at"], rows[-1]["id"])
         return count
 
 
@@ -193,6 +213,47 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
         return "'" + value
     return value
+
+
+# Request rows and pruned per-day aggregates as one relation: (day, user_id, model, status, counts).
+_ROWS = (
+    "SELECT substr(started_at, 1, 10) AS day, user_id, model, status, 1 AS requests,"
+    " prompt_tokens AS prompt, completion_tokens AS completion, reasoning_tokens AS reasoning,"
+    " estimated FROM usage WHERE {where} AND started_at >= ?"
+)
+_AGGREGATES = (
+    "SELECT day, user_id, model, status, requests, prompt_tokens, completion_tokens, reasoning_tokens,"
+    " estimated_requests FROM usage_daily WHERE {where} AND day >= ?"
+)
+_SUMS = (
+    "SUM(requests) AS requests, SUM(prompt) AS prompt, SUM(completion) AS completion,"
+    " SUM(reasoning) AS reasoning, SUM(estimated) AS estimated"
+)
+_EPOCH = "0000"  # sorts before every stored time and day
+
+
+def _combined(
+    guild_id: int | None, user_id: int | None, channel_id: int | None, since: datetime | None
+) -> tuple[str, list[Any]]:
+    """The rows + aggregates a summary covers. An aggregated day counts when it starts on or after the
+    period's start date: pruned days are whole days, so a rolling window's first day counts whole."""
+    where = ["guild_id IS ?"]
+    params: list[Any] = [guild_id]
+    if user_id is not None:
+        where.append("user_id = ?")
+        params.append(user_id)
+    if channel_id is not None:
+        where.append("channel_id = ?")
+        params.append(channel_id)
+    condition = " AND ".join(where)
+    rows_since = to_db_time(since) if since else _EPOCH
+    days_since = since.astimezone(UTC).date().isoformat() if since else _EPOCH
+    sql = f"{_ROWS.format(where=condition)} UNION ALL {_AGGREGATES.format(where=condition)}"
+    return sql, [*params, rows_since, *params, days_since]
+
+
+def _counts(row: Any) -> TokenCounts:
+    return TokenCounts(row["requests"], row["prompt"], row["completion"], row["reasoning"])
 
 
 def _ms(value: float | None) -> int | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
@@ -72,8 +74,12 @@ class ReplyDisplay:
         on_gone: Callable[[], None],
         on_blocked: Callable[[str], None],
         on_page: Callable[[list[int]], Awaitable[None]],
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._target = target
+        self._observer = observer
+        self._created_at = time.monotonic()
+        self._unshown_since: float | None = None  # when the oldest text not yet shown arrived
         self._pacer = pacer
         self._key = key
         self._on_gone = on_gone
@@ -90,6 +96,8 @@ class ReplyDisplay:
         self._retries = 0
 
     def update(self, text: str) -> None:
+        if self._unshown_since is None:
+            self._unshown_since = time.monotonic()
         self._want(replace(self._frame, text=text))
 
     def set_status(self, line: str | None) -> None:
@@ -178,6 +186,7 @@ class ReplyDisplay:
             self._set_delivery(Delivery.SYNCED)
             return
         page = stale[0]
+        sent_at = time.monotonic()
         try:
             await self._target.put(page, pages[page])
         except MessageGone as exc:
@@ -201,6 +210,8 @@ class ReplyDisplay:
         except DeliveryFailed as exc:
             # Retrying the same request would fail the same way; skip this version.
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
+        else:
+            self._observe(frame, sent_at)
         self._retries = 0
         self._text_shown = self._text_shown or bool(frame.text)
         await self._record(page, pages[page])
@@ -208,6 +219,15 @@ class ReplyDisplay:
             self._schedule()
         elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
             self._set_delivery(Delivery.SYNCED)
+
+    def _observe(self, frame: Frame, sent_at: float) -> None:
+        now = time.monotonic()
+        if frame.text and not self._text_shown:
+            self._observer.first_text(now - self._created_at)
+        if frame.text and self._unshown_since is not None:
+            self._observer.display_lag(now - self._unshown_since)
+            # Text that arrived while this request was out waits for the next one (its lag counted from here).
+            self._unshown_since = None if self._frame.text == frame.text else sent_at
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1

@@ -13,6 +13,7 @@ from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -29,8 +30,10 @@ class StreamManager:
         usage: UsageStore,
         inflight: InflightStore,
         max_concurrent: int,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._models = models
+        self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
@@ -42,6 +45,14 @@ class StreamManager:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def generating(self) -> int:
+        return sum(stream.generating for stream, _, _ in self._streams.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(stream.queued for stream, _, _ in self._streams.values())
 
     def start(
         self,
@@ -68,6 +79,7 @@ class StreamManager:
             usage=self._usage,
             inflight=self._inflight,
             slots=self._slots,
+            observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)

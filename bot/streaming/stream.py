@@ -26,6 +26,7 @@ from bot.status import (
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
 from bot.streaming.target import ReplyTarget
 
@@ -68,8 +69,10 @@ class ReplyStream:
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
+        self._observer = observer
         self.chat = chat
         self.requester = requester
         self.target = target
@@ -86,6 +89,7 @@ class ReplyStream:
             on_gone=self._on_gone,
             on_blocked=self._on_blocked,
             on_page=self._on_page,
+            observer=observer,
         )
         self.text = ""
         self._deltas = 0
@@ -95,6 +99,7 @@ class ReplyStream:
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
+        self._has_slot = False
         # Whether the usage and in-flight rows were written (known before the model is asked).
         self._recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
@@ -177,8 +182,19 @@ class ReplyStream:
             return exc
         return None
 
+    @property
+    def generating(self) -> bool:
+        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        return self._has_slot and self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for a slot before asking the model."""
+        return not self._has_slot and self._consumer is not None and not self._consumer.done()
+
     async def _consume(self) -> None:
         async with self._slots, contextlib.aclosing(self._models.answer(self.chat)) as events:
+            self._has_slot = True
             async for event in events:
                 if isinstance(event, Finish):
                     self._finish = event
@@ -241,8 +257,10 @@ class ReplyStream:
 
     async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
+        reasoning = 0
         if usage is not None:
             prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
+            reasoning = usage.reasoning_tokens
         elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
             prompt, completion, estimated = 0, 0, False
         else:
@@ -259,8 +277,10 @@ class ReplyStream:
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=self._error_detail(error),
+            reasoning_tokens=reasoning,
             model=self._model,
         )
+        self._observer.answer_finished(self.requester, status.value, prompt, completion)
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,

@@ -18,7 +18,11 @@ What it enforces, as Discord does:
   ``Retry-After``, consuming nothing.
 - Auth: a bot token on REST (401 otherwise) and in IDENTIFY (close 4004); RESUME of an unknown session: op 9.
 - Gateway: events go only to sessions with the intents for them; others' message content is blanked
-  without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM).
+  without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM). ``gateway_down()`` is an outage:
+  connections drop and new ones get 503 until ``gateway_up()``.
+- Files: the bot's uploads are kept (``FakeMessage.attachments``) and, like files a user picks for an
+  attachment option (``upload()``), served at ``/attachments/{id}/{filename}``; buttons the bot sends can be
+  pressed (``click()``), and an UPDATE_MESSAGE callback edits the message they are on.
 
 The parts: state.py (the tables), world.py, messages.py and commands.py (changing them; changes.py is what
 they share), payloads.py (JSON shapes), gateway.py, ratelimits.py, and rest.py with the routes by resource
@@ -44,6 +48,7 @@ from fakes.discord.model import (
     MANAGE_MESSAGES,
     SEND_MESSAGES,
     VIEW_CHANNEL,
+    FakeAttachment,
     FakeInteraction,
     FakeMessage,
     MessageVersion,
@@ -66,6 +71,7 @@ __all__ = [
     "MANAGE_MESSAGES",
     "SEND_MESSAGES",
     "VIEW_CHANNEL",
+    "FakeAttachment",
     "FakeDiscord",
     "FakeInteraction",
     "FakeMessage",
@@ -158,10 +164,12 @@ class FakeDiscord(LoopbackServer):
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_route("*", "/api/v10/{tail:.*}", self.rest.handle)
+        app.router.add_get("/attachments/{attachment_id}/{filename}", self._cdn)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = self._runner.addresses[0][1]
+        self.state.cdn_base = f"http://127.0.0.1:{self.port}/attachments"
         log.info("fake discord listening on %s", self.api_base)
 
     async def close(self) -> None:
@@ -169,6 +177,14 @@ class FakeDiscord(LoopbackServer):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        """Discord's CDN for attachments: the bytes of any file the fake holds."""
+        attachment_id = request.match_info["attachment_id"]
+        attachment = self.state.uploads.get(int(attachment_id)) if attachment_id.isdigit() else None
+        if attachment is None or attachment.filename != request.match_info["filename"]:
+            return web.Response(status=404)
+        return web.Response(body=attachment.data, content_type=attachment.content_type)
 
     @property
     def api_base(self) -> str:
@@ -209,6 +225,20 @@ class FakeDiscord(LoopbackServer):
         self, channel_id: int, target_id: int, *, allow: int = 0, deny: int = 0
     ) -> None:
         self.world.set_permission_overwrite(channel_id, target_id, allow=allow, deny=deny)
+
+    def add_role(self, guild_id: int, name: str, members: list[int]) -> int:
+        return self.world.add_role(guild_id, name, members)
+
+    def upload(self, filename: str, data: bytes, content_type: str = "application/json") -> FakeAttachment:
+        """A file a user picks for a command's attachment option."""
+        return self.state.upload(filename, data, content_type)
+
+    async def gateway_down(self) -> None:
+        """A gateway outage: connections drop and reconnecting fails until gateway_up()."""
+        await self.gateway.go_down()
+
+    def gateway_up(self) -> None:
+        self.gateway.up()
 
     def permissions(self, guild_id: int, user_id: int) -> int:
         return self.state.permissions(guild_id, user_id)
@@ -255,6 +285,9 @@ class FakeDiscord(LoopbackServer):
         self, guild_id: int, channel_id: int, user_id: int, name: str, options: dict[str, Any] | None = None
     ) -> FakeInteraction:
         return self._commands.run(INTERACTION_COMMAND, guild_id, channel_id, user_id, name, options, None)
+
+    async def click(self, message_id: int, user_id: int, custom_id: str) -> FakeInteraction:
+        return self._commands.click(self.state.messages[message_id], user_id, custom_id)
 
     async def run_autocomplete(
         self, guild_id: int, channel_id: int, user_id: int, name: str, options: dict[str, Any], focused: str

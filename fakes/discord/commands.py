@@ -1,4 +1,5 @@
-"""Application commands: what the bot synced, and users running them (slash commands, autocomplete).
+"""Application commands: what the bot synced, and users running them (slash commands, autocomplete) or
+clicking the buttons under the bot's messages.
 
 Running a command checks its name, subcommands and options against the synced schema, as Discord's client
 would, and dispatches INTERACTION_CREATE with the options typed and resolved.
@@ -13,6 +14,8 @@ from typing import Any
 from fakes.discord.changes import Changes
 from fakes.discord.errors import ApiError
 from fakes.discord.model import (
+    INTERACTION_COMPONENT,
+    OPT_ATTACHMENT,
     OPT_BOOLEAN,
     OPT_CHANNEL,
     OPT_INTEGER,
@@ -20,12 +23,15 @@ from fakes.discord.model import (
     OPT_NUMBER,
     OPT_ROLE,
     OPT_USER,
+    FakeAttachment,
     FakeInteraction,
+    FakeMessage,
     Guild,
 )
 
 INTERACTION_COMMAND, INTERACTION_AUTOCOMPLETE = 2, 4
 CHAT_INPUT = 1  # command type of a slash command
+BUTTON = 2  # component type
 SUB_COMMAND_TYPES = (1, 2)  # option types of a subcommand and a subcommand group
 
 
@@ -118,6 +124,40 @@ class Commands(Changes):
         opts = self._build_options(guild, schema, options or {}, resolved, focused)
         for word, stype in reversed(nest):
             opts = [{"name": word, "type": stype, "options": opts}]
+        inter = self._new_interaction(itype, guild_id, channel_id, user_id, name)
+        data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": CHAT_INPUT, "options": opts}
+        if cmd.get("guild_id"):
+            data["guild_id"] = cmd["guild_id"]
+        if resolved:
+            data["resolved"] = resolved
+        self.gateway.dispatch("INTERACTION_CREATE", self.payloads.interaction(inter, data))
+        self.changed()
+        return inter
+
+    def click(self, message: FakeMessage, user_id: int, custom_id: str) -> FakeInteraction:
+        """A user presses the button `custom_id` under `message` (a guild message)."""
+        buttons = [c.get("custom_id") for row in message.components for c in row.get("components", [])]
+        if custom_id not in buttons or message.guild_id is None:
+            raise LookupError(f"message {message.id} has no button {custom_id!r} (has {buttons})")
+        inter = self._new_interaction(
+            INTERACTION_COMPONENT, message.guild_id, message.channel_id, user_id, custom_id, message.id
+        )
+        data = {"custom_id": custom_id, "component_type": BUTTON}
+        payload = self.payloads.interaction(inter, data) | {"message": self.payloads.message(message)}
+        self.gateway.dispatch("INTERACTION_CREATE", payload)
+        self.changed()
+        return inter
+
+    def _new_interaction(
+        self,
+        itype: int,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        message_id: int | None = None,
+    ) -> FakeInteraction:
+        state = self.state
         inter = FakeInteraction(
             id=state.snowflake(),
             token=f"itoken-{secrets.token_urlsafe(24)}",
@@ -127,16 +167,10 @@ class Commands(Changes):
             channel_id=channel_id,
             guild_id=guild_id,
             created_at=time.monotonic(),
+            message_id=message_id,
         )
         state.interactions[inter.id] = inter
         state.interactions_by_token[inter.token] = inter
-        data: dict[str, Any] = {"id": cmd["id"], "name": cmd["name"], "type": CHAT_INPUT, "options": opts}
-        if cmd.get("guild_id"):
-            data["guild_id"] = cmd["guild_id"]
-        if resolved:
-            data["resolved"] = resolved
-        self.gateway.dispatch("INTERACTION_CREATE", self.payloads.interaction(inter, data))
-        self.changed()
         return inter
 
     def _find(self, guild_id: int | None, name: str) -> dict[str, Any]:
@@ -183,6 +217,11 @@ class Commands(Changes):
                 entry["value"] = float(value)
             elif otype == OPT_BOOLEAN:
                 entry["value"] = bool(value)
+            elif otype == OPT_ATTACHMENT:
+                if not isinstance(value, FakeAttachment):
+                    raise TypeError(f"option {name!r} takes a file from FakeDiscord.upload()")
+                entry["value"] = str(value.id)
+                resolved.setdefault("attachments", {})[str(value.id)] = self.payloads.attachment(value)
             elif otype in (OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE):
                 entry["value"] = str(int(value))
                 self._resolve(guild, int(value), otype, resolved)

@@ -83,11 +83,21 @@ class Gateway:
         self.conns: set[GatewayConn] = set()
         self.sessions: dict[str, Session] = {}
         self.ready_count = 0  # READY+GUILD_CREATEs fully written, across all connections
+        self.down = False  # an outage: connections are dropped and new ones refused
 
     @property
     def connected(self) -> int:
         """Open gateway connections that have received READY (or RESUMED)."""
         return sum(1 for c in self.conns if c.ready and not c.ws.closed)
+
+    async def go_down(self) -> None:
+        """An outage: drop every connection (resumable, close code 4000) and refuse new ones until up()."""
+        self.down = True
+        for conn in list(self.conns):
+            await conn.ws.close(code=4000)
+
+    def up(self) -> None:
+        self.down = False
 
     async def close(self) -> None:
         for conn in list(self.conns):
@@ -128,7 +138,9 @@ class Gateway:
 
     # ----------------------------------------------------------------------------------- connections
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            return web.Response(status=503, text="gateway down")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         conn = GatewayConn(ws)

@@ -20,6 +20,7 @@ from fakes.discord.model import (
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     Channel,
+    FakeAttachment,
     FakeMessage,
     MessageVersion,
 )
@@ -64,14 +65,25 @@ class Messages(Changes):
         interaction_id: int | None = None,
         webhook: bool = False,
         type_: int = TYPE_DEFAULT,
+        body: dict[str, Any] | None = None,
     ) -> FakeMessage:
+        """`body`: the request's, for the files and components it carries."""
         state = self.state
+        version = MessageVersion(
+            time.monotonic(),
+            content,
+            embeds,
+            allowed_mentions,
+            flags,
+            attachments=self._attachments(body or {}, []),
+            components=list((body or {}).get("components") or []),
+        )
         msg = FakeMessage(
             id=state.snowflake(),
             channel_id=channel.id,
             guild_id=channel.guild_id,
             author_id=author_id,
-            versions=[MessageVersion(time.monotonic(), content, embeds, allowed_mentions, flags)],
+            versions=[version],
             reference_id=reference_id,
             interaction_id=interaction_id,
             ephemeral=bool(flags & FLAG_EPHEMERAL),
@@ -98,9 +110,13 @@ class Messages(Changes):
         flags = prev.flags
         if clear_loading:
             flags &= ~FLAG_LOADING
-        validate_message(content, embeds, empty_ok=has_other_content(body))
+        validate_message(content, embeds, empty_ok=has_other_content(body) or bool(prev.attachments))
         allowed = body.get("allowed_mentions")
-        msg.versions.append(MessageVersion(time.monotonic(), content, embeds, allowed, flags))
+        components = (body["components"] or []) if "components" in body else prev.components
+        attachments = self._attachments(body, prev.attachments)
+        msg.versions.append(
+            MessageVersion(time.monotonic(), content, embeds, allowed, flags, attachments, components)
+        )
         self._compute_mentions(msg, allowed)
         self.gateway.dispatch_message("MESSAGE_UPDATE", msg)
         self.changed()
@@ -152,6 +168,21 @@ class Messages(Changes):
             if emoji is None or e == emoji:
                 for uid in list(users):
                     self.react(msg, uid, e, add=False)
+
+    def _attachments(self, body: dict[str, Any], previous: list[FakeAttachment]) -> list[FakeAttachment]:
+        """A body's "attachments": new files (their bytes read from the form) and, by id, kept ones; no
+        "attachments" key keeps them all."""
+        if "attachments" not in body:
+            return previous
+        kept = {a.id: a for a in previous}
+        out = []
+        for entry in body["attachments"] or []:
+            if "_bytes" in entry:
+                filename = entry.get("filename", "file")
+                out.append(self.state.upload(filename, entry["_bytes"], entry["_content_type"]))
+            elif int(entry["id"]) in kept:
+                out.append(kept[int(entry["id"])])
+        return out
 
     def _compute_mentions(self, msg: FakeMessage, allowed: dict[str, Any] | None) -> None:
         content = msg.content

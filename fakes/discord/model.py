@@ -52,6 +52,19 @@ FLAG_LOADING = 128
 
 # Application command option types (strings are the default).
 OPT_INTEGER, OPT_BOOLEAN, OPT_USER, OPT_CHANNEL, OPT_ROLE, OPT_MENTIONABLE, OPT_NUMBER = range(4, 11)
+OPT_ATTACHMENT = 11
+INTERACTION_COMPONENT = 3  # a click on a button (the other interaction types live in commands.py)
+
+
+@dataclass(frozen=True)
+class FakeAttachment:
+    """A file: uploaded by the bot with a message, or by a user as a command option; served by the fake's
+    CDN route."""
+
+    id: int
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
 
 
 @dataclass
@@ -61,6 +74,8 @@ class MessageVersion:
     embeds: list[Any]
     allowed_mentions: dict[str, Any] | None
     flags: int
+    attachments: list[FakeAttachment] = field(default_factory=list)
+    components: list[Any] = field(default_factory=list)  # action rows, as the bot sent them
 
 
 @dataclass
@@ -92,6 +107,14 @@ class FakeMessage:
     @property
     def flags(self) -> int:
         return self.versions[-1].flags
+
+    @property
+    def attachments(self) -> list[FakeAttachment]:
+        return self.versions[-1].attachments
+
+    @property
+    def components(self) -> list[Any]:
+        return self.versions[-1].components
 
     @property
     def created_at(self) -> float:

@@ -10,6 +10,7 @@ from fakes.discord.model import (
     DISCORD_EPOCH_MS,
     GUILD_MEMBERS_INTENT,
     Channel,
+    FakeAttachment,
     FakeInteraction,
     FakeMessage,
     Guild,
@@ -271,8 +272,8 @@ class Payloads:
             "mention_everyone": msg.mention_everyone,
             "mentions": [self.user(u) for u in msg.mentions if u in state.users],
             "mention_roles": [str(r) for r in msg.mention_roles],
-            "attachments": [],
-            "components": [],
+            "attachments": [self.attachment(a) for a in version.attachments],
+            "components": version.components,
             "pinned": False,
             "reactions": [
                 {
@@ -312,6 +313,17 @@ class Payloads:
                 "authorizing_integration_owners": {"0": str(inter.guild_id)} if inter.guild_id else {},
             }
         return data
+
+    def attachment(self, attachment: FakeAttachment) -> dict[str, Any]:
+        url = f"{self._state.cdn_base}/{attachment.id}/{attachment.filename}"
+        return {
+            "id": str(attachment.id),
+            "filename": attachment.filename,
+            "size": len(attachment.data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": attachment.content_type,
+        }
 
     def interaction(self, inter: FakeInteraction, data: dict[str, Any]) -> dict[str, Any]:
         """INTERACTION_CREATE for `inter` in a guild channel; `data` is the command, options and resolved."""

@@ -158,17 +158,27 @@ class RestServer:
 
 
 async def _read_body(request: web.Request) -> Any:
-    """JSON, or a multipart form's payload_json (file bytes are not kept; payload_json lists them)."""
+    """JSON, or a multipart form's payload_json; the bytes of each file part ("files[N]") go into the
+    message's attachment N as "_bytes" (with "_content_type")."""
     if not request.can_read_body:
         return None
     if request.content_type.startswith("multipart/"):
         payload: Any = None
+        files: dict[str, tuple[bytes, str]] = {}
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if isinstance(part, BodyPartReader) and part.name == "payload_json":
                 payload = json.loads(await part.text())
+            elif isinstance(part, BodyPartReader) and part.name and part.name.startswith("files["):
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                files[part.name[6:-1]] = (bytes(await part.read()), content_type)
             else:
                 await part.release()
+        # An interaction callback carries its message (and attachments) under "data".
+        message = (payload or {}).get("data") if isinstance((payload or {}).get("data"), dict) else payload
+        for attachment in (message or {}).get("attachments") or []:
+            if str(attachment.get("id")) in files:
+                attachment["_bytes"], attachment["_content_type"] = files[str(attachment["id"])]
         return payload
     raw = await request.read()
     if not raw:

@@ -115,6 +115,7 @@ class ChannelRoutes:
             flags=int(body.get("flags") or 0) & ~FLAG_EPHEMERAL,
             reference_id=reference_id,
             type_=TYPE_REPLY if reference_id is not None else TYPE_DEFAULT,
+            body=body,
         )
         return self._payloads.message(msg)
 

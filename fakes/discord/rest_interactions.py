@@ -17,7 +17,13 @@ from fakes.discord.errors import (
     validate_message,
 )
 from fakes.discord.messages import TYPE_CHAT_INPUT_COMMAND, TYPE_DEFAULT, Messages
-from fakes.discord.model import FLAG_EPHEMERAL, FLAG_LOADING, FakeInteraction, FakeMessage
+from fakes.discord.model import (
+    FLAG_EPHEMERAL,
+    FLAG_LOADING,
+    INTERACTION_COMPONENT,
+    FakeInteraction,
+    FakeMessage,
+)
 from fakes.discord.payloads import Payloads
 from fakes.discord.rest import Route
 from fakes.discord.state import State
@@ -71,14 +77,19 @@ class InteractionRoutes:
             validate_message(content, embeds, prefix="data", empty_ok=has_other_content(data))
             flags = int(data.get("flags") or 0) & ~FLAG_LOADING
             msg = self._reply(
-                inter, content, embeds, data.get("allowed_mentions"), flags, TYPE_CHAT_INPUT_COMMAND
+                inter, content, embeds, data.get("allowed_mentions"), flags, TYPE_CHAT_INPUT_COMMAND, data
             )
         elif rtype == DEFERRED_MESSAGE:
             flags = (int(data.get("flags") or 0) & FLAG_EPHEMERAL) | FLAG_LOADING
             msg = self._reply(inter, "", [], None, flags, TYPE_CHAT_INPUT_COMMAND)
         elif rtype == AUTOCOMPLETE:
             inter.choices = list(data.get("choices") or [])
-        elif rtype not in (PONG, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL):
+        elif rtype == UPDATE_MESSAGE:
+            # A component's interaction edits the message the component is on.
+            if inter.type != INTERACTION_COMPONENT or inter.message_id is None:
+                raise ApiError(400, 40004, "Interaction has no message to update")
+            self._messages.edit(state.messages[inter.message_id], data)
+        elif rtype not in (PONG, DEFERRED_UPDATE, MODAL):
             raise invalid_form_body("type", "BASE_TYPE_CHOICES", "Invalid type")
         inter.response_type, inter.response_data, inter.responded_at = rtype, data, now
         if msg is not None:
@@ -108,6 +119,7 @@ class InteractionRoutes:
         allowed_mentions: dict[str, Any] | None,
         flags: int,
         type_: int,
+        body: dict[str, Any] | None = None,
     ) -> FakeMessage:
         """A message the bot sends for an interaction, through its webhook, in its channel."""
         return self._messages.create(
@@ -120,6 +132,7 @@ class InteractionRoutes:
             interaction_id=inter.id,
             webhook=True,
             type_=type_,
+            body=body,
         )
 
     # ----------------------------------------------------------------------------------- webhook
@@ -161,7 +174,7 @@ class InteractionRoutes:
             msg = original
         else:
             flags = int(body.get("flags") or 0) & ~FLAG_LOADING
-            msg = self._reply(inter, content, embeds, body.get("allowed_mentions"), flags, TYPE_DEFAULT)
+            msg = self._reply(inter, content, embeds, body.get("allowed_mentions"), flags, TYPE_DEFAULT, body)
             inter.followup_ids.append(msg.id)
         return self._payloads.message(msg) if _truthy(request.query.get("wait")) else None
 

@@ -18,6 +18,7 @@ from fakes.discord.model import (
     DISCORD_EPOCH_MS,
     DM_PERMISSIONS,
     Channel,
+    FakeAttachment,
     FakeInteraction,
     FakeMessage,
     Guild,
@@ -39,6 +40,8 @@ class State:
         self.interactions: dict[int, FakeInteraction] = {}
         self.interactions_by_token: dict[str, FakeInteraction] = {}
         self.commands: list[dict[str, Any]] = []  # application commands as synced, global and per guild
+        self.uploads: dict[int, FakeAttachment] = {}  # every file, by attachment id, for the CDN route
+        self.cdn_base = ""  # set when the server listens: "http://127.0.0.1:PORT/attachments"
 
     def snowflake(self) -> int:
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
@@ -101,3 +104,10 @@ class State:
         if member is not None and member[0] == 1:
             perms = (perms & ~member[2]) | member[1]
         return perms
+
+    def upload(
+        self, filename: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> FakeAttachment:
+        attachment = FakeAttachment(self.snowflake(), filename, data, content_type)
+        self.uploads[attachment.id] = attachment
+        return attachment

@@ -13,6 +13,7 @@ from fakes.discord.model import (
     CHANNEL_PUBLIC_THREAD,
     CHANNEL_TEXT,
     EVERYONE_PERMISSIONS,
+    GUILD_MEMBERS_INTENT,
     MANAGE_GUILD,
     MANAGE_MESSAGES,
     Channel,
@@ -92,6 +93,20 @@ class World(Changes):
                 roles.append(self._guild_role(guild, role_name, perm))
         guild.members[uid] = roles
         return uid
+
+    def add_role(self, guild_id: int, name: str, members: list[int]) -> int:
+        """A role with no extra permissions, given to `members` (bots with the members intent hear of it)."""
+        guild = self.state.guilds[guild_id]
+        known = set(guild.roles)
+        rid = self._guild_role(guild, name, 0)
+        if rid not in known:
+            self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": guild.roles[rid]})
+        for user_id in members:
+            guild.members[user_id].append(rid)
+            member = self.payloads.member(guild, user_id) | {"guild_id": str(guild_id)}
+            self.gateway.dispatch("GUILD_MEMBER_UPDATE", member, intent=GUILD_MEMBERS_INTENT)
+        self.changed()
+        return rid
 
     def _guild_role(self, guild: Guild, name: str, permissions: int) -> int:
         for rid, role in guild.roles.items():
