@@ -89,6 +89,7 @@ class Soak:
         self.refused_ids: set[int] = set()  # replies Discord was told to refuse for good
         self.figures = Figures()
         self.proc: asyncio.subprocess.Process | None = None
+        self.starts: list[float] = []  # when each bot process connected
         self._tags = 0
 
     # ----------------------------------------------------------------- the world
@@ -97,7 +98,7 @@ class Soak:
         d = self.discord
         self.guild = d.add_guild("Chaos")
         channels = [d.add_channel(self.guild, f"c{i}") for i in range(6)]
-        threads = [d.add_thread(channels[i], f"t{i}") for i in range(2)]
+        threads = [d.add_thread(self.guild, channels[i], f"t{i}") for i in range(2)]
         self.channels = channels + threads
         self.users = [d.add_user(self.guild, f"user{i}") for i in range(40)]
         self.mod = d.add_user(self.guild, "Mod", manage_messages=True)
@@ -131,7 +132,9 @@ class Soak:
         if roll < 0.07:
             return Scenario(text=text, tokens_per_second=pace, drop_after=rng.randint(0, 20))
         if roll < 0.09:
-            return Scenario(text=text, tokens_per_second=pace, hang_after=rng.randint(0, 20))  # keep-alive only
+            return Scenario(
+                text=text, tokens_per_second=pace, hang_after=rng.randint(0, 20)
+            )  # keep-alive only
         if roll < 0.11:
             return Scenario(text=text, tokens_per_second=pace, error_after=rng.randint(1, 20))
         return Scenario(text=text, tokens_per_second=pace, ttft=rng.uniform(0, 1.5))
@@ -145,12 +148,17 @@ class Soak:
                 sys.executable, "-m", "bot", cwd=self.workdir, env=self.env(), stdout=log, stderr=log
             )
         await self.discord.wait_for(
-            lambda: self.discord.ready_count > ready_before or self.proc is None or self.proc.returncode is not None,
+            lambda: (
+                self.discord.ready_count > ready_before
+                or self.proc is None
+                or self.proc.returncode is not None
+            ),
             timeout=READY_TIMEOUT,
             what="bot connected",
         )
         if self.proc.returncode is not None:
             raise RuntimeError(f"the bot exited with {self.proc.returncode} at start; see {self.log_path}")
+        self.starts.append(time.monotonic())
 
     async def term_bot(self) -> None:
         assert self.proc is not None
@@ -179,10 +187,14 @@ class Soak:
         user = self.rng.choice(self.users)
         prompt = f"q{tag} tell me something"
         if self.rng.random() < 0.5:
-            interaction = await self.discord.run_slash_command(self.guild, channel, user, "chat", {"prompt": prompt})
+            interaction = await self.discord.run_slash_command(
+                self.guild, channel, user, "chat", {"prompt": prompt}
+            )
             self.asks.append(Ask(tag, channel, user, interaction=interaction))
         else:
-            mention = await self.discord.post_message(channel, user, f"<@{self.discord.bot_user_id}> {prompt}")
+            mention = await self.discord.post_message(
+                channel, user, f"<@{self.discord.bot_user_id}> {prompt}"
+            )
             self.asks.append(Ask(tag, channel, user, mention=mention))
         self.figures.asks += 1
 
@@ -221,7 +233,10 @@ class Soak:
             who = self.rng.choice([ask.user, ask.user, self.mod, self.stranger])
             with contextlib.suppress(Exception):
                 await self.discord.add_reaction(ask.channel, reply, who, STOP)
-                self.figures.injected["stop by " + ("requester" if who == ask.user else "mod" if who == self.mod else "stranger")] += 1
+                self.figures.injected[
+                    "stop by "
+                    + ("requester" if who == ask.user else "mod" if who == self.mod else "stranger")
+                ] += 1
 
     async def faults(self, until: float) -> None:
         kinds = ["gateway", "gateway_fresh", "rest_5xx", "latency", "refuse", "db_lock", "sigterm", "sigkill"]
@@ -376,6 +391,10 @@ class Soak:
         if self.incomplete:
             v.append(f"{self.incomplete} completed replies missing text")
         self.n429 = self.discord.count_429()
+        for r in self.discord.requests:
+            if r.status == 429:
+                since = min((r.at - t for t in self.starts if r.at >= t), default=-1)
+                print(f"429 {r.method} {r.path} {since:.2f}s after a start", file=sys.stderr)
         if self.n429:
             v.append(f"{self.n429} responses 429")
         self.pings = 0

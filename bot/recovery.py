@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import aiohttp
 import discord
 
 from bot import paced
@@ -16,14 +18,31 @@ from bot.streaming.stream import estimate_tokens
 
 log = logging.getLogger(__name__)
 
+RETRIES = 4
+RETRY_BACKOFF = 1.0  # seconds, doubled after each failure
+# Failures that pass (discord.py already retried some of them): a Discord outage, the network.
+_PASSING = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
+
 
 async def finalize_orphans(client: discord.Client, inflight: InflightStore, pacer: Pacer) -> None:
     for orphan in await inflight.orphans():
         shown = ""
         try:
             if orphan.message_ids:
-                shown = await _mark_interrupted(client, pacer, orphan)
-        except Exception:  # one reply Discord will not let us touch must not keep the others open
+                shown = await _mark_with_retries(client, pacer, orphan)
+        except _PASSING as exc:  # Discord is struggling: the next start tries again
+            log.warning(
+                "Orphaned reply %s kept for the next start: Discord failed: %r", orphan.request_id, exc
+            )
+            continue
+        except discord.HTTPException as exc:  # deleted, or no longer ours to edit: nothing more to do there
+            log.warning(
+                "Orphaned reply %s could not be finalised in Discord: %s %s",
+                orphan.request_id,
+                exc.status,
+                exc.code,
+            )
+        except Exception:  # one reply that fails in an unexpected way must not keep the others open
             log.exception("Orphaned reply %s could not be finalised in Discord", orphan.request_id)
         try:
             # Tokens the user saw, at least; what the server generated past that is unknown.
@@ -32,6 +51,16 @@ async def finalize_orphans(client: discord.Client, inflight: InflightStore, pace
             log.exception("Orphaned reply %s could not be closed in the database", orphan.request_id)
             continue
         log.info("Closed reply %s left streaming by a previous run", orphan.request_id)
+
+
+async def _mark_with_retries(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
+    for attempt in range(RETRIES - 1):
+        try:
+            return await _mark_interrupted(client, pacer, orphan)
+        except _PASSING as exc:
+            log.info("Orphaned reply %s: Discord failed (%r), retrying", orphan.request_id, exc)
+            await asyncio.sleep(RETRY_BACKOFF * 2**attempt)
+    return await _mark_interrupted(client, pacer, orphan)
 
 
 async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
