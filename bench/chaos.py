@@ -1,5 +1,5 @@
-"""Chaos soak: the real bot (`python -m bot`, a subprocess) under 40-60 concurrent answers against the loopback
-Discord and model servers, with faults injected at random (seeded, bounded in time, loopback only).
+"""Chaos soak: the real bot (`python -m bot`, a subprocess) under 40-60 concurrent answers against the
+loopback Discord and model servers, with faults injected at random (seeded, bounded in time, loopback only).
 
 Injected: gateway drops (resumable and not), Discord 5xx bursts and latency spikes, permanent 4xx refusals
 (403 50013, 400 50083), model 5xx/429/dropped/hung/error streams, the database locked for 6 s, 🛑 by
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -43,6 +42,7 @@ from fakes.llm_server import FakeLLM, Scenario  # noqa: E402
 STOP = "🛑"
 TERM_BOUND = 45.0  # SHUTDOWN_TIMEOUT (10 s) plus every bounded close (5 s each) and a margin
 READY_TIMEOUT = 60.0
+RESTART_WINDOW = 10.0  # a new process can't know what the one before it spent of Discord's budgets
 MAX_CHARS = 1800  # every answer fits one message, so a reply's text can be compared with the model's
 _TAG = re.compile(r"\bq(\d+)\b")
 
@@ -270,7 +270,7 @@ class Soak:
         live = [(a, r) for a, r in self.live_replies() if a.mention is not None]  # channel messages
         if not live:
             return
-        ask, reply = self.rng.choice(live)
+        _, reply = self.rng.choice(live)
         status, code = self.rng.choice([(403, 50013), (400, 50083)])
         self.refused_ids.add(reply)
         self.discord.fail_requests("PATCH", f"/messages/{reply}", status, count=1000, code=code)
@@ -390,13 +390,16 @@ class Soak:
             v.append(f"{self.double_status} replies with more than one status line")
         if self.incomplete:
             v.append(f"{self.incomplete} completed replies missing text")
-        self.n429 = self.discord.count_429()
-        for r in self.discord.requests:
-            if r.status == 429:
-                since = min((r.at - t for t in self.starts if r.at >= t), default=-1)
-                print(f"429 {r.method} {r.path} {since:.2f}s after a start", file=sys.stderr)
+        self.n429 = self.discord.count_429()  # nothing injects a 429 from Discord
+        self.after_start_429 = sum(
+            1
+            for r in self.discord.requests
+            if r.status == 429 and any(0 <= r.at - t < RESTART_WINDOW for t in self.starts)
+        )
         if self.n429:
-            v.append(f"{self.n429} responses 429")
+            v.append(
+                f"{self.n429} responses 429 ({self.after_start_429} within {RESTART_WINDOW:.0f} s of a start)"
+            )
         self.pings = 0
         for message in self.discord.messages.values():
             if message.author_id != bot_id:
@@ -420,6 +423,7 @@ class Soak:
         f = self.figures
         lag = sorted(f.loop_lag)
         p99 = lag[min(len(lag) - 1, int(len(lag) * 0.99))] if lag else float("nan")
+        median = statistics.median(lag) if lag else float("nan")
         terms = ", ".join(f"{code}/{secs:.1f}s" for code, secs in f.terms)
         lines = [
             f"chaos soak: seed {self.seed}, {self.duration:.0f} s of load, up to {self.concurrency} streams",
@@ -428,11 +432,12 @@ class Soak:
             f"injected: {dict(sorted(f.injected.items()))}; SIGKILLs: {f.kills}",
             f"SIGTERM exits (status/seconds): {terms}",
             f"replies ending in the cursor: {self.cursor_left}; with two status lines: {self.double_status};"
-            f" completed but missing text: {self.incomplete}; refused by Discord on purpose: {len(self.refused_ids)}",
-            f"429s: {self.n429}; versions that could ping: {self.pings}; log tracebacks: {self.tracebacks};"
+            f" completed but missing text: {self.incomplete};"
+            f" refused by Discord on purpose: {len(self.refused_ids)}",
+            f"429s: {self.n429} ({self.after_start_429} within {RESTART_WINDOW:.0f} s of a start);"
+            f" versions that could ping: {self.pings}; log tracebacks: {self.tracebacks};"
             f" 'never retrieved': {self.never_retrieved}",
-            f"event-loop lag p99: {p99 * 1000:.0f} ms (median {statistics.median(lag) * 1000 if lag else float('nan'):.0f} ms,"
-            f" {len(lag)} samples)",
+            f"event-loop lag p99: {p99 * 1000:.0f} ms (median {median * 1000:.0f} ms, {len(lag)} samples)",
             f"violations: {len(f.violations)}" + "".join(f"\n  - {x}" for x in f.violations),
         ]
         return "\n".join(lines)

@@ -151,9 +151,21 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     )
 
 
+class _ReconnectWithoutTraceback(logging.Filter):
+    """discord.py logs every gateway reconnect with the connection error's traceback; the line says enough,
+    and a routine reconnect must not look like a crash in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Attempting a reconnect"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
+    logging.getLogger("discord.client").addFilter(_ReconnectWithoutTraceback())
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
