@@ -14,18 +14,26 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
+import asyncpg
 import discord
 
 from bot.budget import server_prices
 from bot.client import StartupError, open_bot
-from bot.config import Config, ConfigError, configure_logging, load_config, load_database_path, load_prices
+from bot.config import (
+    Config,
+    ConfigError,
+    configure_logging,
+    load_config,
+    load_database_location,
+    load_prices,
+)
 from bot.db import (
-    MIGRATIONS_DIR,
     AppliedMigration,
-    Database,
+    DatabaseLocation,
     DatabaseUnavailable,
     MigrationError,
     migration_status,
+    open_database,
 )
 from bot.pricing import TokenCounts
 from bot.store.settings import SettingsStore
@@ -49,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "migrate":
-            return asyncio.run(run_migrate_command(load_database_path(), check=args.check, out=sys.stdout))
+            return asyncio.run(
+                run_migrate_command(load_database_location(), check=args.check, out=sys.stdout)
+            )
         if args.command == "usage-export":
             return asyncio.run(_export(args.since))
         config = load_config()
@@ -99,13 +109,13 @@ async def run(config: Config) -> None:
 
 
 async def run_migrate_command(
-    path: Path, *, check: bool, out: TextIO, migrations_dir: Path = MIGRATIONS_DIR
+    location: DatabaseLocation, *, check: bool, out: TextIO, migrations_dir: Path | None = None
 ) -> int:
     """``python -m bot migrate [--check]``. Exit codes: 0 up to date, 1 pending (check only), 2 problem."""
     try:
         if check:
-            status = await migration_status(path, migrations_dir)
-            out.write(f"database: {path}\n")
+            status = await migration_status(location, migrations_dir)
+            out.write(f"database: {location.label}\n")
             out.write(f"applied: {len(status.applied)} (latest: {_latest(status.applied)})\n")
             for migration in status.pending:
                 out.write(f"pending: {migration.filename}\n")
@@ -118,15 +128,17 @@ async def run_migrate_command(
                 return 1
             out.write("up to date\n")
             return 0
-        db = await Database.open(path, migrations_dir)
+        db = await open_database(location, migrations_dir)
         try:
             for migration in db.newly_applied:
                 out.write(f"applied: {migration.filename}\n")
-            out.write(f"database {path} is up to date ({len(db.newly_applied)} migration(s) applied)\n")
+            out.write(
+                f"database {location.label} is up to date ({len(db.newly_applied)} migration(s) applied)\n"
+            )
         finally:
             await db.close()
         return 0
-    except (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError) as exc:
+    except (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError, asyncpg.PostgresError) as exc:
         out.write(f"error: {exc}\n")
         return 2
 
@@ -136,17 +148,17 @@ def _latest(applied: list[AppliedMigration]) -> str:
 
 
 async def _export(since: date) -> int:
-    path = load_database_path()
+    location = load_database_location()
     try:
-        status = await migration_status(path)
+        status = await migration_status(location)
         if status.pending or status.problems:
             print(
-                f"The database {path} is not up to date: run `python -m bot migrate --check`.",
+                f"The database {location.label} is not up to date: run `python -m bot migrate --check`.",
                 file=sys.stderr,
             )
             return 2
         prices = load_prices()
-        db = await Database.open(path)
+        db = await open_database(location)
         settings = SettingsStore(db)
 
         async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:

@@ -3,6 +3,7 @@ quota (counting what the member's running answers may still spend), budget."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -10,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 from bot.access import NOT_ALLOWED, daily_quota, may_ask
 from bot.budget import Budget
+from bot.db import DatabaseUnavailable
 from bot.reservations import Reservations, Ticket
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
+
+log = logging.getLogger(__name__)
 
 RESTARTING = "I'm restarting. Ask again in a moment."
 # What a running answer with no output limit is assumed to spend, until it ends and its usage is counted.
@@ -58,8 +62,17 @@ class Admission:
     async def check(
         self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int] = ()
     ) -> Admitted:
-        """The settings to answer with and the answer's reservation, or Refused. ``role_ids``: the member's
-        roles in the server."""
+        """The settings to answer with and the answer's reservation, or Refused (also while the database
+        is unavailable). ``role_ids``: the member's roles in the server."""
+        try:
+            return await self._check(guild_id, channel_id, user_id, role_ids)
+        except DatabaseUnavailable as exc:
+            log.warning("Refused a request in channel %s: %s", channel_id, exc)
+            raise Refused("I can't reach my database right now. Ask again in a moment.") from exc
+
+    async def _check(
+        self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int]
+    ) -> Admitted:
         if self.closing:
             raise Refused(RESTARTING)
         settings = await self._settings.get(guild_id, channel_id, self._defaults)

@@ -16,9 +16,10 @@ from discord.ext import commands
 
 from bot import paced
 from bot.admission import Admission
+from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
-from bot.db import Database
+from bot.db import Database, open_database
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
 from bot.llm import LLMClient
@@ -34,11 +35,12 @@ from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
+from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage")
+EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0  # for each connection closed after the answers: nothing in shutdown waits unbounded
 INVITE_PERMISSIONS = discord.Permissions(
@@ -77,6 +79,7 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
@@ -95,6 +98,7 @@ class StreamcordBot(commands.Bot):
             usage=self.usage,
             inflight=self.inflight,
             max_concurrent=config.max_concurrent_streams,
+            limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),
         )
         if metrics:
@@ -168,6 +172,9 @@ class StreamcordBot(commands.Bot):
         await bounded(self.budget_watch.wait_idle(), "the budget alerts")
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
+        await bounded(self.attachments.close(), "the attachment downloads")
+        await self.usage.writes.close()
+        await self.inflight.writes.close()
         await bounded(super().close(), "the Discord connection")
 
 
@@ -176,7 +183,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
     stream's final usage write."""
     use_discord_endpoints(config.discord_api_base, config.discord_gateway_url)
-    db = await Database.open(config.database_path, busy_timeout=config.database_busy_timeout)
+    db = await open_database(config.database)
     try:
         llm = LLMClient(
             base_url=config.openai_base_url,

@@ -11,6 +11,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.db.location import DatabaseLocation
+from bot.db.postgres import is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
 
@@ -25,7 +27,7 @@ class Config:
     openai_api_key: str = field(repr=False)
     openai_base_url: str
     defaults: ChannelSettings
-    database_path: Path
+    database: DatabaseLocation
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -36,7 +38,8 @@ class Config:
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
     max_concurrent_streams: int = 100
-    database_busy_timeout: float = 5.0
+    max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
+    llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
     prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
     usage_retention_days: int | None = None  # None: keep every usage row
     metrics_host: str = "127.0.0.1"
@@ -132,7 +135,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         openai_api_key=get("OPENAI_API_KEY", "not-needed"),
         openai_base_url=base_url,
         defaults=defaults,
-        database_path=Path(get("DATABASE_PATH", _DEFAULT_DATABASE)),
+        database=database_location(env),
         log_level=level,
         discord_api_base=api_base,
         discord_gateway_url=gateway,
@@ -143,7 +146,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
         global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
         max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
-        database_busy_timeout=number("DATABASE_BUSY_TIMEOUT", "5", float, 0.01, 60),
+        max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
+        llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
         prices=prices,
         usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
         metrics_host=get("METRICS_HOST", "127.0.0.1"),
@@ -170,10 +174,25 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
-def load_database_path(env_file: str | Path = ".env") -> Path:
+def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
+    """DATABASE_URL=postgresql://… selects PostgreSQL; without it, the SQLite file at DATABASE_PATH."""
+    url = (env.get("DATABASE_URL") or "").strip()
+    if url and not is_postgres_url(url):
+        raise ConfigError("DATABASE_URL must start with postgresql:// (leave it empty to use DATABASE_PATH).")
+    path = Path((env.get("DATABASE_PATH") or "").strip() or _DEFAULT_DATABASE)
+    raw = (env.get("DATABASE_BUSY_TIMEOUT") or "").strip() or "5"
+    try:
+        busy_timeout = float(raw)
+    except ValueError:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be a number, got {raw!r}.") from None
+    if not 0.01 <= busy_timeout <= 60:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be between 0.01 and 60, got {raw!r}.")
+    return DatabaseLocation(path=path, url=url or None, busy_timeout=busy_timeout)
+
+
+def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:
     """For the maintenance commands, which need no Discord or model settings."""
-    value = os.environ.get("DATABASE_PATH") or dotenv_values(env_file).get("DATABASE_PATH")
-    return Path(value or _DEFAULT_DATABASE)
+    return database_location({**dotenv_values(env_file), **os.environ})
 
 
 def load_prices(env_file: str | Path = ".env") -> PriceList:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.llm import ChatRequest
+from bot.llm import ChatRequest, ContentPart, Message
 from bot.settings import ChannelSettings
 from bot.status import split_status
 
@@ -21,9 +21,13 @@ def shown_answer(content: str) -> str:
     return split_status(content)[0]
 
 
-def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | None = None) -> ChatRequest:
+def build_request(
+    settings: ChannelSettings, prompt: str | list[ContentPart], history: list[Turn] | None = None
+) -> ChatRequest:
     turns = (history or [])[-settings.history :] if settings.history else []
-    messages = [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+    messages: list[Message] = (
+        [{"role": "system", "content": settings.system_prompt}] if settings.system_prompt else []
+    )
     messages += [{"role": t.role, "content": t.content} for t in turns]
     messages.append({"role": "user", "content": prompt})
     return ChatRequest(
@@ -31,5 +35,6 @@ def build_request(settings: ChannelSettings, prompt: str, history: list[Turn] | 
         messages=messages,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        reasoning_effort=settings.reasoning_effort,
         fallback_model=settings.fallback_model,
     )

@@ -4,6 +4,7 @@ channel messages (mentions, and /chat replies that outlive their 15-minute inter
 from __future__ import annotations
 
 import contextlib
+import io
 import time
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from bot.streaming.target import (
     DeliveryBlocked,
     DeliveryFailed,
     DeliveryRetry,
+    FileUpload,
     MessageGone,
     TargetExpired,
 )
@@ -52,6 +54,16 @@ def _engine_errors(*, expirable: bool) -> Iterator[None]:
         raise DeliveryRetry(repr(exc)) from exc
 
 
+def _send_files(file: FileUpload | None) -> dict[str, Any]:
+    return {} if file is None else {"file": discord.File(io.BytesIO(file.data), filename=file.filename)}
+
+
+def _edit_files(file: FileUpload | None) -> dict[str, Any]:
+    return (
+        {} if file is None else {"attachments": [discord.File(io.BytesIO(file.data), filename=file.filename)]}
+    )
+
+
 class ChannelTarget:
     """Pages as ordinary channel messages, the first one replying to the prompt when there is one."""
 
@@ -74,19 +86,20 @@ class ChannelTarget:
             return Route.create_message(self.channel_id)
         return Route.edit_message(self.channel_id, self.message_ids[page])
 
-    async def put(self, page: int, content: str) -> None:
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
         with _engine_errors(expirable=False):
             if page < len(self.message_ids):
                 await self._channel.get_partial_message(self.message_ids[page]).edit(
-                    content=content, allowed_mentions=NO_MENTIONS
+                    content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
                 )
                 return
-            reference: Any = discord.utils.MISSING  # send() takes no None here
+            extra = _send_files(file)
             if page == 0 and self._reply_to is not None:
-                reference = discord.MessageReference(
+                # Only when there is one: send() refuses MISSING, and None does not type-check.
+                extra["reference"] = discord.MessageReference(
                     message_id=self._reply_to, channel_id=self.channel_id, fail_if_not_exists=False
                 )
-            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, reference=reference)
+            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
             self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:
@@ -145,25 +158,31 @@ class InteractionTarget:
         message: int | Literal["@original"] = "@original" if page == 0 else self.message_ids[page]
         return Route.webhook_edit(application_id, interaction.token, message, channel_id=self.channel_id)
 
-    async def put(self, page: int, content: str) -> None:
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
         if self._use_channel():
-            await self._channel.put(page, content)
+            await self._channel.put(page, content, file)
             return
         interaction = self._interaction
         with _engine_errors(expirable=True):
             if not self.message_ids:
-                response = await interaction.response.send_message(content, allowed_mentions=NO_MENTIONS)
+                response = await interaction.response.send_message(
+                    content, allowed_mentions=NO_MENTIONS, **_send_files(file)
+                )
                 if response.message_id is None:
                     raise DeliveryFailed("the interaction response carried no message id")
                 self.message_ids.append(response.message_id)
             elif page == 0:
-                await interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+                await interaction.edit_original_response(
+                    content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
+                )
             elif page < len(self.message_ids):
                 await interaction.followup.edit_message(
-                    self.message_ids[page], content=content, allowed_mentions=NO_MENTIONS
+                    self.message_ids[page], content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
                 )
             else:
-                message = await interaction.followup.send(content, wait=True, allowed_mentions=NO_MENTIONS)
+                message = await interaction.followup.send(
+                    content, wait=True, allowed_mentions=NO_MENTIONS, **_send_files(file)
+                )
                 self.message_ids.append(message.id)
 
     def reaction_route(self) -> Route:

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import httpx2
 import openai
@@ -15,18 +15,37 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from bot.circuit import CircuitOpen
 from bot.model_retry import error_code
+from bot.reasoning import ThinkSplitter
 
 log = logging.getLogger(__name__)
 
 _MODELS_TTL = 300.0
 
 
+# A content part: {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}}.
+ContentPart = dict[str, Any]
+
+
+class Message(TypedDict):
+    role: str
+    content: str | list[ContentPart]  # a list only when the turn carries images
+
+
+def message_text(message: Message) -> str:
+    """A message's text, without its images."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n\n".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
-    messages: list[dict[str, str]]
+    messages: list[Message]
     temperature: float
     max_tokens: int | None
+    reasoning_effort: str | None = None  # None: not sent (servers without it may refuse the field)
     fallback_model: str | None = None  # asked when the model fails before any text (bot/model_calls.py)
 
 
@@ -35,6 +54,13 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int = 0  # part of completion_tokens; some models price them apart
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A piece of the model's thinking; answer text comes as plain str (the hot path builds no object)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -67,21 +93,25 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Finish, None]:
-        """Yield content deltas, then one Finish. Closing the generator (or cancelling its consumer) closes
-        the HTTP response, which stops generation upstream.
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Reasoning | Finish, None]:
+        """Yield answer deltas (str) and reasoning (`delta.reasoning_content`, `delta.reasoning`, or a
+        leading `<think>` block in the content), then one Finish. Closing the generator (or cancelling its
+        consumer) closes the HTTP response, which stops generation upstream.
 
         The library still sends the request (auth, retries, timeouts, status errors), but the chunks are
         read as plain JSON: building a typed model per chunk was half the bot's CPU under load."""
         reason: str | None = None
         usage: Usage | None = None
-        async with self._client.chat.completions.with_streaming_response.create(
+        splitter: ThinkSplitter | None = ThinkSplitter()  # None once the answer has begun
+        # Our messages and effort are plain dicts and strings, not the library's typed params.
+        async with self._client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
             model=request.model,
             messages=cast("list[ChatCompletionMessageParam]", request.messages),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             stream=True,
             stream_options={"include_usage": True},
+            reasoning_effort=request.reasoning_effort or openai.omit,
         ) as response:
             # Keep reading after finish_reason: the usage chunk comes last.
             async for chunk in _sse_json(response.iter_lines()):
@@ -93,15 +123,32 @@ class LLMClient:
                     )
                 usage = _usage(chunk.get("usage")) or usage
                 for choice in (chunk.get("choices") or [])[:1]:
-                    content = (choice.get("delta") or {}).get("content")
+                    delta = choice.get("delta") or {}
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if thought:
+                        yield Reasoning(thought)
+                    content = delta.get("content")
                     if content:
-                        yield content
+                        if splitter is not None:
+                            thought, content = splitter.feed(content)
+                            if thought:
+                                yield Reasoning(thought)
+                            if splitter.done:
+                                splitter = None
+                        if content:
+                            yield content
                     reason = choice.get("finish_reason") or reason
             else:
                 if reason is None:  # the body ended cleanly but early, e.g. a proxy gave up
                     raise openai.APIConnectionError(
                         message="The stream ended early.", request=response.http_request
                     )
+        if splitter is not None:
+            thought, content = splitter.flush()
+            if thought:
+                yield Reasoning(thought)
+            if content:
+                yield content
         yield Finish(reason, usage)
 
     async def list_models(self) -> list[str]:

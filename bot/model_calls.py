@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from bot.circuit import CircuitBreaker, CircuitOpen, CircuitStatus
-from bot.llm import ChatRequest, Finish, LLMClient
+from bot.llm import ChatRequest, Finish, LLMClient, Reasoning
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import Failure, RetryPolicy, classify
 
@@ -45,7 +45,7 @@ class FallingBack:
     failure: Failure | None
 
 
-Event = str | Finish | Retrying | FallingBack
+Event = str | Reasoning | Finish | Retrying | FallingBack
 
 
 class ModelCaller:
@@ -72,8 +72,9 @@ class ModelCaller:
         return [circuit.status() for circuit in self._circuits.values()]
 
     async def answer(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Deltas and one Finish, as ``LLMClient.stream_chat`` yields them, with Retrying and FallingBack on
-        the way. Raises the last failure (CircuitOpen when nothing was sent) if no model answered."""
+        """Deltas, reasoning and one Finish, as ``LLMClient.stream_chat`` yields them, with Retrying and
+        FallingBack on the way. Raises the last failure (CircuitOpen when nothing was sent) if no model
+        answered."""
         models = [chat.model]
         if chat.fallback_model and chat.fallback_model != chat.model:
             models.append(chat.fallback_model)

@@ -20,7 +20,7 @@ async def fetch_message(
     return await pacer.run(message.fetch, Route.fetch_message(channel_id, message_id))
 
 
-async def reply(pacer: Pacer, message: discord.Message, text: str) -> None:
+async def reply(pacer: Pacer, message: discord.Message | discord.PartialMessage, text: str) -> None:
     """Reply to ``message`` without pinging anyone."""
     await pacer.run(
         lambda: message.reply(text, allowed_mentions=NO_MENTIONS), Route.create_message(message.channel.id)

@@ -10,6 +10,7 @@ import discord
 
 from bot import paced
 from bot.discord_targets import STOP_EMOJI
+from bot.shards import GuildFilter, every_guild
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
@@ -24,8 +25,11 @@ RETRY_BACKOFF = 1.0  # seconds, doubled after each failure
 _PASSING = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
 
 
-async def finalize_orphans(client: discord.Client, inflight: InflightStore, pacer: Pacer) -> None:
-    for orphan in await inflight.orphans():
+async def finalize_orphans(
+    client: discord.Client, inflight: InflightStore, pacer: Pacer, belongs: GuildFilter = every_guild
+) -> None:
+    """Only the servers ``belongs`` picks: another process's shards are its own to recover."""
+    for orphan in await inflight.orphans(belongs):
         shown = ""
         try:
             if orphan.message_ids:

@@ -6,7 +6,9 @@ so parallel requests cannot all pass a daily quota, nor one member take every sl
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 Member = tuple[int | None, int]  # (guild_id, user_id)
@@ -25,6 +27,16 @@ class Ticket:
         if not self.released:
             self.released = True
             self._book._release(self)
+
+    @contextlib.contextmanager
+    def until_started(self) -> Iterator[None]:
+        """Around the work between admission and StreamManager.start (which takes the ticket over): if it
+        fails, the answer never starts and the ticket is released."""
+        try:
+            yield
+        except BaseException:
+            self.release()
+            raise
 
 
 class Reservations:

@@ -18,6 +18,8 @@ STREAMS_PER_USER_MAX = 100
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
+REASONING_MODES = ("hidden", "summary", "file")
+REASONING_EFFORTS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class ChannelSettings:
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
     max_streams_per_user: int = 2
+    reasoning: str = "hidden"  # one of REASONING_MODES
+    reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
+    vision: bool = True
     allowed_roles: list[int] = dataclasses.field(default_factory=list)
     blocked_roles: list[int] = dataclasses.field(default_factory=list)
     allowed_users: list[int] = dataclasses.field(default_factory=list)
@@ -52,6 +57,9 @@ KEYS: dict[str, str] = {
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
     "max_streams_per_user": f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}",
+    "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
+    "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
+    "vision": "Whether attached images go to the model: on or off",
     "allowed_roles": "Only members with one of these roles may ask (or allowed_users); none = everyone",
     "blocked_roles": "Members with any of these roles may not ask",
     "allowed_users": "Only these members may ask (or allowed_roles); none = everyone",
@@ -118,13 +126,22 @@ def _temperature(raw: str) -> float:
     return value
 
 
-def _enabled(raw: str) -> bool:
+def _switch(key: str, raw: str) -> bool:
     text = raw.strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise SettingError("enabled must be on or off (true/false, yes/no also work)")
+    raise SettingError(f"{key} must be on or off (true/false, yes/no also work)")
+
+
+def _choice(key: str, choices: tuple[str, ...], raw: str, *, optional: bool = False) -> str | None:
+    text = raw.strip().lower()
+    if optional and text in _EMPTY:
+        return None
+    if text not in choices:
+        raise SettingError(f"{key} must be one of {', '.join(choices)}{', or none' if optional else ''}")
+    return text
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -132,11 +149,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "system_prompt": _system_prompt,
     "temperature": _temperature,
     "max_tokens": lambda raw: _int_in("max_tokens", 1, MAX_TOKENS_LIMIT, raw, optional=True),
-    "enabled": _enabled,
+    "enabled": lambda raw: _switch("enabled", raw),
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
     "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
+    "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
+    "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
+    "vision": lambda raw: _switch("vision", raw),
     "allowed_roles": lambda raw: values.parse_ids("role", raw),
     "blocked_roles": lambda raw: values.parse_ids("role", raw),
     "allowed_users": lambda raw: values.parse_ids("user", raw),

@@ -29,12 +29,29 @@ FINAL_STATUSES = frozenset(Status) - {Status.STREAMING}
 
 _STOPPED = "⏹ "
 _WARNING = "⚠️ "
-OUTPUT_LIMIT = "*(stopped at the output limit)*"
+_THINKING = "💭 "
+_CUT = "✂️ "
+_TIMER = "⏱ "
+_FILTERED = "🚫 "
+_NOTE = "📎 "
+OUTPUT_LIMIT = f'{_CUT}cut off at the output limit: reply "continue" to go on'
+CONTENT_FILTER = f"{_FILTERED}stopped by the model server's content filter"
+IMAGES_REFUSED = f"{_NOTE}this model can't read images: answered without them"
 QUESTION_DELETED = f"{_STOPPED}stopped: the question was deleted"
 INTERRUPTED_BY_RESTART = f"{_STOPPED}interrupted: the bot restarted"
 _ANSWERED_BY = "*(answered by "
-# Every status line starts with one of these.
-_STARTS = (_STOPPED, _WARNING, OUTPUT_LIMIT, _ANSWERED_BY)
+# Every status line starts with one of these; the last one is how earlier versions marked a cut-off answer.
+_STARTS = (
+    _STOPPED,
+    _WARNING,
+    _THINKING,
+    _CUT,
+    _TIMER,
+    _FILTERED,
+    _NOTE,
+    _ANSWERED_BY,
+    "*(stopped at the output limit)*",
+)
 
 # Characters Discord reads as Markdown (emphasis, code, spoiler, quote, link, mention) in the middle of a
 # line; a backslash before any punctuation shows it as is.
@@ -54,6 +71,31 @@ def failed(message: str) -> str:
 
 UNDELIVERABLE = failed("I had to stop my answer: Discord no longer lets me post it there.")
 NOT_RECORDED = failed("I can't record requests right now, so I didn't ask the model. Try again in a moment.")
+
+
+def thinking(seconds: float) -> str:
+    """The live line while a reasoning model thinks."""
+    return f"{_THINKING}thinking… {int(seconds)} s"
+
+
+def thought_for(seconds: float) -> str:
+    """What stays under the answer in the `summary` reasoning mode."""
+    return f"{_THINKING}thought for {max(1, round(seconds))} s"
+
+
+def too_long(pages: int) -> str:
+    """The line under an answer stopped at MAX_REPLY_PAGES."""
+    return f"{_CUT}stopped: the answer would need more than {pages} messages"
+
+
+def too_slow(seconds: float) -> str:
+    """The line under an answer stopped at LLM_DEADLINE."""
+    return f"{_TIMER}stopped: the answer took longer than {int(seconds)} s"
+
+
+def skipped_files(skipped: list[tuple[str, str]]) -> str:
+    """One line naming the attachments the model did not get, and why."""
+    return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
 
 
 def retrying(failure: Failure, retry: int, retries: int, delay: float) -> str:

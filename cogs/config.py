@@ -16,7 +16,15 @@ from bot import settings_transfer
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
-from bot.settings import KEYS, SettingError, check_key, format_value, parse_value
+from bot.settings import (
+    KEYS,
+    REASONING_EFFORTS,
+    REASONING_MODES,
+    SettingError,
+    check_key,
+    format_value,
+    parse_value,
+)
 from bot.store.settings import NOT_SET, Scope
 
 log = logging.getLogger(__name__)
@@ -257,8 +265,12 @@ class ConfigCommands(commands.Cog, name="Config"):
         if not interaction.permissions.manage_guild:
             return []  # checks don't run for autocomplete; don't reveal the model list
         key = str(getattr(interaction.namespace, "key", "") or "").strip().lower()
-        if key == "enabled":
+        if key in ("enabled", "vision"):
             options = ["on", "off"]
+        elif key == "reasoning":
+            options = list(REASONING_MODES)
+        elif key == "reasoning_effort":
+            options = [*REASONING_EFFORTS, "none"]
         elif key in _MODEL_KEYS:
             try:
                 # Shielded so a slow listing still fills the model cache for the next keystroke.

@@ -51,7 +51,10 @@ def render(
     statuses = ", ".join(f"{count:,} {status}" for status, count in sorted(summary.by_status.items()))
     embed.add_field(name="Requests", value=f"{summary.requests:,}" + (f" ({statuses})" if statuses else ""))
     tokens = f"{summary.total_tokens:,} ({summary.prompt_tokens:,} prompt"
-    tokens += f" + {summary.completion_tokens:,} completion)"
+    tokens += f" + {summary.completion_tokens:,} completion"
+    if summary.reasoning_tokens:
+        tokens += f", {summary.reasoning_tokens:,} of them reasoning"
+    tokens += ")"
     if summary.estimated_requests:
         tokens += f"\n≈ {summary.estimated_requests:,} request(s) have estimated counts"
     embed.add_field(name="Tokens", value=tokens, inline=False)

@@ -23,6 +23,13 @@ Wire behaviour (mirrors api.openai.com):
   or until ``end_outage()``, each failure taking ``fail_delay`` seconds (a gateway such as LiteLLM retrying
   its upstream takes about 5 s); then the server recovers and queued scenarios resume. Failed requests are
   recorded in ``requests`` like any other.
+- Reasoning models: ``reasoning`` chunks stream first, in ``delta.reasoning_content`` (DeepSeek, vLLM) or
+  ``delta.reasoning`` (OpenRouter), and count as ``completion_tokens_details.reasoning_tokens`` (included in
+  ``completion_tokens``). Inline ``<think>`` blocks are just content: put them in ``tokens``.
+- ``reject_images``: a request carrying an ``image_url`` part gets 400, as vision-less models answer.
+- ``obey_max_tokens``: the answer stops at the request's ``max_tokens`` with ``finish_reason: "length"``.
+- Runaway streams: ``endless`` repeats the tokens forever (needs ``tokens_per_second``); ``keepalive_only``
+  sends nothing but ``: PROCESSING`` comment lines every ``keepalive_interval`` after the headers.
 
 Disconnects: the server runs with aiohttp ``handler_cancellation=True`` (off by default in aiohttp 3.14), so
 a client closing the connection cancels the handler at once, even while it waits for ``ttft`` or between
@@ -41,6 +48,7 @@ import json
 import logging
 import math
 import re
+import sys
 import time
 import uuid
 from collections import deque
@@ -84,6 +92,13 @@ class Scenario:
     send_usage: bool = True
     finish_reason: str = "stop"
     prompt_tokens: int | None = None
+    reasoning: list[str] | None = None  # reasoning chunks sent before the content
+    reasoning_field: str = "reasoning_content"  # or "reasoning"
+    reject_images: bool = False
+    obey_max_tokens: bool = False
+    endless: bool = False
+    keepalive_only: bool = False
+    keepalive_interval: float = 0.05
     # Hidden reasoning tokens the usage reports (in completion_tokens_details, and added to completion_tokens)
     reasoning_tokens: int | None = None
     headers: dict[str, str] | None = None  # extra response headers for an error scenario
@@ -138,6 +153,9 @@ class LLMRequest:
     # Extras to the contract: HTTP status answered, and when the server dropped the connection on purpose.
     status: int = 200
     dropped_at: float | None = None
+    reasoning_sent: int = 0
+    first_reasoning_at: float | None = None
+    keepalives_sent: int = 0
 
     @property
     def text_sent(self) -> str:
@@ -213,6 +231,16 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     total += len(tokenize(part["text"]))
     return total
+
+
+def _has_images(body: dict[str, Any]) -> bool:
+    messages = body.get("messages")
+    return any(
+        isinstance(part, dict) and part.get("type") == "image_url"
+        for message in (messages if isinstance(messages, list) else [])
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+    )
 
 
 def _dumps(obj: Any) -> str:
@@ -382,6 +410,11 @@ class FakeLLM(LoopbackServer):
         if scenario.context_length_exceeded or scenario.status is not None:
             await _sleep_until(rec.started_at + scenario.ttft)
             return self._error_response(rec, model)
+        if scenario.reject_images and _has_images(rec.body):
+            rec.status, rec.finished_at = 400, time.monotonic()
+            self._changed()
+            message = f"{model} is not a multimodal model: image input is not supported."
+            return self._json(400, _error_payload(400, message, "invalid_request_error", None))
         if rec.body.get("stream"):
             return await self._stream(request, rec, model)
         return await self._complete(request, rec, model)
@@ -414,7 +447,10 @@ class FakeLLM(LoopbackServer):
         prompt = rec.scenario.prompt_tokens
         if prompt is None:
             prompt = _prompt_tokens(rec.body)
+        # Hidden reasoning the scenario declares, else the reasoning chunks it streamed.
         reasoning = rec.scenario.reasoning_tokens
+        if reasoning is None and rec.reasoning_sent:
+            reasoning = rec.reasoning_sent
         completion = rec.tokens_sent + (reasoning or 0)
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
@@ -441,6 +477,10 @@ class FakeLLM(LoopbackServer):
     async def _stream(self, request: web.Request, rec: LLMRequest, model: str) -> web.StreamResponse:
         scenario = rec.scenario
         tokens = scenario.token_list()
+        finish_reason = scenario.finish_reason
+        limit = rec.body.get("max_tokens")
+        if scenario.obey_max_tokens and isinstance(limit, int) and len(tokens) > limit:
+            tokens, finish_reason = tokens[:limit], "length"
         options = rec.body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
@@ -469,12 +509,29 @@ class FakeLLM(LoopbackServer):
         await resp.prepare(request)
 
         stop_at, ending = _plan(scenario, len(tokens))
+        if scenario.endless:
+            assert scenario.tokens_per_second, "an endless stream needs tokens_per_second"
+            stop_at, ending = sys.maxsize, "complete"
         first_due = rec.started_at + scenario.ttft
         tps = scenario.tokens_per_second
         pending = [delta_chunk('{"role":"assistant","content":""}')]
         sent = 0
         try:
             await _sleep_until(first_due)
+            if scenario.keepalive_only:
+                await self._keepalives(resp, rec)
+            for i, thought in enumerate(scenario.reasoning or ()):
+                if tps:
+                    await self._ticker.sleep_until(first_due + i / tps)
+                pending.append(delta_chunk(f'{{"{scenario.reasoning_field}":{_json_str(thought)}}}'))
+                await self._write(resp, "".join(pending))
+                pending = []
+                rec.reasoning_sent += 1
+                if rec.first_reasoning_at is None:
+                    rec.first_reasoning_at = time.monotonic()
+                self._changed()
+            if tps:
+                first_due += len(scenario.reasoning or ()) / tps
             while sent < stop_at:
                 if tps:
                     await self._ticker.sleep_until(first_due + sent / tps)
@@ -483,7 +540,10 @@ class FakeLLM(LoopbackServer):
                     upto = min(stop_at, max(due, sent + 1))
                 else:
                     upto = stop_at
-                batch = tokens[sent:upto]
+                if scenario.endless:
+                    batch = [tokens[i % len(tokens)] for i in range(sent, upto)]
+                else:
+                    batch = tokens[sent:upto]
                 pending.extend(delta_chunk(f'{{"content":{_json_str(t)}}}') for t in batch)
                 await self._write(resp, "".join(pending))
                 self._record_tokens(rec, batch, time.monotonic())
@@ -503,7 +563,7 @@ class FakeLLM(LoopbackServer):
                     return resp
                 await asyncio.Event().wait()  # hang until the client leaves (handler cancelled) or close()
 
-            pending.append(delta_chunk("{}", scenario.finish_reason))
+            pending.append(delta_chunk("{}", finish_reason))
             if include_usage and scenario.send_usage:
                 pending.append(f'{head}[],"usage":{_dumps(self._usage(rec))}}}\n\n')
             pending.append("data: [DONE]\n\n")
@@ -516,6 +576,14 @@ class FakeLLM(LoopbackServer):
         rec.finished_at = time.monotonic()
         self._changed()
         return resp
+
+    async def _keepalives(self, resp: web.StreamResponse, rec: LLMRequest) -> None:
+        """Comment lines only, until the client leaves (or close())."""
+        while True:
+            await self._write(resp, ": PROCESSING\n\n")
+            rec.keepalives_sent += 1
+            self._changed()
+            await asyncio.sleep(rec.scenario.keepalive_interval)
 
     def _drop(self, request: web.Request, rec: LLMRequest, resp: web.StreamResponse) -> web.StreamResponse:
         # close(), not abort(): buffered chunks still reach the client, then the body ends without the

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from fakes.discord import FakeDiscord
 from fakes.llm_server import FakeLLM
 from tests.e2e import World, running_bot
+from tests.postgres import PostgresServer, find_bin_dir
 
 
 @pytest.fixture
@@ -37,9 +39,44 @@ async def bot(world: World) -> AsyncIterator[StreamcordBot]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; skipped without the binaries, except in CI."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.data.exists():
+            server.stop()
+        server.remove()
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """An empty database of its own on the session's server."""
+    url = await postgres_server.create_database()
+    yield url
+    await postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseLocation:
+    """Where a test's database lives, once per backend: the same tests prove both."""
+    if request.param == "postgres":
+        return DatabaseLocation(path=tmp_path / "unused.db", url=request.getfixturevalue("postgres_url"))
+    return DatabaseLocation(path=tmp_path / "s.db")
+
+
+@pytest.fixture
+async def db(db_location: DatabaseLocation) -> AsyncIterator[Database]:
     """A fresh, fully migrated database, closed after the test."""
-    database = await Database.open(tmp_path / "s.db")
+    database = await open_database(db_location)
     yield database
     await database.close()

@@ -3,13 +3,16 @@ import hashlib
 import io
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.__main__ import run_migrate_command
-from bot.db import MIGRATIONS_DIR, Database, MigrationError, from_db_time, migration_status, to_db_time
+from bot.db import Database, DatabaseLocation, MigrationError, from_db_time, open_database, to_db_time
 from bot.db.migrations import load_migrations, split_statements
+from bot.db.sqlite import MIGRATIONS_DIR, SqliteDatabase, migration_status
+from tests.postgres import INTEGRITY_ERRORS
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def table_names(path: Path) -> set[str]:
 
 async def test_migrates_empty_database_and_creates_parent_dir(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "streamcord.db"
-    db = await Database.open(path)
+    db = await SqliteDatabase.open(path)
     try:
         assert [m.filename for m in db.newly_applied] == [m.filename for m in load_migrations(MIGRATIONS_DIR)]
         row = await db.fetchone(
@@ -52,11 +55,11 @@ async def test_migrates_empty_database_and_creates_parent_dir(tmp_path: Path) ->
 
 async def test_reopen_is_a_no_op(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    db = await Database.open(path)
+    db = await SqliteDatabase.open(path)
     first = await db.fetchall("SELECT * FROM schema_migrations")
     await db.close()
 
-    db = await Database.open(path)
+    db = await SqliteDatabase.open(path)
     try:
         assert db.newly_applied == []
         assert [tuple(r) for r in await db.fetchall("SELECT * FROM schema_migrations")] == [
@@ -66,21 +69,23 @@ async def test_reopen_is_a_no_op(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_pragmas(db: Database) -> None:
+async def test_pragmas(tmp_path: Path) -> None:
+    db = await SqliteDatabase.open(tmp_path / "s.db")
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
     assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
     assert (await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
+    await db.close()
 
 
 async def test_changed_migration_is_refused(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
-    await (await Database.open(path, migrations)).close()
+    await (await SqliteDatabase.open(path, migrations)).close()
     init = migrations / "0001_init.sql"
     init.write_text(init.read_text() + "\nCREATE TABLE sneaky (x INTEGER);\n")
 
     with pytest.raises(MigrationError) as info:
-        await Database.open(path, migrations)
+        await SqliteDatabase.open(path, migrations)
     message = str(info.value)
     assert "0001_init.sql" in message and "changed" in message and "new migration" in message
     assert "\n" not in message
@@ -90,11 +95,11 @@ async def test_changed_migration_is_refused(tmp_path: Path, migrations: Path) ->
 async def test_newer_database_is_refused(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
     extra = add_migration(migrations, "0002_extra.sql", "CREATE TABLE extra (x INTEGER);")
-    await (await Database.open(path, migrations)).close()
+    await (await SqliteDatabase.open(path, migrations)).close()
     extra.unlink()
 
     with pytest.raises(MigrationError) as info:
-        await Database.open(path, migrations)
+        await SqliteDatabase.open(path, migrations)
     message = str(info.value)
     assert "newer" in message and "0002_extra.sql" in message
     assert "\n" not in message
@@ -102,28 +107,29 @@ async def test_newer_database_is_refused(tmp_path: Path, migrations: Path) -> No
 
 async def test_check_reports_pending_without_touching_the_database(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
-    await (await Database.open(path, migrations)).close()
+    await (await SqliteDatabase.open(path, migrations)).close()
     add_migration(migrations, "0002_more.sql", "-- adds t\nCREATE TABLE t (x TEXT DEFAULT 'a;b');")
     before = path.read_bytes()
 
     status = await migration_status(path, migrations)
+    location = DatabaseLocation(path)
     assert [m.version for m in status.applied] == [1]
     assert [m.filename for m in status.pending] == ["0002_more.sql"]
     assert status.ok
 
     out = io.StringIO()
-    assert await run_migrate_command(path, check=True, out=out, migrations_dir=migrations) == 1
+    assert await run_migrate_command(location, check=True, out=out, migrations_dir=migrations) == 1
     assert "pending: 0002_more.sql" in out.getvalue()
     assert path.read_bytes() == before
     assert "t" not in table_names(path)
 
     out = io.StringIO()
-    assert await run_migrate_command(path, check=False, out=out, migrations_dir=migrations) == 0
+    assert await run_migrate_command(location, check=False, out=out, migrations_dir=migrations) == 0
     assert "applied: 0002_more.sql" in out.getvalue()
     assert "t" in table_names(path)
 
     out = io.StringIO()
-    assert await run_migrate_command(path, check=True, out=out, migrations_dir=migrations) == 0
+    assert await run_migrate_command(location, check=True, out=out, migrations_dir=migrations) == 0
     assert "up to date" in out.getvalue()
 
 
@@ -137,17 +143,18 @@ async def test_check_on_missing_database_creates_nothing(tmp_path: Path) -> None
 
 async def test_check_reports_problems_with_exit_code_2(tmp_path: Path, migrations: Path) -> None:
     path = tmp_path / "s.db"
-    await (await Database.open(path, migrations)).close()
+    await (await SqliteDatabase.open(path, migrations)).close()
     init = migrations / "0001_init.sql"
     init.write_text(init.read_text() + "\n-- edited\n")
 
     status = await migration_status(path, migrations)
+    location = DatabaseLocation(path)
     assert not status.ok and "0001_init.sql" in status.problems[0]
     out = io.StringIO()
-    assert await run_migrate_command(path, check=True, out=out, migrations_dir=migrations) == 2
+    assert await run_migrate_command(location, check=True, out=out, migrations_dir=migrations) == 2
     assert "problem:" in out.getvalue()
     out = io.StringIO()
-    assert await run_migrate_command(path, check=False, out=out, migrations_dir=migrations) == 2
+    assert await run_migrate_command(location, check=False, out=out, migrations_dir=migrations) == 2
     assert out.getvalue().startswith("error:")
 
 
@@ -157,7 +164,7 @@ async def test_failed_migration_is_rolled_back(tmp_path: Path, migrations: Path)
         migrations, "0002_broken.sql", "CREATE TABLE half (x INTEGER);\nINSERT INTO nowhere VALUES (1);"
     )
     with pytest.raises(sqlite3.OperationalError):
-        await Database.open(path, migrations)
+        await SqliteDatabase.open(path, migrations)
     assert "half" not in table_names(path)
     with sqlite3.connect(path) as conn:
         assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
@@ -166,7 +173,7 @@ async def test_failed_migration_is_rolled_back(tmp_path: Path, migrations: Path)
 async def test_transaction_statements_in_migrations_are_refused(tmp_path: Path, migrations: Path) -> None:
     add_migration(migrations, "0002_tx.sql", "BEGIN;\nCREATE TABLE t (x INTEGER);\nCOMMIT;")
     with pytest.raises(MigrationError, match=r"0002_tx\.sql"):
-        await Database.open(tmp_path / "s.db", migrations)
+        await SqliteDatabase.open(tmp_path / "s.db", migrations)
 
 
 def test_split_statements_respects_strings_comments_and_triggers() -> None:
@@ -188,11 +195,12 @@ def test_split_statements_respects_strings_comments_and_triggers() -> None:
 
 
 @pytest.fixture
-async def scratch(tmp_path: Path) -> Database:
+async def scratch(tmp_path: Path, db_location: DatabaseLocation) -> AsyncIterator[Database]:
+    """A one-table database on each backend, for the transaction rules both must keep."""
     directory = tmp_path / "scratch_migrations"
     directory.mkdir()
     add_migration(directory, "0001_t.sql", "CREATE TABLE t (x INTEGER NOT NULL);")
-    db = await Database.open(tmp_path / "scratch.db", directory)
+    db = await open_database(db_location, directory)
     yield db
     await db.close()
 
@@ -209,7 +217,7 @@ async def test_transaction_commits_and_rolls_back(scratch: Database) -> None:
         async with scratch.transaction():
             await scratch.execute("INSERT INTO t VALUES (3)")
             raise RuntimeError("boom")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         async with scratch.transaction():
             await scratch.execute("INSERT INTO t VALUES (4)")
             await scratch.execute("INSERT INTO t VALUES (NULL)")

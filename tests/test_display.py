@@ -12,7 +12,7 @@ from bot.streaming import display as display_module
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
 from bot.streaming.routes import Route
-from bot.streaming.target import DeliveryRetry
+from bot.streaming.target import DeliveryRetry, FileUpload
 
 
 class ScriptedTarget:
@@ -23,6 +23,7 @@ class ScriptedTarget:
         self.message_ids: list[int] = []
         self.failures = failures
         self.shown: list[str] = []
+        self.files: list[FileUpload | None] = []
         self.button = False
         self._changed = asyncio.Condition()
 
@@ -32,13 +33,14 @@ class ScriptedTarget:
     def route(self, page: int) -> Route:
         return Route(None, "PATCH /test", False)
 
-    async def put(self, page: int, content: str) -> None:
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise DeliveryRetry("503")
         if page == len(self.message_ids):
             self.message_ids.append(page + 100)
         self.shown.append(content)
+        self.files.append(file)
         await self._notify()
 
     def reaction_route(self) -> Route:
@@ -127,3 +129,16 @@ async def test_an_abandoned_reply_is_left_alone_and_releases_its_waiters(pacer: 
     display.finish("Paris is the capital.", "")
     assert await display.wait_synced(5)  # nothing left to show it in
     assert (target.shown, target.button) == (["Paris ▌"], True)  # no edit and no removal of a deleted reply
+
+
+async def test_a_file_goes_with_the_final_version_of_the_last_page(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
+    display.update("word " * 500)
+    await target.wait_for(lambda: len(target.shown) == 2)  # two pages while streaming
+    thinking = FileUpload("reasoning.md", b"Hmm.")
+    display.finish("word " * 500, "", thinking)
+    assert await display.wait_synced(5)
+    assert target.files == [None, None, thinking]  # two pages while streaming, then the last one final

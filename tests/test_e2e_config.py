@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import MIGRATIONS_DIR, load_migrations
+from bot.db import load_migrations
+from bot.db.sqlite import MIGRATIONS_DIR
 from bot.settings import KEYS
 from fakes.llm_server import Scenario
 from tests.e2e import (

@@ -9,7 +9,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.db import Database
+from bot.db.sqlite import SqliteDatabase
 from bot.usage_chart import HEIGHT_PX, WIDTH_PX
 from fakes.llm_server import Scenario
 from tests.e2e import World, bot_messages, chat_until_done, command, run_cli, running_bot, say
@@ -94,7 +94,7 @@ async def test_budget_refuses_when_spent_after_two_alerts(world: World, tmp_path
 
 
 async def test_retention_prunes_old_rows_and_keeps_the_totals(world: World) -> None:
-    db = await Database.open(world.db_path)
+    db = await SqliteDatabase.open(world.db_path)
     now = datetime.now(UTC)
     try:
         for days_ago, tokens in ((90, 100), (45, 20), (2, 3)):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from bot.store.usage import CSV_COLUMNS, UsageStore
 from fakes.discord import FakeMessage
 from fakes.llm_server import Scenario
@@ -24,6 +24,7 @@ from tests.e2e import (
     running_bot,
     usage_rows,
 )
+from tests.postgres import env_for
 
 NEEDS_MANAGE_SERVER = (
     "You need the Manage Server permission to see usage for other people, channels or the server."
@@ -236,9 +237,8 @@ async def test_usage_and_quota_survive_a_restart(world: World) -> None:
 # --- usage-export ---------------------------------------------------------------------------------------
 
 
-async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
-    path = tmp_path / "usage.sqlite3"
-    db = await Database.open(path)
+async def test_usage_export_writes_csv_since_a_date(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     try:
         for day, user in (
             (datetime(2025, 1, 9, 23, 59, tzinfo=UTC), 1),
@@ -248,7 +248,7 @@ async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     finally:
         await db.close()
 
-    result = run_cli("usage-export", "--since", "2025-01-10", DATABASE_PATH=str(path))
+    result = run_cli("usage-export", "--since", "2025-01-10", **env_for(db_location))
     assert result.returncode == 0, result
     assert result.stderr.strip().splitlines()[-1] == "1 rows"
     [header, *rows] = list(csv.reader(io.StringIO(result.stdout)))
@@ -259,11 +259,11 @@ async def test_usage_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == ("200", "0", "0")
     assert row["status"] == "completed" and row["started_at"] == "2025-01-10T00:00:00.000000Z"
 
-    everything = run_cli("usage-export", "--since", "2025-01-01", DATABASE_PATH=str(path))
+    everything = run_cli("usage-export", "--since", "2025-01-01", **env_for(db_location))
     assert everything.returncode == 0
     assert len(list(csv.reader(io.StringIO(everything.stdout)))) == 3
 
-    bad = run_cli("usage-export", "--since", "last week", DATABASE_PATH=str(path))
+    bad = run_cli("usage-export", "--since", "last week", **env_for(db_location))
     assert bad.returncode == 2
     assert "--since" in bad.stderr and "Traceback" not in bad.stderr
 

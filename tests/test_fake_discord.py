@@ -499,6 +499,57 @@ async def test_fixed_window_headers_and_429_shape(w: World) -> None:
     assert w.fake.count_429() == 1
 
 
+async def test_files_on_every_route_and_user_attachments_on_messages(w: World) -> None:
+    bot = make_bot()
+    got: dict[str, Any] = {}
+    done = asyncio.Event()
+
+    @bot.tree.command(name="read", description="Read a file")
+    async def read(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        got["option"] = (file.filename, file.size, file.content_type, await file.read())
+        await interaction.response.send_message("a", file=discord.File(io.BytesIO(b"one"), "1.md"))
+        await interaction.edit_original_response(
+            content="b", attachments=[discord.File(io.BytesIO(b"two"), "2.md")]
+        )
+        follow = await interaction.followup.send("c", wait=True)
+        await interaction.followup.edit_message(
+            follow.id, content="d", attachments=[discord.File(io.BytesIO(b"three"), "3.md")]
+        )
+        done.set()
+
+    async with running(w.fake, bot, sync_guild=w.guild):
+
+        async def on_message(message: discord.Message) -> None:
+            if message.attachments and not message.author.bot:
+                got["message"] = [(a.filename, a.size, await a.read()) for a in message.attachments]
+
+        bot.add_listener(on_message)
+        inter = await w.fake.run_slash_command(
+            w.guild, w.channel, w.alice, "read", {"file": w.fake.upload("log.txt", b"hello", "text/plain")}
+        )
+        await asyncio.wait_for(done.wait(), 5)
+        assert got["option"] == ("log.txt", 5, "text/plain", b"hello")
+        original = w.fake.messages[inter.message_id]  # type: ignore[index]
+        assert [[(f.filename, f.data) for f in v.attachments] for v in original.versions] == [
+            [("1.md", b"one")],
+            [("2.md", b"two")],
+        ]
+        followup = w.fake.messages[inter.followup_ids[0]]
+        assert [[f.data for f in v.attachments] for v in followup.versions] == [[], [b"three"]]
+
+        channel = bot.get_partial_messageable(w.channel)
+        sent = await channel.send("e", file=discord.File(io.BytesIO(b"four"), "4.md"))
+        await sent.edit(content="f")  # an edit without files keeps them
+        assert [f.data for f in w.fake.messages[sent.id].attachments] == [b"four"]
+        await sent.edit(content="g", attachments=[discord.File(io.BytesIO(b"five"), "5.md")])
+        assert [f.data for f in w.fake.messages[sent.id].attachments] == [b"five"]
+
+        shot = w.fake.upload("shot.png", b"\x89PNG", "image/png", size=3)  # Discord may report any size
+        await w.fake.post_message(w.channel, w.alice, f"<@{w.fake.bot_user_id}> look", attachments=[shot])
+        await w.fake.wait_for(lambda: "message" in got, what="a message with an attachment")
+        assert got["message"] == [("shot.png", 3, b"\x89PNG")]
+
+
 async def test_files_roles_and_buttons(w: World) -> None:
     """A slash command with a file option and the member's roles; a reply with a file and a button; a
     click on the button updates that reply."""

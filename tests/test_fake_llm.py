@@ -397,3 +397,51 @@ async def test_close_does_not_wait_for_hanging_streams() -> None:
 async def test_wait_for_times_out_with_description(fake: FakeLLM) -> None:
     with pytest.raises(TimeoutError, match="the impossible"):
         await fake.wait_for(lambda: False, timeout=0.1, what="the impossible")
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_chunks_come_first_and_count_as_reasoning_tokens(
+    fake: FakeLLM, client: AsyncOpenAI, field: str
+) -> None:
+    fake.enqueue(Scenario(text="Four.", reasoning=["Two plus", " two."], reasoning_field=field))
+    chunks = await _stream_all(client)
+    thoughts = [(c.choices[0].delta.model_extra or {}).get(field) for c in chunks if c.choices]
+    assert "".join(t for t in thoughts if t) == "Two plus two."
+    assert _content(chunks) == "Four."
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 2
+    assert usage.completion_tokens == 2 + len(tokenize("Four."))
+
+
+async def test_images_rejected_when_the_scenario_says_so(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.default = Scenario(reject_images=True)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+    with pytest.raises(openai.BadRequestError, match="not a multimodal model"):
+        await client.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": [image]}], stream=True
+        )
+    assert _content(await _stream_all(client)) == Scenario().text  # text-only requests still pass
+
+
+async def test_obey_max_tokens_cuts_with_finish_reason_length(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.enqueue(Scenario(text=TEXT, obey_max_tokens=True))
+    chunks = await _stream_all(client, max_tokens=3)
+    assert _content(chunks) == "".join(tokenize(TEXT)[:3])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+
+
+async def test_endless_and_keepalive_only_streams_run_until_the_client_leaves(
+    fake: FakeLLM, client: AsyncOpenAI
+) -> None:
+    fake.enqueue(Scenario(tokens=["la "], tokens_per_second=500, endless=True))
+    fake.enqueue(Scenario(keepalive_only=True, keepalive_interval=0.01))
+    for enough in (lambda rec: rec.tokens_sent > 50, lambda rec: rec.keepalives_sent > 5):
+        stream = await client.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True)
+        rec = fake.requests[-1]
+        reader = asyncio.create_task(_read_content(stream, []))
+        await fake.wait_for(lambda rec=rec, enough=enough: enough(rec), what="the stream to run on")
+        reader.cancel()
+        await stream.close()
+        await fake.wait_for(lambda rec=rec: rec.disconnected_at is not None, what="disconnect")
+    assert fake.requests[-1].tokens_sent == 0

@@ -39,3 +39,9 @@ def test_a_partial_usage_object_counts_as_no_usage() -> None:
     assert _usage({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}) == Usage(3, 4)
     assert _usage({"prompt_tokens": 3}) is None
     assert _usage(None) is None
+
+
+def test_reasoning_tokens_come_from_the_completion_details() -> None:
+    raw = {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 5}}
+    assert _usage(raw) == Usage(3, 9, 5)
+    assert _usage({**raw, "completion_tokens_details": None}) == Usage(3, 9)

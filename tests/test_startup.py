@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, configure_logging, load_config
-from bot.db import Database
+from bot.db import DatabaseLocation
+from bot.db.sqlite import SqliteDatabase
 from tests.e2e import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
@@ -20,7 +21,7 @@ BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
 def test_defaults_and_secrets_stay_out_of_repr() -> None:
     config = load_config({**BASE, "OPENAI_API_KEY": "sk-secret"})
     assert config.openai_base_url == "https://api.openai.com/v1"
-    assert config.database_path == Path("data/streamcord.sqlite3")
+    assert config.database == DatabaseLocation(path=Path("data/streamcord.sqlite3"))
     assert config.defaults.model == "gpt-4o-mini"
     assert config.llm_timeout == 60 and config.llm_max_retries == 2
     assert config.llm_retry_budget == 20
@@ -59,8 +60,9 @@ def test_library_loggers_that_print_tokens_stay_quiet_at_debug() -> None:
 
 
 async def test_sql_parameters_stay_out_of_the_log_at_debug(
-    db: Database, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    db = await SqliteDatabase.open(tmp_path / "s.db")
     caplog.set_level(logging.DEBUG, logger="aiosqlite")  # restored after the test
     await db.fetchone("SELECT ?", ("before-configure",))
     assert "before-configure" in caplog.text  # aiosqlite does print parameters at DEBUG
@@ -71,6 +73,7 @@ async def test_sql_parameters_stay_out_of_the_log_at_debug(
     root.level = saved
     await db.fetchone("SELECT ?", ("You are a secret system prompt",))
     assert "secret system prompt" not in caplog.text
+    await db.close()
 
 
 async def run_bot_cli(env: dict[str, str], cwd: Path) -> tuple[int, str]:
@@ -100,7 +103,11 @@ async def test_a_corrupt_database_exits_2_with_one_line(world: World, tmp_path: 
     world.db_path.write_bytes(b"this is not an SQLite database, just bytes " * 100)
     code, output = await run_bot_cli(world.env(), tmp_path)
     assert code == 2 and "Traceback" not in output
-    assert output.strip().splitlines()[-1].startswith(f"Database error: cannot use {world.db_path}")
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(f"Database error: cannot use the SQLite database {world.db_path}")
+    )
 
 
 async def test_an_unusable_database_path_exits_2_with_one_line(world: World, tmp_path: Path) -> None:
@@ -108,7 +115,11 @@ async def test_an_unusable_database_path_exits_2_with_one_line(world: World, tmp
     blocker.write_text("a file where the database's folder should be")
     code, output = await run_bot_cli(world.env(DATABASE_PATH=str(blocker / "s.db")), tmp_path)
     assert code == 2 and "Traceback" not in output
-    assert output.strip().splitlines()[-1].startswith(f"Database error: cannot open {blocker / 's.db'}")
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(f"Database error: cannot open the SQLite database {blocker / 's.db'}")
+    )
 
 
 async def test_a_failing_command_sync_exits_2_with_one_line(world: World, tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ import re
 import pytest
 
 from bot.db import Database
+from bot.db.postgres import PostgresDatabase
 from bot.model_retry import Failure, FailureKind
 from bot.status import (
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
     INTERRUPTED_BY_RESTART,
     NOT_RECORDED,
     OUTPUT_LIMIT,
@@ -19,8 +22,13 @@ from bot.status import (
     failed,
     falling_back,
     retrying,
+    skipped_files,
     split_status,
     stopped_by,
+    thinking,
+    thought_for,
+    too_long,
+    too_slow,
 )
 
 # Every status line the bot writes; a new builder in bot/status.py belongs here too.
@@ -33,6 +41,14 @@ LINES = [
     failed("The model server took too long to answer."),
     NOT_RECORDED,
     UNDELIVERABLE,
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
+    thinking(3),
+    thought_for(12.4),
+    too_long(8),
+    too_slow(600),
+    skipped_files([("a.zip", "not a text file or an image")]),
+    "*(stopped at the output limit)*",  # what earlier versions wrote
     retrying(Failure(FailureKind.RATE_LIMITED, 429, 5), 1, 2, 5),
     falling_back("fake-model-mini", None),
     answered_by("fake-model-mini"),
@@ -40,11 +56,19 @@ LINES = [
 
 
 async def test_the_usage_status_check_lists_exactly_the_statuses(db: Database) -> None:
-    row = await db.fetchone("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
-    assert row is not None
-    check = re.search(r"CHECK\s*\(\s*status\s+IN\s*\(([^)]*)\)\s*\)", row["sql"])
-    assert check is not None, row["sql"]
-    allowed = {value.strip().strip("'") for value in check.group(1).split(",")}
+    if isinstance(db, PostgresDatabase):
+        rows = await db.fetchall(
+            "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint"
+            " WHERE conrelid = 'usage'::regclass AND contype = 'c'"
+        )
+        [check] = [row["def"] for row in rows if "status" in row["def"]]
+        allowed = set(re.findall(r"'([^']*)'", check))
+    else:
+        row = await db.fetchone("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
+        assert row is not None
+        match = re.search(r"CHECK\s*\(\s*status\s+IN\s*\(([^)]*)\)\s*\)", row["sql"])
+        assert match is not None, row["sql"]
+        allowed = {value.strip().strip("'") for value in match.group(1).split(",")}
     assert allowed == {status.value for status in Status}
 
 
@@ -65,6 +89,11 @@ def test_stopped_by_shows_the_name_literally() -> None:
     line = stopped_by("*Al_ice* `x` ||s|| <@1> [a](b) \\")
     assert line == r"⏹ stopped by \*Al\_ice\* \`x\` \|\|s\|\| \<@1\> \[a\]\(b\) \\"
     assert split_status(f"Text\n{line}") == ("Text", line)
+
+
+def test_several_status_lines_under_one_answer() -> None:
+    lines = f"{skipped_files([('a.zip', 'too big')])}\n{thought_for(3)}\n{OUTPUT_LIMIT}"
+    assert split_status(f"Paris.\n\n{lines}") == ("Paris.", lines)
 
 
 @pytest.mark.parametrize(

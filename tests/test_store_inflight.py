@@ -1,12 +1,11 @@
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, Row, open_database
 from bot.store.inflight import InflightReply, InflightStore
 from bot.store.usage import UsageStore
+from tests.postgres import INTEGRITY_ERRORS
 
 GUILD, CHANNEL, USER = 100, 10, 1
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
@@ -20,15 +19,14 @@ async def begin(db: Database, request_id: str, *, guild: int | None = GUILD) -> 
     return inflight
 
 
-async def usage_row(db: Database, request_id: str) -> sqlite3.Row:
+async def usage_row(db: Database, request_id: str) -> Row:
     row = await db.fetchone("SELECT * FROM usage WHERE request_id = ?", (request_id,))
     assert row is not None
     return row
 
 
-async def test_orphans_are_only_previous_process_rows(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    db = await Database.open(path)
+async def test_orphans_are_only_previous_process_rows(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     inflight = await begin(db, "crashed")
     await inflight.set_messages("crashed", [111, 222])
     await begin(db, "dm", guild=None)
@@ -37,7 +35,7 @@ async def test_orphans_are_only_previous_process_rows(tmp_path: Path) -> None:
     assert await inflight.orphans() == []  # this process's live replies are not orphans
     await db.close()  # the process "dies" without finishing them
 
-    db = await Database.open(path)
+    db = await open_database(db_location)
     try:
         inflight = InflightStore(db)
         await begin(db, "new-live")
@@ -49,9 +47,8 @@ async def test_orphans_are_only_previous_process_rows(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_close_orphan_marks_interrupted_and_forgets_it(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    db = await Database.open(path)
+async def test_close_orphan_marks_interrupted_and_forgets_it(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     await begin(db, "a")
     await begin(db, "b")
     await begin(db, "done")
@@ -61,7 +58,7 @@ async def test_close_orphan_marks_interrupted_and_forgets_it(tmp_path: Path) -> 
     )  # fmt: skip
     await db.close()
 
-    db = await Database.open(path)
+    db = await open_database(db_location)
     try:
         inflight = InflightStore(db, clock=lambda: NOW)
         await inflight.close_orphan("a")
@@ -89,5 +86,5 @@ async def test_close_orphan_marks_interrupted_and_forgets_it(tmp_path: Path) -> 
 
 
 async def test_inflight_row_needs_its_usage_row(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         await InflightStore(db).add("no-usage", GUILD, CHANNEL, USER)

@@ -1,9 +1,8 @@
 import dataclasses
-from pathlib import Path
 
 import pytest
 
-from bot.db import Database
+from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store.settings import NOT_SET, SettingsStore
 
@@ -49,6 +48,10 @@ def test_keys_match_channel_settings_fields() -> None:
         ("fallback_model", " fake-model-mini ", "fake-model-mini"),
         ("fallback_model", "none", None),
         ("TEMPERATURE", "1", 1.0),  # keys are case-insensitive
+        ("reasoning", " File", "file"),
+        ("reasoning_effort", "HIGH", "high"),
+        ("reasoning_effort", "none", None),
+        ("vision", "off", False),
     ],
 )
 def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
@@ -71,6 +74,9 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("cooldown_seconds", "-1", "cooldown_seconds must be a whole number from 0 to 3600"),
         ("daily_token_quota", "0", "daily_token_quota must be a whole number of at least 1, or none"),
         ("enabled", "maybe", "enabled must be on or off (true/false, yes/no also work)"),
+        ("vision", "maybe", "vision must be on or off (true/false, yes/no also work)"),
+        ("reasoning", "none", "reasoning must be one of hidden, summary, file"),
+        ("reasoning_effort", "max", "reasoning_effort must be one of low, medium, high, or none"),
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
         ("fallback_model", "two words", "fallback_model must be a model name like gpt-4o-mini, or none"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
@@ -192,13 +198,12 @@ async def test_reset_one_key_or_all_at_a_scope(store: SettingsStore) -> None:
     }
 
 
-async def test_settings_survive_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "persist.db"
-    db = await Database.open(path)
+async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
+    db = await open_database(db_location)
     await SettingsStore(db).set(GUILD, "channel", CHANNEL, "model", "kept-model", ADMIN)
     await db.close()
 
-    db = await Database.open(path)
+    db = await open_database(db_location)
     try:
         store = SettingsStore(db)
         assert (await store.get(GUILD, CHANNEL, DEFAULTS)).model == "kept-model"

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +23,19 @@ log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
 _TRANSACTION_KEYWORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 SELECT_APPLIED = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
+# One folder per SQL dialect under migrations/, with the same versions and names in each (a test checks).
+MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent.parent / "migrations"
+DIALECTS = ("sqlite", "postgres")
 
 Params = Sequence[Any] | dict[str, Any]
 
 
 class Row(Protocol):
-    """A fetched row, read by column name."""
+    """A fetched row, read by column name (sqlite3.Row, asyncpg.Record); iterating gives its values."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 class MigrationTarget(Protocol):

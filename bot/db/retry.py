@@ -7,13 +7,16 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 
+from bot.db.base import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds, doubled after each failure
-# A lock held past the busy timeout, a full disk, an I/O error, a bounded wait: any may pass, and a write
-# that fails for good fails the same way each time, so bounded retries cost little.
-FAILURES = (sqlite3.Error, TimeoutError)
+# A lock held past the busy timeout, a full disk, an I/O error, the database server away (PostgreSQL), a
+# bounded wait: any may pass, and a write that fails for good fails the same way each time, so bounded
+# retries cost little.
+FAILURES = (sqlite3.Error, DatabaseUnavailable, TimeoutError)
 
 
 async def retried(write: Callable[[], Awaitable[None]], what: str, *, attempts: int = ATTEMPTS) -> bool:

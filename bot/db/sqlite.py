@@ -11,13 +11,15 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from bot.db.base import DatabaseUnavailable
 from bot.db.migrations import (
+    MIGRATIONS_ROOT,
     SELECT_APPLIED,
     MigrationFile,
     MigrationStatus,
@@ -30,17 +32,15 @@ from bot.db.migrations import (
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+MIGRATIONS_DIR = MIGRATIONS_ROOT / "sqlite"
 # How long a statement waits for another connection's write lock before failing with "database is locked".
 BUSY_TIMEOUT = 5.0
 
 
-class DatabaseUnavailable(Exception):
-    """The database file can't be opened or used: corrupt, unwritable, or a file where its folder is."""
+class SqliteDatabase:
+    """One aiosqlite connection shared by the whole bot; create with ``await SqliteDatabase.open(path)``.
 
-
-class Database:
-    """One aiosqlite connection shared by the whole bot; create with ``await Database.open(path)``."""
+    A single process owns the file: every other process's rows are a dead run's leftovers."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, migrations_dir: Path) -> None:
         self._conn = conn
@@ -60,7 +60,7 @@ class Database:
     @classmethod
     async def open(
         cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *, busy_timeout: float = BUSY_TIMEOUT
-    ) -> Database:
+    ) -> SqliteDatabase:
         """Open (creating it if needed) and bring the schema up to date."""
         path = Path(path)
         try:
@@ -68,16 +68,16 @@ class Database:
             # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN.
             db = await cls._connect(path, migrations_dir, path, busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise DatabaseUnavailable(f"cannot open {path}: {exc}") from exc
+            raise DatabaseUnavailable(f"cannot open the SQLite database {path}: {exc}") from exc
         try:
             row = await db.fetchone("PRAGMA journal_mode = WAL")
             if row is None or str(row[0]).lower() != "wal":
                 log.warning("could not enable WAL on %s (journal_mode=%s)", path, row and row[0])
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # not an SQLite file, or one it can't write
             await db.close()
-            raise DatabaseUnavailable(f"cannot use {path}: {exc}") from exc
+            raise DatabaseUnavailable(f"cannot use the SQLite database {path}: {exc}") from exc
         except BaseException:
             await db.close()
             raise
@@ -91,7 +91,7 @@ class Database:
     @classmethod
     async def _connect(
         cls, path: Path, migrations_dir: Path, target: str | Path, busy_timeout: float, **options: Any
-    ) -> Database:
+    ) -> SqliteDatabase:
         conn = await aiosqlite.connect(target, **options)
         try:
             conn.row_factory = sqlite3.Row
@@ -104,6 +104,13 @@ class Database:
     async def close(self) -> None:
         async with self._lock:
             await self._conn.close()
+
+    async def instance_alive(self, instance_id: str) -> bool:
+        return instance_id == self.instance_id
+
+    def snapshot(self) -> AbstractAsyncContextManager[None]:
+        # A transaction holds SQLite's write lock: nothing changes between its reads.
+        return self.transaction()
 
     # --- statements -------------------------------------------------------------------------------------
 
@@ -188,7 +195,7 @@ async def migration_status(path: str | Path, migrations_dir: Path = MIGRATIONS_D
     if not path.exists():
         return compare_migrations([], files)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = await Database._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
+    db = await SqliteDatabase._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
     try:
         exists = await db.fetchone(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"

@@ -17,8 +17,8 @@ class AlertStore:
         """True for the one caller that gets to send this alert."""
         return bool(
             await self._db.execute(
-                "INSERT OR IGNORE INTO budget_alerts (guild_id, month, threshold, sent_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO budget_alerts (guild_id, month, threshold, sent_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (guild_id, month, threshold, to_db_time(self._clock())),
             )
         )

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
+from bot.shards import GuildFilter, every_guild
+from bot.store.write_queue import WriteQueue
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,14 @@ class InflightReply:
 
 
 class InflightStore:
-    """Rows are tagged with ``db.instance_id``, so orphans() never returns this process's live replies."""
+    """Rows are tagged with ``db.instance_id``, so orphans() never returns a live process's replies.
+
+    Updates and removals queue while the database is away: a finished reply must not be "recovered"."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self.writes = WriteQueue(db)
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """Writes a reply's usage row and its in-flight row together."""
@@ -41,20 +46,23 @@ class InflightStore:
         )
 
     async def set_messages(self, request_id: str, message_ids: list[int]) -> None:
-        await self._db.execute(
+        await self.writes.write(
             "UPDATE inflight SET message_ids = ? WHERE request_id = ?", (json.dumps(message_ids), request_id)
         )
 
     async def remove(self, request_id: str) -> None:
-        await self._db.execute("DELETE FROM inflight WHERE request_id = ?", (request_id,))
+        await self.writes.write("DELETE FROM inflight WHERE request_id = ?", (request_id,))
 
-    async def orphans(self) -> list[InflightReply]:
-        """Replies left by earlier processes (crash or kill), oldest first."""
+    async def orphans(self, belongs: GuildFilter = every_guild) -> list[InflightReply]:
+        """Replies whose process is gone (crash or kill), in the servers ``belongs`` picks, oldest first.
+
+        Other live processes' replies are theirs (PostgreSQL: their instance lock is held)."""
         rows = await self._db.fetchall(
-            "SELECT request_id, guild_id, channel_id, user_id, message_ids, started_at FROM inflight"
+            "SELECT request_id, guild_id, channel_id, user_id, message_ids, started_at, owner FROM inflight"
             " WHERE owner != ? ORDER BY started_at, request_id",
             (self._db.instance_id,),
         )
+        alive = {owner: await self._db.instance_alive(owner) for owner in {row["owner"] for row in rows}}
         return [
             InflightReply(
                 request_id=row["request_id"],
@@ -65,6 +73,7 @@ class InflightStore:
                 started_at=from_db_time(row["started_at"]),
             )
             for row in rows
+            if not alive[row["owner"]] and belongs(row["guild_id"])
         ]
 
     async def close_orphan(

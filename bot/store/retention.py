@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.db import Database, to_db_time, utcnow
-from bot.store.usage import start_of_utc_day
+from bot.store.usage import same_guild, start_of_utc_day
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ class UsageRetention:
     async def forget(self, guild_id: int | None, user_id: int) -> int:
         """Delete a user's usage rows in one server (or in direct messages); their tokens stay in the
         server's totals as per-day aggregates that name nobody. Returns how many rows went."""
-        mine = "guild_id IS ? AND user_id = ?"
-        params = (guild_id, user_id)
+        guild, guild_params = same_guild(guild_id)
+        mine = f"{guild} AND user_id = ?"
+        params = (*guild_params, user_id)
         async with self._db.transaction():
             await self._db.execute(_aggregate("NULL", mine), params)
             deleted = await self._db.execute(f"DELETE FROM usage WHERE {mine} AND {_FINISHED}", params)

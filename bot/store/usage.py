@@ -11,6 +11,7 @@ from typing import Any, Literal, TextIO
 from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.pricing import TokenCounts
 from bot.status import FINAL_STATUSES, Status
+from bot.store.write_queue import WriteQueue
 
 Period = Literal["today", "7d", "30d", "all"]
 CSV_COLUMNS = (
@@ -43,6 +44,7 @@ class UsageSummary:
     completion_tokens: int
     estimated_requests: int  # requests whose token counts are estimates, not reported by the API
     by_status: dict[str, int] = field(default_factory=dict)
+    reasoning_tokens: int = 0  # part of completion_tokens, where the server reported them
     top_users: list[tuple[int, int]] = field(default_factory=list)  # (user_id, tokens), most tokens first
     by_model: dict[str, TokenCounts] = field(default_factory=dict)
 
@@ -69,14 +71,17 @@ def period_since(period: Period, now: datetime) -> datetime | None:
 
 
 class UsageStore:
+    """Usage rows are kept through a database outage: start() and finish() queue while it is away."""
+
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self.writes = WriteQueue(db)
 
     async def start(
         self, request_id: str, guild_id: int | None, channel_id: int, user_id: int, model: str
     ) -> None:
-        await self._db.execute(
+        await self.writes.write(
             "INSERT INTO usage (request_id, guild_id, channel_id, user_id, model, status, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (request_id, guild_id, channel_id, user_id, model, Status.STREAMING, to_db_time(self._clock())),
@@ -99,7 +104,7 @@ class UsageStore:
         """``model``: the model that actually answered, when a fallback stood in for the one started with."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"finish() needs a final status, not {status!r}")
-        changed = await self._db.execute(
+        changed = await self.writes.write(
             "UPDATE usage SET status = ?, prompt_tokens = ?, completion_tokens = ?, reasoning_tokens = ?,"
             " estimated = ?, ttft_ms = ?, duration_ms = ?, error = ?, finished_at = ?,"
             " model = COALESCE(?, model) WHERE request_id = ?",
@@ -117,22 +122,24 @@ class UsageStore:
                 request_id,
             ),
         )
-        if not changed:
+        if changed == 0:  # None: queued, so not known yet
             raise LookupError(f"no usage row for request {request_id!r}; call start() first")
 
     async def tokens_today(self, guild_id: int | None, user_id: int) -> int:
         """Tokens the user spent in this server since 00:00 UTC (for daily_token_quota)."""
+        guild, params = same_guild(guild_id)
         row = await self._db.fetchone(
             "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens FROM usage"
-            " WHERE guild_id IS ? AND user_id = ? AND started_at >= ?",
-            (guild_id, user_id, to_db_time(start_of_utc_day(self._clock()))),
+            f" WHERE {guild} AND user_id = ? AND started_at >= ?",
+            (*params, user_id, to_db_time(start_of_utc_day(self._clock()))),
         )
         return int(row["tokens"]) if row else 0
 
     async def last_request_at(self, guild_id: int | None, user_id: int) -> datetime | None:
         """When the user's latest request in this server started (for cooldown_seconds)."""
+        guild, params = same_guild(guild_id)
         row = await self._db.fetchone(
-            "SELECT MAX(started_at) AS at FROM usage WHERE guild_id IS ? AND user_id = ?", (guild_id, user_id)
+            f"SELECT MAX(started_at) AS at FROM usage WHERE {guild} AND user_id = ?", (*params, user_id)
         )
         return from_db_time(row["at"]) if row and row["at"] else None
 
@@ -147,16 +154,16 @@ class UsageStore:
     ) -> UsageSummary:
         combined, params = _combined(guild_id, user_id, channel_id, since)
         # The reads must see the same rows: a transaction keeps writes (and the pruner) from landing between.
-        async with self._db.transaction():
+        async with self._db.snapshot():
             by_status_rows = await self._db.fetchall(
-                f"SELECT status, {_SUMS} FROM ({combined}) GROUP BY status", params
+                f"SELECT status, {_SUMS} FROM ({combined}) AS requests GROUP BY status", params
             )
             by_model_rows = await self._db.fetchall(
-                f"SELECT model, {_SUMS} FROM ({combined}) GROUP BY model", params
+                f"SELECT model, {_SUMS} FROM ({combined}) AS requests GROUP BY model", params
             )
             top_rows = await self._db.fetchall(
                 "SELECT user_id, SUM(prompt + completion) AS tokens"
-                f" FROM ({combined}) WHERE user_id IS NOT NULL"
+                f" FROM ({combined}) AS requests WHERE user_id IS NOT NULL"
                 " GROUP BY user_id ORDER BY tokens DESC, user_id LIMIT ?",
                 [*params, top_n],
             )
@@ -165,6 +172,7 @@ class UsageStore:
             prompt_tokens=sum(row["prompt"] for row in by_status_rows),
             completion_tokens=sum(row["completion"] for row in by_status_rows),
             estimated_requests=sum(row["estimated"] for row in by_status_rows),
+            reasoning_tokens=sum(row["reasoning"] for row in by_status_rows),
             by_status={row["status"]: row["requests"] for row in by_status_rows},
             top_users=[(row["user_id"], row["tokens"]) for row in top_rows],
             by_model={row["model"]: _counts(row) for row in by_model_rows},
@@ -176,7 +184,9 @@ class UsageStore:
         """Per UTC day, per model: what the summary counts, spread over its days (for the chart)."""
         combined, params = _combined(guild_id, user_id, channel_id, since)
         rows = await self._db.fetchall(
-            f"SELECT day, model, {_SUMS} FROM ({combined}) GROUP BY day, model ORDER BY day, model", params
+            f"SELECT day, model, {_SUMS} FROM ({combined}) AS requests"
+            " GROUP BY day, model ORDER BY day, model",
+            params,
         )
         days: dict[date, dict[str, TokenCounts]] = {}
         for row in rows:
@@ -215,6 +225,12 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+def same_guild(guild_id: int | None) -> tuple[str, tuple[int, ...]]:
+    """A condition (and its parameters) on guild_id, None meaning direct messages; both forms use the index
+    on SQLite and PostgreSQL (``IS ?`` is SQLite-only, ``IS NOT DISTINCT FROM`` skips PostgreSQL's)."""
+    return ("guild_id IS NULL", ()) if guild_id is None else ("guild_id = ?", (guild_id,))
+
+
 # Request rows and pruned per-day aggregates as one relation: (day, user_id, model, status, counts).
 _ROWS = (
     "SELECT substr(started_at, 1, 10) AS day, user_id, model, status, 1 AS requests,"
@@ -237,8 +253,9 @@ def _combined(
 ) -> tuple[str, list[Any]]:
     """The rows + aggregates a summary covers. An aggregated day counts when it starts on or after the
     period's start date: pruned days are whole days, so a rolling window's first day counts whole."""
-    where = ["guild_id IS ?"]
-    params: list[Any] = [guild_id]
+    guild, guild_params = same_guild(guild_id)
+    where = [guild]
+    params: list[Any] = list(guild_params)
     if user_id is not None:
         where.append("user_id = ?")
         params.append(user_id)

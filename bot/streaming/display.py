@@ -17,6 +17,7 @@ from bot.streaming.target import (
     DeliveryBlocked,
     DeliveryFailed,
     DeliveryRetry,
+    FileUpload,
     MessageGone,
     ReplyTarget,
     TargetExpired,
@@ -41,6 +42,7 @@ class Frame:
     # there is no text yet); once final, the footer.
     status_line: str | None = None
     final: bool = False
+    file: FileUpload | None = None  # attached to the last page with the final version
 
     def pages(self) -> list[str]:
         return render(self.text, streaming=not self.final, footer=self.status_line or "")
@@ -109,8 +111,8 @@ class ReplyDisplay:
         """Put the in-progress marker up now: an interaction must be answered within 3 s."""
         self._want(self._frame)
 
-    def finish(self, text: str, footer: str) -> None:
-        self._want(Frame(text, footer or None, final=True))
+    def finish(self, text: str, footer: str, file: FileUpload | None = None) -> None:
+        self._want(Frame(text, footer or None, final=True, file=file))
         if self._delivery is not Delivery.GONE:
             self._button.hide()
 
@@ -188,7 +190,8 @@ class ReplyDisplay:
         page = stale[0]
         sent_at = time.monotonic()
         try:
-            await self._target.put(page, pages[page])
+            last = frame.final and page == len(pages) - 1
+            await self._target.put(page, pages[page], frame.file if last else None)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()

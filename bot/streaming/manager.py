@@ -13,7 +13,9 @@ from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.continuation import CutOff, CutOffAnswers
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -30,6 +32,7 @@ class StreamManager:
         usage: UsageStore,
         inflight: InflightStore,
         max_concurrent: int,
+        limits: Limits,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self._models = models
@@ -41,6 +44,8 @@ class StreamManager:
         # turn behind a placeholder instead of slowing every answer and the gateway down.
         self._slots = asyncio.Semaphore(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
+        self._limits = limits
+        self.cut_offs = CutOffAnswers()
         self.closed = False  # shutdown began: no answer may start after it
 
     def __len__(self) -> int:
@@ -62,6 +67,7 @@ class StreamManager:
         target: ReplyTarget,
         ticket: Ticket,
         prompt_message_id: int | None = None,
+        options: AnswerOptions | None = None,
     ) -> ReplyStream:
         """Start an answer; ``ticket`` (its admission's reservation) is released when it is over. Refused
         once shutdown began: the answer would run while the connections close under it."""
@@ -79,11 +85,13 @@ class StreamManager:
             usage=self._usage,
             inflight=self._inflight,
             slots=self._slots,
+            limits=self._limits,
+            options=options or AnswerOptions(),
             observer=self._observer,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
-        task.add_done_callback(lambda t: self._forget(request_id, t, ticket))
+        task.add_done_callback(lambda t: self._forget(stream, t, ticket))
         log.info(
             "Request %s started in channel %s for user %s (model %s)",
             request_id,
@@ -93,11 +101,15 @@ class StreamManager:
         )
         return stream
 
-    def _forget(self, request_id: str, task: asyncio.Task[None], ticket: Ticket) -> None:
-        self._streams.pop(request_id, None)
+    def _forget(self, stream: ReplyStream, task: asyncio.Task[None], ticket: Ticket) -> None:
+        self._streams.pop(stream.request_id, None)
         ticket.release()
         if not task.cancelled() and task.exception() is not None:
-            log.error("Request %s crashed", request_id, exc_info=task.exception())
+            log.error("Request %s crashed", stream.request_id, exc_info=task.exception())
+        elif stream.cut_off and stream.message_ids:
+            r = stream.requester
+            ids = tuple(stream.message_ids)
+            self.cut_offs.remember(CutOff(stream.chat, stream.text, r.user_id, r.guild_id, r.channel_id, ids))
 
     def by_message(self, message_id: int) -> ReplyStream | None:
         """The answer showing in this message, or answering this prompt message."""

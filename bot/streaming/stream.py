@@ -9,11 +9,16 @@ import math
 import time
 from dataclasses import dataclass
 
+import openai
+
+from bot.attachments import has_images, without_images
 from bot.circuit import CircuitOpen
 from bot.db.retry import FAILURES, retried
-from bot.llm import ChatRequest, Finish, describe_error
+from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
 from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.status import (
+    CONTENT_FILTER,
+    IMAGES_REFUSED,
     NOT_RECORDED,
     OUTPUT_LIMIT,
     UNDELIVERABLE,
@@ -22,18 +27,24 @@ from bot.status import (
     failed,
     falling_back,
     retrying,
+    too_long,
+    too_slow,
 )
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
-from bot.streaming.target import ReplyTarget
+from bot.streaming.page_limit import PageLimit
+from bot.streaming.target import FileUpload, ReplyTarget
+from bot.streaming.thinking import Thinking
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
 RECORD_TIMEOUT = 10.0  # the busy timeout bounds each statement; this bounds the wait for the connection too
+REASONING_FILE = "reasoning.md"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class ReplyStream:
         usage: UsageStore,
         inflight: InflightStore,
         slots: asyncio.Semaphore,
+        limits: Limits,
+        options: AnswerOptions,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.request_id = request_id
@@ -93,6 +106,14 @@ class ReplyStream:
         )
         self.text = ""
         self._deltas = 0
+        self._limits = limits
+        self._options = options
+        self._notes = list(options.notes)
+        self._pages = PageLimit(limits.max_pages)
+        self._overrun: str | None = None  # the label when a limit stopped the answer
+        self._trim = False  # the text ran past MAX_REPLY_PAGES: cut it to fit
+        self._thinking = Thinking(self.display.set_status)
+        self._reasoning_deltas = 0
         self._finish: Finish | None = None
         self._stop: StopRequest | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -143,7 +164,10 @@ class ReplyStream:
             await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
             return
         status, footer = self._outcome(error)
-        self.display.finish(self.text, footer)
+        footer = self._footer(footer)
+        if self._trim:
+            self.text = self._pages.fit(self.text, footer)
+        self.display.finish(self.text, footer, self._reasoning_file())
         # Usage first: a shutdown may not wait for a slow channel's final edit.
         await retried(lambda: self._record(status, error), f"usage of request {self.request_id}")
         if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
@@ -192,23 +216,59 @@ class ReplyStream:
         """Waiting for a slot before asking the model."""
         return not self._has_slot and self._consumer is not None and not self._consumer.done()
 
+    @property
+    def cut_off(self) -> bool:
+        """Whether the answer ended at the output limit, and so may be continued."""
+        return self._stop is None and self._finish is not None and self._finish.reason == "length"
+
     async def _consume(self) -> None:
-        async with self._slots, contextlib.aclosing(self._models.answer(self.chat)) as events:
+        async with self._slots:
             self._has_slot = True
+            deadline = asyncio.timeout(self._limits.deadline)
+            try:
+                async with deadline:
+                    await self._read_with_image_fallback()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                self._overrun = too_slow(self._limits.deadline)
+            finally:
+                self._thinking.end()
+
+    async def _read_with_image_fallback(self) -> None:
+        try:
+            await self._read()
+        except openai.BadRequestError:
+            # A model without vision refuses image parts outright, before any text: once more without them.
+            if not has_images(self.chat) or self._deltas or self._reasoning_deltas:
+                raise
+            log.info("Request %s: the model refused images, asking again without them", self.request_id)
+            self.chat = without_images(self.chat)
+            self._notes.append(IMAGES_REFUSED)
+            await self._read()
+
+    async def _read(self) -> None:
+        async with contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
-                if isinstance(event, Finish):
-                    self._finish = event
-                    continue
-                if isinstance(event, Retrying | FallingBack):
+                if isinstance(event, str):  # the answer: the hot path
+                    if self._first_token_at is None:
+                        self._first_token_at = time.monotonic()
+                        self._thinking.end()
+                        if self._trouble_shown:  # the answer replaces the status line
+                            self.display.set_status(None)
+                    self.text += event
+                    self._deltas += 1
+                    if self._pages.exceeded(self.text):
+                        self._overrun, self._trim = too_long(self._limits.max_pages), True
+                        return  # closing the stream stops generation
+                    self.display.update(self.text)
+                elif isinstance(event, Reasoning):
+                    self._reasoning_deltas += 1
+                    self._thinking.add(event.text)
+                elif isinstance(event, Retrying | FallingBack):
                     self._show_trouble(event)
-                    continue
-                if self._first_token_at is None:
-                    self._first_token_at = time.monotonic()
-                    if self._trouble_shown:  # the answer replaces the status line
-                        self.display.set_status(None)
-                self.text += event
-                self._deltas += 1
-                self.display.update(self.text)
+                else:
+                    self._finish = event
 
     def _show_trouble(self, event: Retrying | FallingBack) -> None:
         if isinstance(event, FallingBack):
@@ -231,9 +291,27 @@ class ReplyStream:
         if error is not None:
             mid_answer = self._first_token_at is not None
             return Status.ERROR, failed(describe_error(error, self._model, mid_answer=mid_answer))
-        if self._finish is not None and self._finish.reason == "length":
+        if self._overrun is not None:
+            return Status.STOPPED, self._overrun
+        reason = self._finish.reason if self._finish else None
+        if reason == "length":
             return Status.COMPLETED, OUTPUT_LIMIT
+        if reason == "content_filter":
+            return Status.STOPPED, CONTENT_FILTER
         return Status.COMPLETED, ""
+
+    def _reasoning_file(self) -> FileUpload | None:
+        """The full thinking, attached in the `file` reasoning mode."""
+        if self._options.reasoning != "file" or not self._thinking.text:
+            return None
+        return FileUpload(REASONING_FILE, self._thinking.text.encode())
+
+    def _footer(self, outcome: str) -> str:
+        """The status lines under the answer: notes, how long the model thought, how the answer ended."""
+        lines = list(self._notes)
+        summary = self._thinking.summary() if self._options.reasoning == "summary" else None
+        lines += [line for line in (summary, outcome) if line]
+        return "\n".join(lines)
 
     async def _on_page(self, message_ids: list[int]) -> None:
         if not await self._recorded:
@@ -264,9 +342,10 @@ class ReplyStream:
         elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
             prompt, completion, estimated = 0, 0, False
         else:
-            prompt = estimate_tokens("".join(m["content"] for m in self.chat.messages))
+            prompt = estimate_tokens("".join(message_text(m) for m in self.chat.messages))
             # Servers send about one token a delta.
-            completion, estimated = self._deltas, True
+            completion, estimated = self._deltas + self._reasoning_deltas, True
+            reasoning = self._reasoning_deltas
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
         await self._usage.finish(
             self.request_id,

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.streaming.routes import Route
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file attached to a page, e.g. a reasoning model's thinking."""
+
+    filename: str
+    data: bytes
 
 
 class MessageGone(Exception):
@@ -43,8 +52,8 @@ class ReplyTarget(Protocol):
         """The route the next put() of this page will take."""
         ...
 
-    async def put(self, page: int, content: str) -> None:
-        """Create the page (page == len(message_ids)) or edit it."""
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
+        """Create the page (page == len(message_ids)) or edit it, with ``file`` attached if given."""
         ...
 
     def reaction_route(self) -> Route: ...

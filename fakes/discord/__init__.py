@@ -184,7 +184,8 @@ class FakeDiscord(LoopbackServer):
         attachment = self.state.uploads.get(int(attachment_id)) if attachment_id.isdigit() else None
         if attachment is None or attachment.filename != request.match_info["filename"]:
             return web.Response(status=404)
-        return web.Response(body=attachment.data, content_type=attachment.content_type)
+        # As a header: aiohttp's content_type argument refuses a charset parameter ("text/plain; charset=…").
+        return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
 
     @property
     def api_base(self) -> str:
@@ -229,9 +230,12 @@ class FakeDiscord(LoopbackServer):
     def add_role(self, guild_id: int, name: str, members: list[int]) -> int:
         return self.world.add_role(guild_id, name, members)
 
-    def upload(self, filename: str, data: bytes, content_type: str = "application/json") -> FakeAttachment:
-        """A file a user picks for a command's attachment option."""
-        return self.state.upload(filename, data, content_type)
+    def upload(
+        self, filename: str, data: bytes, content_type: str = "application/json", *, size: int | None = None
+    ) -> FakeAttachment:
+        """A file a user attaches to a message (``post_message(attachments=...)``) or picks for a command's
+        attachment option; ``size``: what Discord reports, if not the real size."""
+        return self.state.upload(filename, data, content_type, size)
 
     async def gateway_down(self) -> None:
         """A gateway outage: connections drop and reconnecting fails until gateway_up()."""
@@ -268,9 +272,15 @@ class FakeDiscord(LoopbackServer):
     # ----------------------------------------------------------------------------------- acting as users
 
     async def post_message(
-        self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None
+        self,
+        channel_id: int,
+        user_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        attachments: list[FakeAttachment] | None = None,
     ) -> int:
-        return self._messages.post(channel_id, user_id, content, reply_to=reply_to)
+        return self._messages.post(channel_id, user_id, content, reply_to=reply_to, attachments=attachments)
 
     async def add_reaction(self, channel_id: int, message_id: int, user_id: int, emoji: str) -> None:
         self._messages.react(self.state.message_in(channel_id, message_id), user_id, emoji, add=True)

@@ -33,7 +33,15 @@ TYPE_DEFAULT, TYPE_REPLY, TYPE_CHAT_INPUT_COMMAND = 0, 19, 20
 class Messages(Changes):
     # ----------------------------------------------------------------------------------- acting as users
 
-    def post(self, channel_id: int, user_id: int, content: str, *, reply_to: int | None = None) -> int:
+    def post(
+        self,
+        channel_id: int,
+        user_id: int,
+        content: str,
+        *,
+        reply_to: int | None = None,
+        attachments: list[FakeAttachment] | None = None,
+    ) -> int:
         channel = self.state.channel(channel_id)
         if channel.type == CHANNEL_DM and user_id != channel.recipient_id:
             raise ValueError(f"user {user_id} is not in DM channel {channel_id}")
@@ -47,6 +55,7 @@ class Messages(Changes):
             allowed_mentions=None,
             reference_id=reply_to,
             type_=TYPE_REPLY if reply_to is not None else TYPE_DEFAULT,
+            attachments=attachments,
         )
         return msg.id
 
@@ -66,8 +75,9 @@ class Messages(Changes):
         webhook: bool = False,
         type_: int = TYPE_DEFAULT,
         body: dict[str, Any] | None = None,
+        attachments: list[FakeAttachment] | None = None,
     ) -> FakeMessage:
-        """`body`: the request's, for the files and components it carries."""
+        """`body`: the request's, for the files and components it carries; `attachments`: a user's files."""
         state = self.state
         version = MessageVersion(
             time.monotonic(),
@@ -75,7 +85,7 @@ class Messages(Changes):
             embeds,
             allowed_mentions,
             flags,
-            attachments=self._attachments(body or {}, []),
+            attachments=list(attachments) if attachments is not None else self._attachments(body or {}, []),
             components=list((body or {}).get("components") or []),
         )
         msg = FakeMessage(

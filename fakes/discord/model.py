@@ -58,13 +58,14 @@ INTERACTION_COMPONENT = 3  # a click on a button (the other interaction types li
 
 @dataclass(frozen=True)
 class FakeAttachment:
-    """A file: uploaded by the bot with a message, or by a user as a command option; served by the fake's
-    CDN route."""
+    """A file: uploaded by the bot with a message, or by a user with a message or as a command option;
+    served by the fake's CDN route."""
 
     id: int
     filename: str
     data: bytes
     content_type: str = "application/octet-stream"
+    size: int | None = None  # the size Discord reports; None: the real one (a wrong one tests read caps)
 
 
 @dataclass

@@ -319,7 +319,7 @@ class Payloads:
         return {
             "id": str(attachment.id),
             "filename": attachment.filename,
-            "size": len(attachment.data),
+            "size": len(attachment.data) if attachment.size is None else attachment.size,
             "url": url,
             "proxy_url": url,
             "content_type": attachment.content_type,

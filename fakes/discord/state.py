@@ -106,8 +106,12 @@ class State:
         return perms
 
     def upload(
-        self, filename: str, data: bytes, content_type: str = "application/octet-stream"
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        size: int | None = None,
     ) -> FakeAttachment:
-        attachment = FakeAttachment(self.snowflake(), filename, data, content_type)
+        attachment = FakeAttachment(self.snowflake(), filename, data, content_type, size)
         self.uploads[attachment.id] = attachment
         return attachment

@@ -1,0 +1,109 @@
+"""Attachments on a question end to end, and reasoning attached as a file: real clients, loopback servers."""
+
+from __future__ import annotations
+
+import base64
+
+from bot.attachments import TEXT_MAX_BYTES
+from bot.client import StreamcordBot
+from bot.status import IMAGES_REFUSED
+from fakes.discord import FakeAttachment
+from fakes.llm_server import Scenario
+from tests.e2e import World, bot_messages
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
+LOG = "ERROR disk full\nWARN retrying\n"
+
+
+async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
+    """Ask with attachments; the final content of the reply."""
+    await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", attachments=files
+    )
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) == 1 and len(bot.streams) == 0, timeout=20, what="the answer"
+    )
+    return bot_messages(world)[0].content
+
+
+def user_turn(world: World, n: int = 0) -> object:
+    return world.llm.requests[n].body["messages"][-1]["content"]
+
+
+async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.enqueue(Scenario(text="The disk is full."))
+    content = await mention(
+        world,
+        bot,
+        "what failed?",
+        [
+            world.discord.upload("app.log", LOG.encode(), "text/plain; charset=utf-8"),
+            world.discord.upload("screen.png", PNG, "image/png"),
+            world.discord.upload("big.log", b"x" * (TEXT_MAX_BYTES + 1), "text/plain"),
+            world.discord.upload("logs.zip", b"PK\x03\x04", "application/zip"),
+            # Discord reported a small size, but the body is larger: reading stops at the limit.
+            world.discord.upload("liar.txt", b"y" * (TEXT_MAX_BYTES * 3), "text/plain", size=10),
+        ],
+    )
+    assert user_turn(world) == [
+        {"type": "text", "text": f"what failed?\n\nAttached file `app.log`:\n```\n{LOG}\n```"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+        },
+    ]
+    assert content == (
+        "The disk is full.\n📎 skipped big.log (over 100 kB), logs.zip (not a text file or an image),"
+        " liar.txt (over 100 kB)"
+    )
+
+
+async def test_a_model_refusing_images_is_asked_once_more_without_them(
+    world: World, bot: StreamcordBot
+) -> None:
+    world.llm.default = Scenario(text="I can only read text.", reject_images=True)
+    content = await mention(world, bot, "what is this?", [world.discord.upload("a.png", PNG, "image/png")])
+    assert len(world.llm.requests) == 2
+    assert [part["type"] for part in user_turn(world, 0)] == ["text", "image_url"]  # type: ignore[attr-defined]
+    assert user_turn(world, 1) == "what is this?"
+    assert content == f"I can only read text.\n{IMAGES_REFUSED}"
+
+
+async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot) -> None:
+    await bot.settings.set(world.guild_id, "channel", world.channel_id, "vision", "off", world.admin)
+    world.llm.enqueue(Scenario(text="Read it."))
+    interaction = await world.discord.run_slash_command(
+        world.guild_id,
+        world.channel_id,
+        world.alice,
+        "chat",
+        {
+            "prompt": "summarise",
+            "file": world.discord.upload("notes.md", b"# Notes\nall good", "text/markdown"),
+        },
+    )
+    await world.discord.wait_for(lambda: len(bot.streams) == 0 and interaction.message_id is not None)
+    assert user_turn(world) == "summarise\n\nAttached file `notes.md`:\n```\n# Notes\nall good\n```"
+
+    world.llm.enqueue(Scenario(text="No image then."))
+    await world.discord.post_message(
+        world.channel_id,
+        world.alice,
+        f"<@{world.discord.bot_user_id}> and this?",
+        attachments=[world.discord.upload("a.png", PNG, "image/png")],
+    )
+    await world.discord.wait_for(lambda: len(world.llm.requests) == 2 and len(bot.streams) == 0)
+    assert user_turn(world, 1) == "and this?"
+    assert bot_messages(world)[-1].content == "No image then.\n📎 skipped a.png (images are off here)"
+
+
+async def test_file_mode_attaches_the_reasoning(world: World, bot: StreamcordBot) -> None:
+    await bot.settings.set(world.guild_id, "channel", world.channel_id, "reasoning", "file", world.admin)
+    world.llm.enqueue(Scenario(text="Four.", reasoning=["Two and", " two."]))
+    content = await mention(world, bot, "2+2?", [])
+    [reply] = bot_messages(world)
+    assert content == "Four."
+    assert [(f.filename, f.data) for f in reply.attachments] == [("reasoning.md", b"Two and two.")]
+    assert all(not v.attachments for v in reply.versions[:-1])  # only the final version carries it

@@ -1,0 +1,91 @@
+"""Answers that end early end labelled: the output limit (and continuing past it), a content filter, and
+runaway streams (MAX_REPLY_PAGES, LLM_DEADLINE) closed upstream."""
+
+from __future__ import annotations
+
+from bot.client import StreamcordBot
+from bot.status import CONTENT_FILTER, OUTPUT_LIMIT, too_long, too_slow
+from fakes.llm_server import Scenario, tokenize
+from tests.e2e import World, bot_messages, running_bot, usage_rows
+
+STORY = " ".join(f"word{i}" for i in range(60)) + "."
+
+
+async def ask(world: World, text: str, reply_to: int | None = None) -> None:
+    prefix = "" if reply_to else f"<@{world.discord.bot_user_id}> "
+    await world.discord.post_message(world.channel_id, world.alice, prefix + text, reply_to=reply_to)
+
+
+async def answers(world: World, bot: StreamcordBot, count: int) -> list[str]:
+    """The contents of the bot's messages once ``count`` exist and no answer is being written."""
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) >= count and len(bot.streams) == 0, timeout=20, what="answers"
+    )
+    return [m.content for m in bot_messages(world)]
+
+
+async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
+    world: World, bot: StreamcordBot
+) -> None:
+    await bot.settings.set(world.guild_id, "channel", world.channel_id, "max_tokens", "5", world.admin)
+    world.llm.default = Scenario(text=STORY, obey_max_tokens=True)
+    words = tokenize(STORY)
+    await ask(world, "tell a story")
+    [first] = await answers(world, bot, 1)
+    assert first == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
+
+    await ask(world, "Continue", reply_to=bot_messages(world)[0].id)
+    second = (await answers(world, bot, 2))[1]
+    assert (
+        second == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
+    )  # the fake model starts over; the bot doesn't care
+    messages = world.llm.requests[1].body["messages"]
+    assert messages[-3:] == [
+        {"role": "user", "content": "tell a story"},
+        {"role": "assistant", "content": "".join(words[:5])},
+        {"role": "user", "content": "continue"},
+    ]
+    continuation = bot_messages(world)[1]
+    assert continuation.reference_id == bot_messages(world)[0].id  # the next message of that answer
+
+    await world.discord.add_reaction(world.channel_id, continuation.id, world.bob, "⏩")  # not the requester
+    await world.discord.add_reaction(world.channel_id, continuation.id, world.alice, "⏩")
+    await answers(world, bot, 3)
+    assert len(world.llm.requests) == 3
+    assert world.llm.requests[2].body["messages"][-2:] == [
+        {"role": "assistant", "content": "".join(words[:5])},
+        {"role": "user", "content": "continue"},
+    ]
+    assert bot_messages(world)[2].reference_id == continuation.id
+
+
+async def test_content_filter_has_its_own_label(world: World, bot: StreamcordBot) -> None:
+    world.llm.enqueue(Scenario(text="I was saying", finish_reason="content_filter"))
+    await ask(world, "say it")
+    assert await answers(world, bot, 1) == ["I was saying\n" + CONTENT_FILTER]
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "stopped"
+
+
+async def test_an_endless_stream_stops_at_the_page_limit_upstream_closed(world: World) -> None:
+    world.llm.enqueue(Scenario(tokens=["lorem ipsum dolor sit amet "], tokens_per_second=400, endless=True))
+    async with running_bot(world, MAX_REPLY_PAGES="2") as bot:
+        await ask(world, "go on forever")
+        await world.llm.wait_for(lambda: bool(world.llm.requests), what="request")
+        rec = world.llm.requests[0]
+        contents = await answers(world, bot, 2)
+        await world.llm.wait_for(lambda: rec.disconnected_at is not None, what="upstream closed")
+        rows = await usage_rows(bot.db)
+    assert len(contents) == 2 and contents[1].endswith("\n" + too_long(2))
+    assert rows[0]["status"] == "stopped"
+
+
+async def test_a_keepalive_only_stream_stops_at_the_deadline_upstream_closed(world: World) -> None:
+    world.llm.enqueue(Scenario(keepalive_only=True, keepalive_interval=0.05))
+    async with running_bot(world, LLM_DEADLINE="1", LLM_TIMEOUT="5") as bot:
+        await ask(world, "anyone there?")
+        contents = await answers(world, bot, 1)
+        rec = world.llm.requests[0]
+        await world.llm.wait_for(lambda: rec.disconnected_at is not None, what="upstream closed")
+    assert contents == [too_slow(1)]
+    assert rec.keepalives_sent > 5
