@@ -42,6 +42,7 @@ from fakes.llm_server import FakeLLM, Scenario  # noqa: E402
 STOP = "🛑"
 TERM_BOUND = 45.0  # SHUTDOWN_TIMEOUT (10 s) plus every bounded close (5 s each) and a margin
 READY_TIMEOUT = 60.0
+ORPHANS_TIMEOUT = 300.0
 RESTART_WINDOW = 10.0  # a new process can't know what the one before it spent of Discord's budgets
 MAX_CHARS = 1800  # every answer fits one message, so a reply's text can be compared with the model's
 _TAG = re.compile(r"\bq(\d+)\b")
@@ -325,7 +326,10 @@ class Soak:
         await self.term_bot()
         await self.start_bot()
         with contextlib.suppress(TimeoutError):
-            await self.discord.wait_for(lambda: not self._inflight_rows(), timeout=60, what="orphans closed")
+            # Recovery handles orphans one at a time, each paced: after several kills it takes a while.
+            await self.discord.wait_for(
+                lambda: not self._inflight_rows(), timeout=ORPHANS_TIMEOUT, what="orphans closed"
+            )
         await asyncio.sleep(1)  # recovery's last edits and the stop buttons' removal land
         await self.term_bot()
 

@@ -56,9 +56,14 @@ class Chat(commands.Cog):
                 options=options,
             )
         except Refused as refusal:
-            await interaction.response.send_message(
-                str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            try:
+                await interaction.response.send_message(
+                    str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
+                )
+            except discord.HTTPException as exc:  # too late (a slow check): the interaction expired
+                log.warning(
+                    "Could not refuse /chat for user %s: %s %s", interaction.user.id, exc.status, exc.code
+                )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
