@@ -7,8 +7,9 @@ Both fakes run in this process; the bot runs as a subprocess (`python -m bot`, o
 for the naive fixed pacer), so its CPU seconds and peak memory are its own. Every timestamp (token writes,
 message versions, requests) is this process's time.monotonic(), so they compare directly.
 
-Each stream gets its own channel and answers with unique tokens " t0 t1 t2 ...", so any message version
-tells which tokens were visible. Results go to stdout as one table per level; progress goes to the log.
+Each stream gets its own channel and the same realistic answer (bench/answer_text.py: words, punctuation,
+paragraphs, a code block); each token's character offsets in it tell which tokens any message version shows.
+Results go to stdout as one table per level; progress goes to the log.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/stream_bench.py` puts bench/ on the path, not the repo root
     sys.path.insert(0, str(ROOT))
 
+from bench.answer_text import Answer, answer_tokens  # noqa: E402
 from bot.streaming.render import MARKER  # noqa: E402
 from fakes.discord import FakeDiscord, FakeInteraction, FakeMessage  # noqa: E402
 from fakes.llm_server import FakeLLM, LLMRequest, Scenario  # noqa: E402
@@ -54,8 +56,6 @@ EXIT_TIMEOUT = 30.0
 STALL_TIMEOUT = 30.0  # give up waiting when nothing at all happened for this long
 POLL = 0.2
 
-_FIRST_TOKEN = re.compile(r"\bt(\d+)\b")
-_LAST_TOKEN = re.compile(r".*\bt(\d+)\b", re.S)  # greedy: the match ends at the last token
 # Interaction callbacks and token-authenticated webhook routes: exempt from the global limit.
 _INTERACTION_ROUTE = re.compile(r"^/(?:interactions/\d+/[^/]+/callback|webhooks/\d+/[^/]+)")
 
@@ -84,7 +84,10 @@ class Load:
         return Scenario(tokens=self.token_list(), ttft=self.ttft, tokens_per_second=self.tps)
 
     def token_list(self) -> list[str]:
-        return [f" t{i}" for i in range(self.tokens)]
+        return answer_tokens(self.tokens)
+
+    def answer(self) -> Answer:
+        return Answer(self.token_list())
 
     def timeout(self, streams: int) -> float:
         return self.ttft + self.tokens / self.tps + 60.0 + 0.1 * streams
@@ -127,7 +130,16 @@ def raise_open_files_limit(streams: int) -> None:
 class BotProcess:
     """The bot as a subprocess against the fakes; its log goes to a file next to its database."""
 
-    def __init__(self, kind: BotKind, fake: FakeDiscord, llm: FakeLLM, workdir: Path, tag: str, load: Load):
+    def __init__(
+        self,
+        kind: BotKind,
+        fake: FakeDiscord,
+        llm: FakeLLM,
+        workdir: Path,
+        tag: str,
+        load: Load,
+        env: dict[str, str] | None = None,
+    ):
         self.kind = kind
         self.log_path = workdir / f"{tag}.log"
         self._fake = fake
@@ -144,6 +156,7 @@ class BotProcess:
             MAX_TOKENS=str(max(1024, load.tokens)),
             LOG_LEVEL="INFO",
         )
+        self._env.update(env or {})
         self._proc: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
 
@@ -246,23 +259,13 @@ def reply_pages(fake: FakeDiscord, channel_id: int) -> list[FakeMessage]:
     ]
 
 
-def token_span(content: str) -> tuple[int, int] | None:
-    """First and last token index shown in a message version (tokens are contiguous within a page)."""
-    first = _FIRST_TOKEN.search(content)
-    if first is None:
-        return None
-    last = _LAST_TOKEN.match(content)
-    assert last is not None
-    return int(first[1]), int(last[1])
-
-
-def first_seen(pages: Sequence[FakeMessage], count: int) -> list[float | None]:
+def first_seen(pages: Sequence[FakeMessage], answer: Answer, count: int) -> list[float | None]:
     """For each token, when it first appeared in any version of any page."""
     spans = sorted(
         (version.at, *span)
-        for page in pages
+        for index, page in enumerate(pages)
         for version in page.versions
-        if (span := token_span(version.content)) is not None
+        if (span := answer.span(index, version.content)) is not None
     )
     seen: list[float | None] = [None] * count
     following = list(range(count + 1))  # next token index not yet seen (path-compressed)
@@ -282,13 +285,6 @@ def first_seen(pages: Sequence[FakeMessage], count: int) -> list[float | None]:
             following[i] = i + 1
             i = unseen_from(i + 1)
     return seen
-
-
-def final_tokens_complete(pages: Sequence[FakeMessage], count: int) -> bool:
-    if not pages or any(p.content.endswith(MARKER) for p in pages):
-        return False
-    shown = [int(t) for p in pages for t in _FIRST_TOKEN.findall(p.content)]
-    return shown == list(range(count))
 
 
 def bot_stop_button(fake: FakeDiscord, pages: Sequence[FakeMessage]) -> bool:
@@ -354,6 +350,7 @@ class LevelFigures:
     tokens: int  # streamed by the model in total
     wall_s: float
     first_text_ms: tuple[float, float]  # median, p95
+    first_visible_ms: tuple[float, float]  # /chat → first text visible (queue wait included)
     ack_ms: tuple[float, float]  # /chat → interaction answered (first text or placeholder)
     queue_ms: tuple[float, float]  # /chat → the model is asked (waiting for a free slot included)
     lag_ms: tuple[float, float]
@@ -452,7 +449,9 @@ def measure(
     log_errors: int,
 ) -> LevelFigures:
     by_prompt = requests_by_prompt(llm)
+    answer = load.answer()
     first_text: list[float] = []
+    first_visible: list[float] = []
     lags: list[float] = []
     edits: list[int] = []
     max_writes = max_budgeted = incomplete = 0
@@ -466,13 +465,14 @@ def measure(
         max_writes = max(max_writes, max_in_window([at for at, _ in writes], CHANNEL_WINDOW))
         budgeted = [at for at, response in writes if not response]
         max_budgeted = max(max_budgeted, max_in_window(budgeted, CHANNEL_WINDOW))
-        incomplete += not final_tokens_complete(pages, load.tokens)
+        incomplete += not answer.complete([p.content for p in pages])
         if request is None or request.first_token_at is None:
             continue
-        seen = first_seen(pages, len(request.token_times))
+        seen = first_seen(pages, answer, len(request.token_times))
         shown = [at for at in seen if at is not None]
         if shown:
             first_text.append((min(shown) - request.first_token_at) * 1000)
+            first_visible.append((min(shown) - interaction.created_at) * 1000)
         lags.extend(
             (at - written) * 1000
             for at, (written, _) in zip(seen, request.token_times, strict=True)
@@ -486,6 +486,7 @@ def measure(
         tokens=tokens,
         wall_s=window.end - window.start,
         first_text_ms=median_p95(first_text),
+        first_visible_ms=median_p95(first_visible),
         ack_ms=median_p95(
             [(i.responded_at - i.created_at) * 1000 for i in interactions if i.responded_at is not None]
         ),
@@ -549,7 +550,7 @@ async def run_stop_trials(kind: BotKind, trials: int, load: Load, workdir: Path)
         finals: list[float] = []
         try:
             for i, seat in enumerate(seats):
-                outcome = await stop_trial(fake, llm, seat, edits_before=1 + i % 3)
+                outcome = await stop_trial(fake, llm, seat, slow.answer(), edits_before=1 + i % 3)
                 if outcome is not None:
                     disconnects.append(outcome[0])
                     if outcome[1] is not None:
@@ -568,7 +569,7 @@ async def run_stop_trials(kind: BotKind, trials: int, load: Load, workdir: Path)
 
 
 async def stop_trial(
-    fake: FakeDiscord, llm: FakeLLM, seat: Seat, edits_before: int
+    fake: FakeDiscord, llm: FakeLLM, seat: Seat, answer: Answer, edits_before: int
 ) -> tuple[float, float | None] | None:
     """Reaction → upstream disconnect and reaction → final "stopped by" edit, in ms (None: not stopped)."""
     await fake.run_slash_command(
@@ -580,7 +581,7 @@ async def stop_trial(
         return (
             bot_stop_button(fake, pages)
             and len(pages[0].versions) > edits_before
-            and token_span(pages[-1].content) is not None
+            and answer.span(len(pages) - 1, pages[-1].content) is not None
         )
 
     await fake.wait_for(streaming, timeout=30, what=f"{seat.prompt} visibly streaming")
@@ -646,6 +647,7 @@ def level_rows(streams: int) -> list[Row]:
     )
     return [
         Row("first text after 1st token med / p95", lambda f: _pair(f.first_text_ms), first_target, first_ok),
+        Row("first text after /chat med / p95", lambda f: _pair(f.first_visible_ms), "(queue included)"),
         Row(
             "/chat answered (ack) med / p95",
             lambda f: _pair(f.ack_ms),

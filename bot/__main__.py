@@ -1,4 +1,4 @@
-"""`python -m bot [run | migrate [--check] | usage-export --since YYYY-MM-DD]`."""
+"""`python -m bot [run | sync | migrate [--check] | usage-export --since YYYY-MM-DD]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -36,6 +38,7 @@ from bot.db import (
     open_database,
 )
 from bot.pricing import TokenCounts
+from bot.shard_plan import ShardPlan
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Streamcord Discord bot")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser("sync", help="sync the slash commands with Discord and exit")
     migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument(
         "--check", action="store_true", help="report pending migrations without applying them"
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level)
     try:
-        asyncio.run(run(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(sync_commands(config) if args.command == "sync" else run(config))
     except discord.LoginFailure:
         print(
             "Discord rejected DISCORD_TOKEN. Copy the bot token from the Developer Portal "
@@ -85,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Start-up error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is available (not on Windows): the same work for about a fifth less CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def run(config: Config) -> None:
@@ -106,6 +120,13 @@ async def run(config: Config) -> None:
         await bot.start(config.discord_token)
         await asyncio.gather(*closing)
     log.info("Stopped cleanly")
+
+
+async def sync_commands(config: Config) -> None:
+    """``python -m bot sync``: what the process owning shard 0 does at start, without connecting."""
+    async with open_bot(replace(config, shards=ShardPlan())) as bot:
+        await bot.login(config.discord_token)  # setup_hook loads the cogs and syncs their commands
+    log.info("Slash commands synced")
 
 
 async def run_migrate_command(

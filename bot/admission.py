@@ -80,23 +80,7 @@ class Admission:
             raise Disabled(
                 "I'm switched off in this channel. A server admin can turn me on with `/config set`."
             )
-        if guild_id is not None:
-            await self._check_member(guild_id, user_id, role_ids, settings)
-        # No await from the quota check to take(): parallel requests see each other's reservations.
-        member = (guild_id, user_id)
-        running = self.reservations.running(member)
-        if running >= settings.max_streams_per_user:
-            self._admitted.pop(member, None)
-            raise Refused(
-                f"You have {running} answer{'s' if running > 1 else ''} still being written. "
-                "Wait for one to finish, or stop it with 🛑."
-            )
-        reserve = settings.max_tokens or UNLIMITED_RESERVATION
-        return Admitted(settings, self.reservations.take(member, reserve))
-
-    async def _check_member(
-        self, guild_id: int, user_id: int, role_ids: Collection[int], settings: ChannelSettings
-    ) -> None:
+        # Direct messages (guild_id None) count per user across all of them, like one more server.
         if not may_ask(settings, user_id, role_ids):
             raise NotAllowed(NOT_ALLOWED)
         now = datetime.now(UTC)
@@ -108,16 +92,27 @@ class Admission:
                 if wait > 0:
                     raise Refused(f"Slow down a little: you can ask again in {math.ceil(wait)} s.")
         self._remember(guild_id, user_id, now)
+        member = (guild_id, user_id)
         try:
             await self._check_spending(guild_id, user_id, role_ids, settings)
+            # No await from the quota check to take(): parallel requests see each other's reservations.
+            running = self.reservations.running(member)
+            if running >= settings.max_streams_per_user:
+                raise Refused(
+                    f"You have {running} answer{'s' if running > 1 else ''} still being written. "
+                    "Wait for one to finish, or stop it with 🛑."
+                )
         except Refused:
-            self._admitted.pop((guild_id, user_id), None)
+            self._admitted.pop(member, None)
             raise
+        return Admitted(
+            settings, self.reservations.take(member, settings.max_tokens or UNLIMITED_RESERVATION)
+        )
 
     async def _check_spending(
-        self, guild_id: int, user_id: int, role_ids: Collection[int], settings: ChannelSettings
+        self, guild_id: int | None, user_id: int, role_ids: Collection[int], settings: ChannelSettings
     ) -> None:
-        if settings.monthly_budget is not None:
+        if guild_id is not None and settings.monthly_budget is not None:  # a server's budget
             refusal = self._budget.refusal(await self._budget.spent(guild_id, settings), settings)
             if refusal:
                 raise Refused(refusal)
@@ -126,8 +121,9 @@ class Admission:
             return
         used = await self._usage.tokens_today(guild_id, user_id)
         if used >= quota:
+            where = "in direct messages" if guild_id is None else "on this server"
             raise Refused(
-                f"You've used your {quota:,} tokens for today on this server. The quota resets at 00:00 UTC."
+                f"You've used your {quota:,} tokens for today {where}. The quota resets at 00:00 UTC."
             )
         # Last, after every await: what the member's running answers may still spend counts too.
         if used + self.reservations.reserved_tokens((guild_id, user_id)) >= quota:
@@ -136,7 +132,7 @@ class Admission:
                 "Ask again when they finish."
             )
 
-    def _remember(self, guild_id: int, user_id: int, now: datetime) -> None:
+    def _remember(self, guild_id: int | None, user_id: int, now: datetime) -> None:
         self._admitted[guild_id, user_id] = now
         if len(self._admitted) > 10_000:  # older entries are past any cooldown and in the usage table
             horizon = now - timedelta(seconds=COOLDOWN_MAX)

@@ -20,15 +20,20 @@ from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
 from bot.db import Database, open_database
+from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
+from bot.history import History
+from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
 from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
 from bot.recovery import finalize_orphans
+from bot.shard_plan import IDENTIFY_SPACING
 from bot.store.alerts import AlertStore
+from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
@@ -47,6 +52,7 @@ INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
     send_messages_in_threads=True,
+    create_public_threads=True,
     read_message_history=True,
     add_reactions=True,
     manage_messages=True,
@@ -62,15 +68,18 @@ class StreamcordBot(commands.Bot):
     def __init__(
         self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer, metrics: Metrics | None = None
     ) -> None:
-        # Intents.default() carries reactions and guild messages; mentions of the bot include their content
-        # without the privileged message-content intent.
+        # Intents.default() carries reactions, guild and direct messages; mentions of the bot include their
+        # content without the privileged message-content intent, which only plain messages in threads need.
+        intents = discord.Intents.default()
+        intents.message_content = config.message_content_intent
         super().__init__(
             command_prefix=commands.when_mentioned,  # required by commands.Bot; on_message runs none
-            intents=discord.Intents.default(),
+            intents=intents,
             allowed_mentions=NO_MENTIONS,
             http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
+            **config.shards.client_options(),
         )
         self.config = config
         self.db = db
@@ -79,6 +88,13 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.answers = AnswersStore(db)
+        # An answer's pages change until it ends: they are not cached while it streams.
+        self.history = History(
+            DiscordFetcher(self, pacer),
+            self.answers,
+            in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
+        )
         self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
@@ -97,33 +113,53 @@ class StreamcordBot(commands.Bot):
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
+            answers=self.answers,
             max_concurrent=config.max_concurrent_streams,
             limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),
             observer=Observers(observers),
         )
+        self.identify_gate = identify_gate(db)
+        self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
         if metrics:
             metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
+        """After login, before the gateway: the cogs, and the command sync if this process owns shard 0."""
         self.tree.error(self.on_app_command_error)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        try:
-            await self.tree.sync()
-        except discord.HTTPException as exc:
-            raise StartupError(
-                f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
-            ) from exc
-        self._run_in_background(finalize_orphans(self, self.inflight, self.pacer))
+        if self.config.shards.syncs_commands:
+            try:
+                await self.tree.sync()
+            except discord.HTTPException as exc:
+                raise StartupError(
+                    f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
+                ) from exc
+        if self.config.shards.sharded:
+            _, _, limits = await self.http.get_bot_gateway()
+            self._max_concurrency = max(1, int(limits["max_concurrency"]))
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        log.info("Connecting to the gateway: %s", self.config.shards.describe())
+        # Replies a crash left streaming in this process's servers; other processes recover their own.
+        self._run_in_background(
+            finalize_orphans(self, self.inflight, self.pacer, self.config.shards.guilds())
+        )
         if self.config.usage_retention_days is not None:
             self._run_in_background(self.retention.prune_daily(self.config.usage_retention_days))
+        await super().connect(reconnect=reconnect)
 
     def _run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """One IDENTIFY per bucket at a time across every process sharing the database (Discord answers
+        a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
+        await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
 
     async def _send_alert(self, channel_id: int, text: str) -> None:
         await paced.send(self, self.pacer, channel_id, text)
@@ -178,6 +214,10 @@ class StreamcordBot(commands.Bot):
         await bounded(super().close(), "the Discord connection")
 
 
+class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
+    """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
+
+
 @contextlib.asynccontextmanager
 async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
     """Resources open around the bot and close after it, in reverse order: the database outlives every
@@ -194,8 +234,9 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         await pacer.start()
         metrics = Metrics() if config.metrics_port is not None else None
         try:
+            kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
             async with (
-                StreamcordBot(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
+                kind(config=config, db=db, llm=llm, pacer=pacer, metrics=metrics) as bot,
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:

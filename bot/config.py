@@ -15,6 +15,7 @@ from bot.db.location import DatabaseLocation
 from bot.db.postgres import is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import ChannelSettings, SettingError, parse_value
+from bot.shard_plan import ShardPlan, parse_shard_plan
 
 
 class ConfigError(Exception):
@@ -37,16 +38,22 @@ class Config:
     circuit_failures: int = 5
     circuit_cool_down: float = 30.0
     global_rate_limit: int = 50
-    max_concurrent_streams: int = 100
+    max_concurrent_streams: int | None = None  # None: as many as the process keeps up with
     max_reply_pages: int = 8  # an answer stops, labelled, when it would need more messages than this
     llm_deadline: float = 600.0  # seconds an answer may take overall, keep-alives or not
+    shards: ShardPlan = field(default_factory=ShardPlan)
     prices: PriceList = field(default_factory=lambda: PriceList("USD", {}))
     usage_retention_days: int | None = None  # None: keep every usage row
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no /metrics or /healthz server
+    message_content_intent: bool = False  # privileged: plain messages in the bot's threads are answered
+    allow_dms: bool = False
 
 
 _DEFAULT_DATABASE = "data/streamcord.sqlite3"
+# Behind a REST proxy the global budget is the proxy's: the process spends none of its own (see README).
+_GLOBAL_LIMIT_BEHIND_PROXY = "10000"
+_TRUE = {"1", "true", "yes", "on"}
 _REQUIRED = ("DISCORD_TOKEN", "DEFAULT_MODEL")
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 # At DEBUG these print interaction tokens, user prompts, and SQL parameters (aiosqlite: system prompts).
@@ -96,6 +103,12 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         except SettingError as exc:
             raise ConfigError(f"{name}: {exc}") from None
 
+    def switch(name: str) -> bool:
+        raw = get(name, "false").lower()
+        if raw not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}.")
+        return raw == "true"
+
     base_url = get("OPENAI_BASE_URL", "https://api.openai.com/v1")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"OPENAI_BASE_URL must start with http:// or https://, got {base_url!r}.")
@@ -105,6 +118,13 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     gateway = env.get("DISCORD_GATEWAY_URL", "").strip() or None
     if gateway and not gateway.startswith(("ws://", "wss://")):
         raise ConfigError(f"DISCORD_GATEWAY_URL must start with ws:// or wss://, got {gateway!r}.")
+    behind_proxy = env.get("DISCORD_REST_PROXY", "").strip().lower() in _TRUE
+    if behind_proxy and not api_base:
+        raise ConfigError("DISCORD_REST_PROXY is set but DISCORD_API_BASE does not name the proxy.")
+    try:
+        shards = parse_shard_plan(env.get("SHARD_COUNT", "").strip(), env.get("SHARD_IDS", "").strip())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     level = get("LOG_LEVEL", "INFO").upper()
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(_LEVELS))}, got {level!r}.")
@@ -129,6 +149,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
         max_streams_per_user=setting("max_streams_per_user", "MAX_STREAMS_PER_USER", "2"),
+        context_tokens=setting("context_tokens", "CONTEXT_TOKENS", "8000"),
     )
     return Config(
         discord_token=get("DISCORD_TOKEN"),
@@ -144,14 +165,29 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         llm_retry_budget=number("LLM_RETRY_BUDGET", "20", float, 0, 600),
         circuit_failures=int(number("LLM_CIRCUIT_FAILURES", "5", int, 1, 1000)),
         circuit_cool_down=number("LLM_CIRCUIT_COOLDOWN", "30", float, 0.01, 3600),
-        global_rate_limit=int(number("DISCORD_GLOBAL_RATE_LIMIT", "50", int, 1, 10_000)),
-        max_concurrent_streams=int(number("MAX_CONCURRENT_STREAMS", "100", int, 1, 100_000)),
+        global_rate_limit=int(
+            number(
+                "DISCORD_GLOBAL_RATE_LIMIT",
+                _GLOBAL_LIMIT_BEHIND_PROXY if behind_proxy else "50",
+                int,
+                1,
+                10_000,
+            )
+        ),
+        max_concurrent_streams=(
+            int(number("MAX_CONCURRENT_STREAMS", "", int, 1, 100_000))
+            if get("MAX_CONCURRENT_STREAMS", "")
+            else None
+        ),
         max_reply_pages=int(number("MAX_REPLY_PAGES", "8", int, 1, 100)),
         llm_deadline=number("LLM_DEADLINE", "600", float, 1, 86_400),
+        shards=shards,
         prices=prices,
         usage_retention_days=optional_number("USAGE_RETENTION_DAYS", 1, 100_000),
         metrics_host=get("METRICS_HOST", "127.0.0.1"),
         metrics_port=optional_number("METRICS_PORT", 0, 65535),  # 0: any free port (the tests use it)
+        message_content_intent=switch("MESSAGE_CONTENT_INTENT"),
+        allow_dms=switch("ALLOW_DMS"),
     )
 
 

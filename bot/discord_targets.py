@@ -127,15 +127,17 @@ class ChannelTarget:
 
 class InteractionTarget:
     """The first page is the interaction's own response; later pages are follow-ups, all edited through the
-    interaction webhook, which Discord exempts from the global rate limit."""
+    interaction webhook, which Discord exempts from the global rate limit. An ephemeral (private) answer has
+    no stop button (ephemeral messages take no reactions; /stop works) and ends with its token."""
 
-    def __init__(self, interaction: discord.Interaction) -> None:
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
         self.channel_id: int = interaction.channel_id  # type: ignore[assignment]
         self._interaction = interaction
         self._channel = ChannelTarget(interaction.client, self.channel_id)
         self.message_ids = self._channel.message_ids
         self._expires_at = time.monotonic() + TOKEN_LIFETIME
         self._expired = False
+        self._ephemeral = ephemeral
 
     def placeholder_delay(self) -> float:
         # Counted from when Discord created the interaction: a busy bot may see it late.
@@ -160,13 +162,15 @@ class InteractionTarget:
 
     async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
         if self._use_channel():
+            if self._ephemeral:  # channel messages would show a private answer to everyone
+                raise MessageGone("the private answer's interaction token expired")
             await self._channel.put(page, content, file)
             return
         interaction = self._interaction
         with _engine_errors(expirable=True):
             if not self.message_ids:
                 response = await interaction.response.send_message(
-                    content, allowed_mentions=NO_MENTIONS, **_send_files(file)
+                    content, allowed_mentions=NO_MENTIONS, ephemeral=self._ephemeral, **_send_files(file)
                 )
                 if response.message_id is None:
                     raise DeliveryFailed("the interaction response carried no message id")
@@ -181,7 +185,11 @@ class InteractionTarget:
                 )
             else:
                 message = await interaction.followup.send(
-                    content, wait=True, allowed_mentions=NO_MENTIONS, **_send_files(file)
+                    content,
+                    wait=True,
+                    allowed_mentions=NO_MENTIONS,
+                    ephemeral=self._ephemeral,
+                    **_send_files(file),
                 )
                 self.message_ids.append(message.id)
 
@@ -189,7 +197,8 @@ class InteractionTarget:
         return self._channel.reaction_route()
 
     async def set_stop_button(self, shown: bool) -> None:
-        await self._channel.set_stop_button(shown)
+        if not self._ephemeral:
+            await self._channel.set_stop_button(shown)
 
     def note_route(self) -> Route:
         if self._use_channel() or not self.message_ids:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import httpx2
 import openai
+import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.circuit import CircuitOpen
@@ -29,6 +30,7 @@ ContentPart = dict[str, Any]
 class Message(TypedDict):
     role: str
     content: str | list[ContentPart]  # a list only when the turn carries images
+    name: NotRequired[str]  # who spoke a user turn (OpenAI's ^[a-zA-Z0-9_-]{1,64}$)
 
 
 def message_text(message: Message) -> str:
@@ -79,13 +81,15 @@ class LLMClient:
     def __init__(self, *, base_url: str, api_key: str, timeout: float) -> None:
         # The library default is a 600 s timeout; a chat user gives up far sooner. The read timeout bounds the
         # gap between two chunks, not the whole answer. No hidden retries: bot/model_calls.py retries and
-        # shows each retry to the user.
+        # shows each retry to the user. The library's aiohttp transport reads a stream for less CPU per
+        # chunk than its default HTTP stack (aiohttp parses HTTP in C), and reads what has arrived at once.
         self.base_url = base_url
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
             timeout=openai.Timeout(timeout, connect=10.0),
             max_retries=0,
+            http_client=openai.DefaultAioHttpClient(),
         )
         self._models: list[str] = []
         self._models_at = float("-inf")
@@ -164,6 +168,15 @@ class LLMClient:
         return self._models
 
 
+async def models_within(llm: LLMClient, timeout: float) -> list[str]:
+    """The model list if it comes within `timeout` (autocomplete has 3 s), else []; the listing goes on
+    shielded, so it still fills the cache for the next keystroke."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(llm.list_models()), timeout)
+    except TimeoutError:
+        return []
+
+
 async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] | None]:
     """The JSON payloads of a Server-Sent Events stream, then None for `[DONE]`; comments and other fields
     are skipped."""
@@ -173,10 +186,10 @@ async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] |
             data.append(line[5:].removeprefix(" "))
         elif not line and data:
             payload, data = "\n".join(data), []
-            yield None if payload == "[DONE]" else json.loads(payload)
+            yield None if payload == "[DONE]" else orjson.loads(payload)
     if data:
         payload = "\n".join(data)
-        yield None if payload == "[DONE]" else json.loads(payload)
+        yield None if payload == "[DONE]" else orjson.loads(payload)
 
 
 def _usage(raw: object) -> Usage | None:

@@ -20,6 +20,40 @@ async def fetch_message(
     return await pacer.run(message.fetch, Route.fetch_message(channel_id, message_id))
 
 
+async def recent_messages(
+    client: discord.Client, pacer: Pacer, channel_id: int, before_id: int, limit: int
+) -> list[discord.Message]:
+    """Up to `limit` (at most 100: one request) messages before `before_id`, newest first."""
+    channel = client.get_partial_messageable(channel_id)
+
+    async def read() -> list[discord.Message]:
+        return [m async for m in channel.history(limit=min(limit, 100), before=discord.Object(before_id))]
+
+    return await pacer.run(read, Route.list_messages(channel_id))
+
+
+async def create_thread(
+    pacer: Pacer, channel: discord.TextChannel, message_id: int, name: str
+) -> discord.Thread:
+    """A public thread started from a message (the thread's id is the message's)."""
+    return await pacer.run(
+        lambda: channel.create_thread(
+            name=name, message=discord.Object(message_id), auto_archive_duration=1440
+        ),
+        Route.thread_from_message(channel.id, message_id),
+    )
+
+
+async def respond(pacer: Pacer, interaction: discord.Interaction, text: str) -> int | None:
+    """Answer an interaction with a message; its id (None if Discord sent none). Interaction callbacks
+    spend neither a channel's budget nor the global one."""
+    response = await pacer.run(
+        lambda: interaction.response.send_message(text, allowed_mentions=NO_MENTIONS),
+        Route.interaction_callback(interaction.id, interaction.token),
+    )
+    return response.message_id
+
+
 async def reply(pacer: Pacer, message: discord.Message | discord.PartialMessage, text: str) -> None:
     """Reply to ``message`` without pinging anyone."""
     await pacer.run(

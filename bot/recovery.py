@@ -15,7 +15,7 @@ from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import MARKER
-from bot.streaming.stream import estimate_tokens
+from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
 STREAMS_PER_USER_MAX = 100
+CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
@@ -45,6 +46,9 @@ class ChannelSettings:
     alert_channel: int | None = None
     prices: dict[str, list[float | None]] = dataclasses.field(default_factory=dict)
     fallback_model: str | None = None
+    context_tokens: int = 8000
+    reply_in_thread: bool = False
+    user_models: list[int] = dataclasses.field(default_factory=list)
 
 
 KEYS: dict[str, str] = {
@@ -69,9 +73,14 @@ KEYS: dict[str, str] = {
     "alert_channel": "Server only: where budget warnings go (at 80 % and 100 %), or none",
     "prices": "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
     "fallback_model": "Model asked when the main one fails before answering, or none",
+    "context_tokens": (
+        f"Most tokens of conversation sent to the model, {CONTEXT_TOKENS_MIN} to {CONTEXT_TOKENS_MAX}"
+    ),
+    "reply_in_thread": "Whether /chat answers in a new thread by default: on or off",
+    "user_models": "Server only: users who may pick a model with /chat model:, or none (admins only)",
 }
 # Settings about the whole server: a channel override would make no sense (one budget, one bill).
-SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices"})
+SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices", "user_models"})
 
 
 def _int_in(key: str, low: int, high: int | None, raw: str, *, optional: bool = False) -> int | None:
@@ -166,12 +175,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "alert_channel": values.parse_channel,
     "prices": values.parse_prices,
     "fallback_model": _fallback_model,
+    "context_tokens": lambda raw: _int_in("context_tokens", CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX, raw),
+    "reply_in_thread": lambda raw: _switch("reply_in_thread", raw),
+    "user_models": lambda raw: values.parse_ids("user", raw),
 }
 _FORMATS: dict[str, Callable[[Any], str]] = {
     "allowed_roles": lambda ids: values.format_ids("role", ids),
     "blocked_roles": lambda ids: values.format_ids("role", ids),
     "allowed_users": lambda ids: values.format_ids("user", ids),
     "blocked_users": lambda ids: values.format_ids("user", ids),
+    "user_models": lambda ids: values.format_ids("user", ids),
     "role_quotas": values.format_role_quotas,
     "alert_channel": lambda channel: values.format_ids("channel", [channel]),
     "prices": values.format_prices,

@@ -34,6 +34,8 @@ _CUT = "✂️ "
 _TIMER = "⏱ "
 _FILTERED = "🚫 "
 _NOTE = "📎 "
+_QUEUED = "⏳ "
+_CONTEXT = "ℹ️ "  # what the model did not see of the conversation
 OUTPUT_LIMIT = f'{_CUT}cut off at the output limit: reply "continue" to go on'
 CONTENT_FILTER = f"{_FILTERED}stopped by the model server's content filter"
 IMAGES_REFUSED = f"{_NOTE}this model can't read images: answered without them"
@@ -49,6 +51,8 @@ _STARTS = (
     _TIMER,
     _FILTERED,
     _NOTE,
+    _QUEUED,
+    _CONTEXT,
     _ANSWERED_BY,
     "*(stopped at the output limit)*",
 )
@@ -96,6 +100,21 @@ def too_slow(seconds: float) -> str:
 def skipped_files(skipped: list[tuple[str, str]]) -> str:
     """One line naming the attachments the model did not get, and why."""
     return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
+
+
+def in_queue(ahead: int) -> str:
+    """The live line of an answer waiting for the bot to have room for it."""
+    return f"{_QUEUED}queued: {ahead} ahead" if ahead else f"{_QUEUED}queued: next"
+
+
+def left_out(count: int) -> str:
+    """The note under an answer whose oldest turns did not fit `context_tokens`."""
+    return f"{_CONTEXT}{count} earlier messages left out to fit the context"
+
+
+def retried_shorter(kept: int) -> str:
+    """The note under an answer asked again with half the history after the model's context was full."""
+    return f"{_CONTEXT}the conversation was too long for the model: retried with {kept} earlier messages"
 
 
 def retrying(failure: Failure, retry: int, retries: int, delay: float) -> str:

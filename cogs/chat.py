@@ -1,8 +1,11 @@
-"""/chat and mentions: turn a Discord request into a streamed answer."""
+"""/chat, mentions, replies, the bot's threads and direct messages: turn a Discord request into a streamed
+answer with the conversation behind it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 
 import discord
 from discord import app_commands
@@ -14,103 +17,272 @@ from bot.attachments import AttachmentInfo
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
-from bot.conversation import Turn, build_request, shown_answer
+from bot.conversation import Turn, without_mention
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
+from bot.llm import ChatRequest, models_within
+from bot.prompt import fit_request
 from bot.question import prepare_question
+from bot.reservations import Ticket
+from bot.settings import ChannelSettings
+from bot.status import left_out
+from bot.store.answers import AnswerOrigin
 from bot.streaming.continuation import is_continue
+from bot.streaming.options import AnswerOptions
 from bot.streaming.stream import Requester
+from cogs.config import AUTOCOMPLETE_TIMEOUT
 
 log = logging.getLogger(__name__)
+
+THREAD_NAME_MAX = 100  # Discord's limit
+EMPTY_PROMPT = "Ask me something: your message had no text I can read."
+NO_CONTENT_INTENT = (
+    "I only see messages here that mention me or reply to me: this bot runs without Discord's Message "
+    "Content intent. Mention me (or reply to my answer) to continue the conversation."
+)
+MODEL_NOT_ALLOWED = "Only the people a server admin lists in `user_models` may pick a model."
+THREAD_FAILED = "I couldn't open a thread here. Ask a server admin to let me create public threads."
+
+
+def thread_name(prompt: str) -> str:
+    """A thread title from the prompt's first words."""
+    name = re.sub(r"\s+", " ", prompt).strip()
+    return name[: THREAD_NAME_MAX - 1] + "…" if len(name) > THREAD_NAME_MAX else name or "Conversation"
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """What an answer will ask the model, and how to show it."""
+
+    chat: ChatRequest
+    options: AnswerOptions
 
 
 class Chat(commands.Cog):
     def __init__(self, bot: StreamcordBot) -> None:
         self.bot = bot
+        self._explained: set[int] = set()  # threads told why plain messages go unanswered (once a process)
 
     @app_commands.command(name="chat", description="Ask the model; the answer streams in as it is written.")
-    @app_commands.describe(prompt="What to ask", file="A text file or an image for the model to read")
+    @app_commands.describe(
+        prompt="What to ask",
+        thread="Answer in a new thread (default: the channel's reply_in_thread setting)",
+        model="A model to use instead of this channel's (if a server admin allows you)",
+        private="Only you see the answer",
+        file="A text file or an image for the model to read",
+    )
     @app_commands.guild_only()  # cooldowns, quotas and the on/off switch are per server
     async def chat(
         self,
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, 4000],
+        thread: bool | None = None,
+        model: str | None = None,
+        private: bool = False,
         file: discord.Attachment | None = None,
     ) -> None:
         guild_id, channel = interaction.guild_id, interaction.channel
         if guild_id is None or channel is None:
             # Discord enforces guild_only, but a registration from before it was added may still be used.
             raise app_commands.NoPrivateMessage
+        user = interaction.user
         try:
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), interaction.user.id, _role_ids(interaction.user)
+                guild_id, settings_channel_id(channel), user.id, _role_ids(user)
             )
-            with admitted.ticket.until_started():
-                content, options = await prepare_question(
-                    self.bot.attachments, prompt, _attachments([file] if file else []), admitted.settings
+            settings, ticket = admitted.settings, admitted.ticket
+            with ticket.until_started():
+                chosen = await self._chosen_model(interaction, settings, model)
+                attached = _attachments([file] if file else [])
+                question = await self._question(
+                    settings, prompt, attached, user.display_name, [], model=chosen
                 )
-            self.bot.streams.start(
-                chat=build_request(admitted.settings, content),
-                requester=Requester(interaction.user.id, guild_id, channel.id),
-                target=InteractionTarget(interaction),
-                ticket=admitted.ticket,
-                options=options,
-            )
         except Refused as refusal:
-            try:
+            await _refuse(interaction, str(refusal))
+            return
+        origin = AnswerOrigin(guild_id, channel.id, user.id, user.display_name, prompt_text=prompt)
+        in_thread = settings.reply_in_thread if thread is None else thread
+        try:
+            if private:
+                target = InteractionTarget(interaction, ephemeral=True)
+                self._start(question, Requester(user.id, guild_id, channel.id), target, None, ticket)
+            elif in_thread and isinstance(channel, discord.TextChannel):
+                with ticket.until_started():
+                    await self._start_in_thread(interaction, channel, question, origin, ticket)
+            else:
+                target = InteractionTarget(interaction)
+                self._start(question, Requester(user.id, guild_id, channel.id), target, origin, ticket)
+        except Refused as refusal:  # shutdown began meanwhile
+            await _refuse(interaction, str(refusal))
+
+    @chat.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if interaction.guild_id is None or interaction.channel is None:
+            return []
+        settings = await self.bot.settings.get(
+            interaction.guild_id, settings_channel_id(interaction.channel), self.bot.config.defaults
+        )
+        if not self._may_pick(interaction, settings):
+            return []
+        needle = current.strip().lower()
+        models = await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
+        return [app_commands.Choice(name=m[:100], value=m[:100]) for m in models if needle in m.lower()][:25]
+
+    @staticmethod
+    def _may_pick(interaction: discord.Interaction, settings: ChannelSettings) -> bool:
+        return interaction.user.id in settings.user_models or interaction.permissions.manage_guild
+
+    async def _chosen_model(
+        self, interaction: discord.Interaction, settings: ChannelSettings, model: str | None
+    ) -> str | None:
+        if model is None:
+            return None
+        if not self._may_pick(interaction, settings):
+            raise Refused(MODEL_NOT_ALLOWED)
+        models = await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
+        if models and model not in models:
+            raise Refused(f"The model server has no model `{model[:100]}`.")
+        return model
+
+    async def _question(
+        self,
+        settings: ChannelSettings,
+        prompt: str,
+        attachments: list[AttachmentInfo],
+        speaker: str,
+        history: list[Turn],
+        *,
+        model: str | None = None,
+    ) -> Question:
+        """The prompt with its attachments after the conversation that fits; Refused when there is nothing
+        to ask."""
+        content, options = await prepare_question(self.bot.attachments, prompt, attachments, settings)
+        if isinstance(content, str) and not content.strip():
+            raise Refused(EMPTY_PROMPT)
+        fitted = fit_request(settings, Turn("user", content, speaker), history, model=model)
+        if fitted.left_out:
+            options = dataclasses.replace(options, notes=(*options.notes, left_out(fitted.left_out)))
+        return Question(fitted.request, options)
+
+    async def _start_in_thread(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        question: Question,
+        origin: AnswerOrigin,
+        ticket: Ticket,
+    ) -> None:
+        """Answer the interaction with the thread's title, open a thread from that message, and stream the
+        answer into it as channel messages (the thread's conversation continues without mentions)."""
+        assert origin.prompt_text is not None
+        name = thread_name(origin.prompt_text)
+        try:
+            message_id = await paced.respond(self.bot.pacer, interaction, f"🧵 {name}")
+            if message_id is None:
+                raise RuntimeError("the interaction response carried no message id")
+            thread = await paced.create_thread(self.bot.pacer, channel, message_id, name)
+        except (discord.HTTPException, RuntimeError) as exc:
+            log.warning("Could not open a thread in channel %s: %r", origin.channel_id, exc)
+            ticket.release()
+            if not interaction.response.is_done():
                 await interaction.response.send_message(
-                    str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
+                    THREAD_FAILED, ephemeral=True, allowed_mentions=NO_MENTIONS
                 )
-            except discord.HTTPException as exc:  # too late (a slow check): the interaction expired
-                log.warning(
-                    "Could not refuse /chat for user %s: %s %s", interaction.user.id, exc.status, exc.code
-                )
+            return
+        origin = AnswerOrigin(
+            origin.guild_id, thread.id, origin.author_id, origin.author_name, prompt_text=origin.prompt_text
+        )
+        requester = Requester(origin.author_id, origin.guild_id, thread.id)
+        self._start(question, requester, ChannelTarget(self.bot, thread.id), origin, ticket)
+
+    def _start(
+        self,
+        question: Question,
+        requester: Requester,
+        target: ChannelTarget | InteractionTarget,
+        origin: AnswerOrigin | None,
+        ticket: Ticket,
+        prompt_message_id: int | None = None,
+    ) -> None:
+        """Refused once shutdown began (the ticket is released)."""
+        self.bot.streams.start(
+            chat=question.chat,
+            requester=requester,
+            target=target,
+            ticket=ticket,
+            options=question.options,
+            origin=origin,
+            prompt_message_id=prompt_message_id,
+        )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
-        # Direct messages have no server to switch the bot off or to count cooldowns and quotas against.
-        if me is None or message.guild is None or message.author.bot or not self._addressed(message, me):
+        if me is None or message.author.bot:
             return
-        prompt = message.content.replace(f"<@{me.id}>", "").replace(f"<@!{me.id}>", "").strip()
-        if not prompt and not message.attachments:
+        addressed = self._addressed(message, me)
+        channel = message.channel
+        # In direct messages and the threads the bot opened, the conversation is the latest messages there.
+        whole_channel = message.guild is None or (
+            isinstance(channel, discord.Thread) and channel.owner_id == me.id
+        )
+        if message.guild is None and not self.bot.config.allow_dms:
             return
-        reference = message.reference
-        if is_continue(prompt) and reference is not None and reference.message_id is not None:
-            answer = reference.message_id
+        if not (addressed or whole_channel):
+            return
+        if not addressed and message.guild is not None and not self.bot.config.message_content_intent:
+            await self._explain_once(message)
+            return
+        prompt = without_mention(message.content, me.id)
+        reference = message.reference.message_id if message.reference else None
+        if is_continue(prompt) and reference is not None:
             if await try_continue(
-                self.bot,
-                message_id=answer,
-                user_id=message.author.id,
-                channel=message.channel,
-                answer_to=message,
+                self.bot, message_id=reference, user_id=message.author.id, channel=channel, answer_to=message
             ):
                 return
-        guild_id = message.guild.id
+        guild_id = message.guild.id if message.guild is not None else None
+        author = message.author
         try:
+            if not prompt and not message.attachments:
+                raise Refused(EMPTY_PROMPT)
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(message.channel), message.author.id, _role_ids(message.author)
+                guild_id, settings_channel_id(channel), author.id, _role_ids(author)
             )
+            settings = admitted.settings
+            with admitted.ticket.until_started():
+                if whole_channel:
+                    history = await self.bot.history.recent(channel.id, message.id, settings.history)
+                else:
+                    history = await self.bot.history.chain(channel.id, reference, settings.history)
+                attached = _attachments(message.attachments)
+                question = await self._question(settings, prompt, attached, author.display_name, history)
         except Quiet:
-            return  # a switched-off channel, or someone without access here, gets no answer to a mention
+            return  # a switched-off channel, or someone without access here, gets no answer
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
-        with admitted.ticket.until_started():
-            history = await self._history(message, me, admitted.settings.history)
-            content, options = await prepare_question(
-                self.bot.attachments, prompt, _attachments(message.attachments), admitted.settings
-            )
         try:
-            self.bot.streams.start(
-                chat=build_request(admitted.settings, content, history),
-                requester=Requester(message.author.id, guild_id, message.channel.id),
-                target=ChannelTarget(self.bot, message.channel.id, reply_to=message.id),
-                ticket=admitted.ticket,
+            self._start(
+                question,
+                Requester(author.id, guild_id, channel.id),
+                ChannelTarget(self.bot, channel.id, reply_to=message.id),
+                AnswerOrigin(
+                    guild_id, channel.id, author.id, author.display_name, prompt_message_id=message.id
+                ),
+                admitted.ticket,
                 prompt_message_id=message.id,
-                options=options,
             )
         except Refused as refusal:  # shutdown began meanwhile
             await self._reply(message, str(refusal))
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        self.bot.history.forget(payload.message_id)
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.bot.history.forget(payload.message_id)
 
     @staticmethod
     def _addressed(message: discord.Message, me: discord.ClientUser) -> bool:
@@ -119,27 +291,11 @@ class Chat(commands.Cog):
         replied = message.reference.resolved if message.reference else None
         return isinstance(replied, discord.Message) and replied.author.id == me.id
 
-    async def _history(self, message: discord.Message, me: discord.ClientUser, limit: int) -> list[Turn]:
-        """Earlier turns of the reply chain this message continues, oldest first."""
-        turns: list[Turn] = []
-        reference = message.reference
-        while reference is not None and reference.message_id is not None and len(turns) < limit:
-            previous = reference.resolved
-            if not isinstance(previous, discord.Message):
-                try:
-                    previous = await paced.fetch_message(
-                        self.bot, self.bot.pacer, message.channel.id, reference.message_id
-                    )
-                except discord.HTTPException:
-                    break
-            if previous.author.id == me.id:
-                turns.append(Turn("assistant", shown_answer(previous.content)))
-            else:
-                turns.append(Turn("user", previous.content.replace(f"<@{me.id}>", "").strip()))
-            if not turns[-1].content:
-                turns.pop()
-            reference = previous.reference
-        return turns[::-1]
+    async def _explain_once(self, message: discord.Message) -> None:
+        if message.channel.id in self._explained:
+            return
+        self._explained.add(message.channel.id)
+        await self._reply(message, NO_CONTENT_INTENT)
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:
@@ -158,3 +314,14 @@ def _role_ids(user: discord.User | discord.Member) -> list[int]:
 
 async def setup(bot: StreamcordBot) -> None:
     await bot.add_cog(Chat(bot))
+
+
+async def _refuse(interaction: discord.Interaction, text: str) -> None:
+    """Tell the requester why not, ephemerally; a slow check may find the interaction expired."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("Could not refuse /chat for user %s: %s %s", interaction.user.id, exc.status, exc.code)

@@ -3,7 +3,6 @@ Manage Server."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from bot import settings_transfer
 from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
+from bot.llm import models_within
 from bot.settings import (
     KEYS,
     REASONING_EFFORTS,
@@ -272,13 +272,7 @@ class ConfigCommands(commands.Cog, name="Config"):
         elif key == "reasoning_effort":
             options = [*REASONING_EFFORTS, "none"]
         elif key in _MODEL_KEYS:
-            try:
-                # Shielded so a slow listing still fills the model cache for the next keystroke.
-                options = await asyncio.wait_for(
-                    asyncio.shield(self.bot.llm.list_models()), AUTOCOMPLETE_TIMEOUT
-                )
-            except TimeoutError:
-                return []
+            options = await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
             if key == "fallback_model":
                 options = ["none", *options]
         elif key in _NONE_OK:

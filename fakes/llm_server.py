@@ -30,6 +30,8 @@ Wire behaviour (mirrors api.openai.com):
 - ``obey_max_tokens``: the answer stops at the request's ``max_tokens`` with ``finish_reason: "length"``.
 - Runaway streams: ``endless`` repeats the tokens forever (needs ``tokens_per_second``); ``keepalive_only``
   sends nothing but ``: PROCESSING`` comment lines every ``keepalive_interval`` after the headers.
+- With ``context_limit`` set, a request whose prompt is longer (the usage count below) gets
+  ``context_length_exceeded`` without consuming a scenario.
 
 Disconnects: the server runs with aiohttp ``handler_cancellation=True`` (off by default in aiohttp 3.14), so
 a client closing the connection cancels the handler at once, even while it waits for ``ttft`` or between
@@ -261,6 +263,8 @@ class FakeLLM(LoopbackServer):
         self.default = default or Scenario()
         self.models = list(models)
         self.responder: Callable[[dict[str, Any]], Scenario] | None = None
+        # A model's context: requests whose prompt is longer get context_length_exceeded (no scenario used).
+        self.context_limit: int | None = None
         self.requests: list[LLMRequest] = []
         self._queue: deque[Scenario] = deque()
         self.outage: Outage | None = None
@@ -382,7 +386,12 @@ class FakeLLM(LoopbackServer):
         if model not in self.models:
             return self._json(404, default_error_body(404, str(model)))
 
-        rec = LLMRequest(body=body, started_at=started_at, scenario=self._next_scenario(body))
+        prompt_tokens = _prompt_tokens(body)
+        if self.context_limit is not None and prompt_tokens > self.context_limit:
+            scenario = Scenario(context_length_exceeded=True, prompt_tokens=prompt_tokens)
+        else:
+            scenario = self._next_scenario(body)
+        rec = LLMRequest(body=body, started_at=started_at, scenario=scenario)
         self.requests.append(rec)
         self._changed()
         task = asyncio.current_task()

@@ -18,8 +18,10 @@ from tests.postgres import PostgresServer, find_bin_dir
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with FakeDiscord() as fake_discord, FakeLLM() as fake_llm:
-        guild = fake_discord.add_guild("Streamcord Test")
+    # Restarts within a test identify again at once; Discord's 5-s spacing is tested in test_fake_discord.
+    async with FakeDiscord(identify_interval=0.05) as fake_discord, FakeLLM() as fake_llm:
+        # On shard 0 of 1, 2 or 4 shards, so sharded tests know which process owns it.
+        guild = fake_discord.add_guild("Streamcord Test", shard=(0, 4))
         yield World(
             discord=fake_discord,
             llm=fake_llm,

@@ -36,7 +36,8 @@ _KNOBS = frozenset(
     " DISCORD_GATEWAY_URL SYSTEM_PROMPT TEMPERATURE MAX_TOKENS HISTORY_TURNS COOLDOWN_SECONDS"
     " DAILY_TOKEN_QUOTA LLM_TIMEOUT LLM_MAX_RETRIES DISCORD_GLOBAL_RATE_LIMIT PRICES_FILE"
     " USAGE_RETENTION_DAYS METRICS_PORT METRICS_HOST LLM_DEADLINE MAX_REPLY_PAGES"
-    " MAX_CONCURRENT_STREAMS".split()
+    " MAX_CONCURRENT_STREAMS DISCORD_REST_PROXY SHARD_COUNT SHARD_IDS DATABASE_URL LLM_RETRY_BUDGET"
+    " LLM_CIRCUIT_FAILURES LLM_CIRCUIT_COOLDOWN".split()
 )
 
 
@@ -77,8 +78,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
-    """The real bot, assembled exactly as `python -m bot` does, connected to the loopback servers."""
+async def running_bot(world: World, *, guild: int | None = None, **env: str) -> AsyncIterator[StreamcordBot]:
+    """The real bot, assembled exactly as `python -m bot` does, connected to the loopback servers; ready
+    once it has `guild` (the world's unless told) in its cache."""
     config = load_config(world.env(**env), env_file=os.devnull)
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     try:
@@ -88,7 +90,7 @@ async def running_bot(world: World, **env: str) -> AsyncIterator[StreamcordBot]:
                 await world.discord.wait_ready()
                 # Not wait_until_ready(): discord.py holds READY back 2 s for guild chunking.
                 await world.discord.wait_for(
-                    lambda: bot.get_guild(world.guild_id) is not None, what="guild cached"
+                    lambda: bot.get_guild(guild or world.guild_id) is not None, what="guild cached"
                 )
                 yield bot
             finally:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation import Turn, build_request, shown_answer
-from bot.settings import ChannelSettings
+from bot.conversation import Turn, join_pages, openai_name, render_turns, shown_answer
 
 
 @pytest.mark.parametrize(
@@ -24,17 +23,29 @@ def test_shown_answer_drops_the_marker_and_the_status_line(content: str, answer:
     assert shown_answer(content) == answer
 
 
-def test_build_request_keeps_the_last_turns_the_setting_allows() -> None:
-    settings = ChannelSettings(model="m", system_prompt="Be brief.", history=2, max_tokens=50)
-    turns = [Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c")]
-    request = build_request(settings, "d", turns)
-    assert request.messages == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "assistant", "content": "b"},
-        {"role": "user", "content": "c"},
-        {"role": "user", "content": "d"},
+@pytest.mark.parametrize(
+    ("speaker", "name"),
+    [("alice", "alice"), ("Zoë the 2nd!", "Zo_the_2nd"), ("李", "user"), ("x" * 80, "x" * 64)],
+)
+def test_speaker_names_fit_openai_name_field(speaker: str, name: str) -> None:
+    assert openai_name(speaker, "user") == name
+
+
+def test_user_turns_name_their_speaker_and_say_it_once_two_people_talk() -> None:
+    alone = [Turn("user", "hi", "Alice"), Turn("assistant", "hello"), Turn("user", "bye", "Alice")]
+    assert render_turns(alone) == [
+        {"role": "user", "content": "hi", "name": "Alice"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "bye", "name": "Alice"},
     ]
-    assert (request.model, request.max_tokens) == ("m", 50)
-    assert build_request(ChannelSettings(model="m", system_prompt="", history=0), "x", turns).messages == [
-        {"role": "user", "content": "x"}
-    ]
+    shared = [Turn("user", "hi", "Alice"), Turn("assistant", "hello"), Turn("user", "me too", "Bob B.")]
+    assert render_turns(shared)[0] == {"role": "user", "content": "Alice: hi", "name": "Alice"}
+    assert render_turns(shared)[2] == {"role": "user", "content": "Bob B.: me too", "name": "Bob_B"}
+
+
+def test_pages_join_into_the_answer_they_were_cut_from() -> None:
+    assert join_pages(["one\n\n", "two"]) == "one\n\ntwo"
+    # Discord trimmed the whitespace at the cut: the kind of break in the page's second half comes back.
+    assert join_pages(["one two", "three"]) == "one two three"
+    assert join_pages(["a\nb\n\nc", "d"]) == "a\nb\n\nc\n\nd"
+    assert join_pages(["a\n```py\nx\n```", "```py\ny\n```"]) == "a\n```py\nx\ny\n```"

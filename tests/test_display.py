@@ -142,3 +142,31 @@ async def test_a_file_goes_with_the_final_version_of_the_last_page(pacer: Pacer)
     display.finish("word " * 500, "", thinking)
     assert await display.wait_synced(5)
     assert target.files == [None, None, thinking]  # two pages while streaming, then the last one final
+
+
+class ChannelScriptedTarget(ScriptedTarget):
+    """Pages are channel messages: every put spends the channel's message budget."""
+
+    def route(self, page: int) -> Route:
+        if page >= len(self.message_ids):
+            return Route.create_message(self.channel_id)
+        return Route.edit_message(self.channel_id, self.message_ids[page])
+
+
+async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() -> None:
+    # One edit per 10 s per channel, at most 2 per 20 s: a normal edit could not follow within the test.
+    pacer = Pacer(channel_limit=2, channel_window=20.0)
+    await pacer.start()
+    try:
+        target = ChannelScriptedTarget(0)
+        display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+        text = " ".join(["word"] * 1000)  # three pages
+        display.update(text)
+        # The first page and the next one went out together: no spacing between them.
+        await target.wait_for(lambda: len(target.shown) == 2)
+        # A job in another channel has run since: the dispatcher had its chance at the third page.
+        await asyncio.wait_for(pacer.run(lambda: asyncio.sleep(0), Route.create_message(2)), 2)
+        assert len(target.message_ids) == 2  # the burst stopped at the channel budget
+        assert [len(content) <= 2000 for content in target.shown] == [True, True]
+    finally:
+        await pacer.close()

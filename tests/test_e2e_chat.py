@@ -43,7 +43,7 @@ async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot:
     assert message.versions[0].content.startswith("word0")
 
     request = world.llm.requests[0]
-    assert request.body["messages"][-1] == {"role": "user", "content": "Tell me a story"}
+    assert request.body["messages"][-1] == {"role": "user", "content": "Tell me a story", "name": "Alice"}
     assert request.body["stream_options"] == {"include_usage": True}
     [row] = await usage_rows(bot.db)
     assert row["status"] == "completed"
@@ -162,6 +162,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     assert world.llm.requests[0].body["messages"][-1] == {
         "role": "user",
         "content": "what is the capital of France?",
+        "name": "Alice",
     }
 
     world.llm.enqueue(Scenario(text="About two million people."))
@@ -170,11 +171,28 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     await wait_final(world, bot_messages(world)[1].id)
     messages = world.llm.requests[1].body["messages"]
     assert messages[-3:] == [
-        {"role": "user", "content": "what is the capital of France?"},
+        {"role": "user", "content": "what is the capital of France?", "name": "Alice"},
         {"role": "assistant", "content": "Paris is the capital of France."},
-        {"role": "user", "content": "And its population?"},
+        {"role": "user", "content": "And its population?", "name": "Alice"},
     ]
     assert_no_pings(world)
+
+
+async def test_a_mention_reply_longer_than_a_page_continues_in_a_plain_second_message(
+    world: World, bot: StreamcordBot
+) -> None:
+    text = " ".join(["word"] * 500)  # 2,499 characters: two pages
+    world.llm.enqueue(Scenario(text=text))
+    question = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> talk"
+    )
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) == 2 and not bot_messages(world)[1].content.endswith("▌"),
+        what="both pages final",
+    )
+    first, second = bot_messages(world)
+    assert (first.reference_id, second.reference_id) == (question, None)  # only the first page replies
+    assert (first.content + " " + second.content).split() == text.split()
 
 
 async def test_slow_model_gets_a_placeholder_within_the_interaction_deadline(

@@ -212,7 +212,7 @@ async def test_channel_settings_shape_the_model_request(world: World) -> None:
     assert here["max_tokens"] == 256
     assert here["messages"] == [
         {"role": "system", "content": "Answer in French."},
-        {"role": "user", "content": "hello here"},
+        {"role": "user", "content": "hello here", "name": "Alice"},
     ]
     assert there["model"] == "fake-model-mini"
     assert there["temperature"] == 0.2
@@ -226,7 +226,7 @@ async def test_max_tokens_none_and_empty_system_prompt(world: World, bot: Stream
     await chat_until_done(world, bot, "hi")
     body = world.llm.requests[0].body
     assert body.get("max_tokens") is None
-    assert body["messages"] == [{"role": "user", "content": "hi"}]
+    assert body["messages"] == [{"role": "user", "content": "hi", "name": "Alice"}]
 
 
 async def test_disabled_channel_refuses_without_asking_the_model(world: World, bot: StreamcordBot) -> None:

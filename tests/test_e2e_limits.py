@@ -41,7 +41,7 @@ async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
     )  # the fake model starts over; the bot doesn't care
     messages = world.llm.requests[1].body["messages"]
     assert messages[-3:] == [
-        {"role": "user", "content": "tell a story"},
+        {"role": "user", "content": "tell a story", "name": "Alice"},
         {"role": "assistant", "content": "".join(words[:5])},
         {"role": "user", "content": "continue"},
     ]

@@ -162,7 +162,7 @@ async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopp
         queued = await chat(world, "two")
         third = await chat(world, "three")
         # Both queued answers are acknowledged at once with the placeholder, before the model is asked.
-        assert world.discord.messages[queued].versions[0].content == "▌"
+        assert world.discord.messages[queued].versions[0].content == "⏳ queued: next ▌"
         assert len(world.llm.requests) == 1
         await world.discord.wait_for(
             lambda: world.discord.bot_user_id in world.discord.messages[third].reactions.get(STOP, set()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,6 +70,7 @@ class World:
 
 @contextlib.asynccontextmanager
 async def world(**kwargs: Any) -> AsyncIterator[World]:
+    kwargs.setdefault("identify_interval", 0.05)  # restarts identify again at once; sharding tests set it
     async with FakeDiscord(**kwargs) as fake, pointed_at(fake):
         yield World(fake)
 
@@ -398,6 +400,30 @@ async def test_threads_are_seen_with_their_parent_and_used_like_channels(w: Worl
         assert cached is not None and cached.parent_id == w.channel and cached.name == "later"
 
 
+async def test_the_bot_opens_threads_and_archived_threads_refuse_posts(w: World) -> None:
+    async with running(w.fake, make_bot()) as bot:
+        channel = bot.get_channel(w.channel)
+        assert isinstance(channel, discord.TextChannel)
+        starter = await channel.send("start here")
+        created = asyncio.ensure_future(bot.wait_for("thread_create"))
+        thread = await channel.create_thread(name="from a message", message=starter)
+        assert thread.id == starter.id and thread.owner_id == w.fake.bot_user_id
+        assert (await asyncio.wait_for(created, 5)).id == thread.id
+        bare = await channel.create_thread(name="without one", type=discord.ChannelType.public_thread)
+        assert bare.parent_id == w.channel and bare.id != starter.id
+        with pytest.raises(discord.HTTPException) as refused:
+            await channel.create_thread(name="again", message=starter)
+        assert refused.value.code == 160004
+
+        posted = await thread.send("inside")
+        w.fake.archive_thread(thread.id)
+        for attempt in (thread.send("more"), posted.edit(content="changed")):
+            with pytest.raises(discord.HTTPException) as archived:
+                await attempt
+            assert (archived.value.status, archived.value.code) == (400, 50083)
+        assert w.fake.messages[posted.id].content == "inside"
+
+
 async def test_ack_deadline_and_token_ttl() -> None:
     async with world(ack_deadline=0.2, token_ttl=0.4) as w:
         bot = make_bot()
@@ -602,3 +628,86 @@ async def test_gateway_outage_until_it_is_up(w: World) -> None:
         w.fake.gateway_up()
         await w.fake.wait_for(lambda: w.fake.ready_count > ready_before, timeout=20, what="reconnected")
         assert bot.ws is not None and bot.ws.open
+
+
+# --- gateway sharding --------------------------------------------------------------------------------
+
+
+async def _identify(
+    fake: FakeDiscord, http: aiohttp.ClientSession, shard: list[int], opened: list[Any] | None = None
+) -> dict[str, Any]:
+    """Open a raw gateway connection (kept in `opened`), IDENTIFY as `shard`, and return the first frame
+    after HELLO, or the close code."""
+    ws = await http.ws_connect(fake.gateway_url)
+    if opened is not None:
+        opened.append(ws)
+    await ws.receive_json()  # HELLO
+    identify = {"token": fake.token, "intents": 513, "shard": shard, "properties": {}}
+    await ws.send_json({"op": 2, "d": identify})
+    frame = await ws.receive()
+    return {"close": ws.close_code} if frame.type is aiohttp.WSMsgType.CLOSE else json.loads(frame.data)
+
+
+async def test_gateway_bot_reports_shards_and_session_start_limit() -> None:
+    async with world(shards=4, max_concurrency=2) as w, aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bot {w.fake.token}"}
+        async with http.get(f"{w.fake.api_base}/gateway/bot", headers=auth) as resp:
+            before = await resp.json()
+        assert before["shards"] == 4 and before["url"] == w.fake.gateway_url
+        limit = before["session_start_limit"]
+        assert limit["max_concurrency"] == 2 and limit["reset_after"] > 0
+        assert limit["total"] == limit["remaining"]
+        assert (await _identify(w.fake, http, [0, 4]))["t"] == "READY"
+        async with http.get(f"{w.fake.api_base}/gateway/bot", headers=auth) as resp:
+            after = await resp.json()
+        assert after["session_start_limit"]["remaining"] == limit["remaining"] - 1
+
+
+async def test_identify_is_checked_per_shard_and_rate_limited_per_bucket() -> None:
+    async with world(shards=4, max_concurrency=2, identify_interval=30) as w, aiohttp.ClientSession() as http:
+        opened: list[Any] = []
+        ready = await _identify(w.fake, http, [0, 4], opened)
+        assert ready["t"] == "READY" and ready["d"]["shard"] == [0, 4]
+        assert (await _identify(w.fake, http, [1, 4], opened))["t"] == "READY"  # bucket 1: its own turn
+        too_soon = await _identify(w.fake, http, [2, 4])  # bucket 0 again within the interval
+        assert too_soon == {"op": 9, "d": False, "s": None, "t": None}
+        assert w.fake.identify_violations == 1
+        assert (await _identify(w.fake, http, [4, 4]))["close"] == 4010  # out of range
+        assert (await _identify(w.fake, http, [0, 4]))["op"] == 9  # shard 0 is connected already
+        assert w.fake.invalid_sessions == 2
+        await w.fake.wait_for(lambda: w.fake.ready_shards() == [(0, 4), (1, 4)], what="shards 0 and 1 ready")
+
+
+async def test_each_shard_gets_its_own_guilds_and_their_events() -> None:
+    async with world(shards=2) as w:
+        other = w.fake.add_guild("Other", shard=(1, 2))
+        other_channel = w.fake.add_channel(other)
+        carol = w.fake.add_user(other, "carol")
+        home = w.fake.add_guild("Home", shard=(0, 2))
+        home_channel = w.fake.add_channel(home)
+        dave = w.fake.add_user(home, "dave")
+        bots = [
+            commands.AutoShardedBot(
+                command_prefix="!", intents=discord.Intents.default(), shard_count=2, shard_ids=[i]
+            )
+            for i in (0, 1)
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for bot in bots:
+                await stack.enter_async_context(running(w.fake, bot))
+            assert w.fake.ready_shards() == [(0, 2), (1, 2)] and w.fake.identify_violations == 0
+            # (guild_id >> 22) % 2; the fixture's guild lands wherever its timestamp puts it.
+            assert {g.id for g in bots[0].guilds} == {g for g in (w.guild, home) if (g >> 22) % 2 == 0}
+            assert {g.id for g in bots[1].guilds} == {other} | {w.guild} - {g.id for g in bots[0].guilds}
+            got = [asyncio.ensure_future(bot.wait_for("message", timeout=5)) for bot in bots]
+            mention = f"<@{w.fake.bot_user_id}> hi"
+            first = await w.fake.post_message(other_channel, carol, mention)
+            second = await w.fake.post_message(home_channel, dave, mention)
+            # Shard 0 was sent nothing of the other guild: its first message is its own guild's.
+            assert [(await g).id for g in got] == [second, first]
+            dm = w.fake.add_dm_channel(carol)
+            direct = [asyncio.ensure_future(bot.wait_for("message", timeout=5)) for bot in bots]
+            dm_id = await w.fake.post_message(dm, carol, "hello")
+            assert (await direct[0]).id == dm_id  # DMs reach shard 0
+            last = await w.fake.post_message(other_channel, carol, mention)
+            assert (await direct[1]).id == last  # shard 1 never saw the DM

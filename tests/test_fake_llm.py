@@ -243,6 +243,17 @@ async def test_context_length_exceeded(fake: FakeLLM, client: AsyncOpenAI) -> No
     assert "maximum context length" in info.value.message
 
 
+async def test_a_context_limit_refuses_only_longer_prompts(fake: FakeLLM, client: AsyncOpenAI) -> None:
+    fake.context_limit = 20
+    fake.enqueue(Scenario(text="short enough"))
+    long = [*MESSAGES, {"role": "user", "content": "word " * 30}]
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(model="fake-model", messages=long, stream=True)
+    assert info.value.code == "context_length_exceeded"
+    assert _content(await _stream_all(client)) == "short enough"
+    assert [r.status for r in fake.requests] == [400, 200]
+
+
 async def test_wrong_api_key_is_rejected_without_consuming_a_scenario(fake: FakeLLM) -> None:
     fake.enqueue(Scenario(text="kept for later"))
     async with AsyncOpenAI(base_url=fake.base_url, api_key="sk-wrong", max_retries=0) as bad:

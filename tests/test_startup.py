@@ -24,6 +24,8 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
     assert config.database == DatabaseLocation(path=Path("data/streamcord.sqlite3"))
     assert config.defaults.model == "gpt-4o-mini"
     assert config.llm_timeout == 60 and config.llm_max_retries == 2
+    assert config.defaults.context_tokens == 8000
+    assert not config.message_content_intent and not config.allow_dms
     assert config.llm_retry_budget == 20
     assert config.circuit_failures == 5 and config.circuit_cool_down == 30
     assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
@@ -42,6 +44,9 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
         ({**BASE, "LLM_CIRCUIT_COOLDOWN": "never"}, "LLM_CIRCUIT_COOLDOWN"),
         ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({**BASE, "DISCORD_GATEWAY_URL": "http://x"}, "DISCORD_GATEWAY_URL"),
+        ({**BASE, "CONTEXT_TOKENS": "10"}, "CONTEXT_TOKENS"),
+        ({**BASE, "ALLOW_DMS": "maybe"}, "ALLOW_DMS"),
+        ({**BASE, "MESSAGE_CONTENT_INTENT": "1"}, "MESSAGE_CONTENT_INTENT"),
     ],
 )
 def test_a_bad_variable_is_named(env: dict[str, str], named: str) -> None:

@@ -48,6 +48,18 @@ def test_keys_match_channel_settings_fields() -> None:
         ("fallback_model", " fake-model-mini ", "fake-model-mini"),
         ("fallback_model", "none", None),
         ("TEMPERATURE", "1", 1.0),  # keys are case-insensitive
+        ("context_tokens", "256", 256),
+        ("context_tokens", "2000000", 2_000_000),
+        ("reply_in_thread", "on", True),
+        (
+            "user_models",
+            "<@123456789012345678>, 223456789012345678 <@!123456789012345678>",
+            [
+                123456789012345678,
+                223456789012345678,
+            ],
+        ),
+        ("user_models", "none", []),
         ("reasoning", " File", "file"),
         ("reasoning_effort", "HIGH", "high"),
         ("reasoning_effort", "none", None),
@@ -80,6 +92,9 @@ def test_parse_value_accepts(key: str, raw: str, expected: object) -> None:
         ("model", "  ", "model must be a model name like gpt-4o-mini"),
         ("fallback_model", "two words", "fallback_model must be a model name like gpt-4o-mini, or none"),
         ("system_prompt", "x" * 4001, "system_prompt must be at most 4000 characters (got 4001)"),
+        ("context_tokens", "255", "context_tokens must be a whole number from 256 to 2000000"),
+        ("reply_in_thread", "maybe", "reply_in_thread must be on or off (true/false, yes/no also work)"),
+        ("user_models", "@alice", "`@alice` is not a user (mention it or give its id)"),
     ],
 )
 def test_parse_value_rejects_with_user_message(key: str, raw: str, message: str) -> None:
@@ -97,6 +112,8 @@ def test_unknown_key_lists_valid_keys() -> None:
 
 def test_format_value() -> None:
     assert format_value("enabled", False) == "off"
+    assert format_value("user_models", [1, 2]) == "<@1>, <@2>"
+    assert format_value("user_models", []) == "none"
     assert format_value("max_tokens", None) == "none"
     assert format_value("temperature", 0.5) == "0.5"
     assert format_value("system_prompt", "") == "(empty)"

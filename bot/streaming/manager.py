@@ -11,9 +11,11 @@ from bot.llm import ChatRequest
 from bot.model_calls import ModelCaller
 from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
+from bot.streaming.intake import Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
@@ -31,18 +33,20 @@ class StreamManager:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
-        max_concurrent: int,
+        answers: AnswersStore,
+        max_concurrent: int | None,
         limits: Limits,
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
+        self._answers = answers
         self._models = models
         self._observer = observer
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
-        # Past this many answers at once the bot's CPU, not Discord, becomes the limit: the rest wait their
-        # turn behind a placeholder instead of slowing every answer and the gateway down.
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # Past what the process keeps up with, the bot's CPU, not Discord, becomes the limit: the rest wait
+        # their turn behind a placeholder instead of slowing every answer and the gateway down.
+        self.intake = Intake(max_concurrent)
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
         self._limits = limits
         self.cut_offs = CutOffAnswers()
@@ -68,9 +72,11 @@ class StreamManager:
         ticket: Ticket,
         prompt_message_id: int | None = None,
         options: AnswerOptions | None = None,
+        origin: AnswerOrigin | None = None,
     ) -> ReplyStream:
-        """Start an answer; ``ticket`` (its admission's reservation) is released when it is over. Refused
-        once shutdown began: the answer would run while the connections close under it."""
+        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it.
+        ``ticket`` (its admission's reservation) is released when it is over. Refused once shutdown began:
+        the answer would run while the connections close under it."""
         if self.closed:
             ticket.release()
             raise Refused(RESTARTING)
@@ -84,10 +90,12 @@ class StreamManager:
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
-            slots=self._slots,
+            intake=self.intake,
             limits=self._limits,
             options=options or AnswerOptions(),
             observer=self._observer,
+            answers=self._answers,
+            origin=origin,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
@@ -140,8 +148,10 @@ class StreamManager:
             self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)
         tasks = [task for _, task, _ in entries]
         if not tasks:
+            self.intake.close()
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout)
+        self.intake.close()
         for task in pending:
             task.cancel()
         if pending:

@@ -163,6 +163,14 @@ class Route:
         return Route.of("GET", f"/channels/{channel_id}/messages/{message_id}")
 
     @staticmethod
+    def list_messages(channel_id: int) -> Route:
+        return Route.of("GET", f"/channels/{channel_id}/messages")
+
+    @staticmethod
+    def thread_from_message(channel_id: int, message_id: int) -> Route:
+        return Route.of("POST", f"/channels/{channel_id}/messages/{message_id}/threads")
+
+    @staticmethod
     def reaction_add(channel_id: int, message_id: int, emoji: str) -> Route:
         """The bot's own reaction."""
         return Route.of("PUT", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me")

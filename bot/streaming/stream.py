@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from bot.circuit import CircuitOpen
 from bot.db.retry import FAILURES, retried
 from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
 from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.prompt import context_full, halved_history
 from bot.status import (
     CONTENT_FILTER,
     IMAGES_REFUSED,
@@ -26,19 +26,24 @@ from bot.status import (
     answered_by,
     failed,
     falling_back,
+    in_queue,
+    retried_shorter,
     retrying,
     too_long,
     too_slow,
 )
+from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
+from bot.streaming.intake import Admission, Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
 from bot.streaming.target import FileUpload, ReplyTarget
 from bot.streaming.thinking import Thinking
+from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,6 @@ class StopRequest:
     error: str | None = None  # for the usage row: why it stopped, when that was a failure
 
 
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: the usual rule of thumb when the server sends no usage."""
-    return math.ceil(len(text) / 4)
-
-
 class ReplyStream:
     def __init__(
         self,
@@ -79,12 +79,16 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
-        slots: asyncio.Semaphore,
+        intake: Intake,
         limits: Limits,
         options: AnswerOptions,
         observer: StreamObserver = NO_OBSERVER,
+        answers: AnswersStore,
+        origin: AnswerOrigin | None = None,
     ) -> None:
         self.request_id = request_id
+        self._answers = answers
+        self._origin = origin  # None: nobody can reply to this answer (ephemeral, continuations)
         self._observer = observer
         self.chat = chat
         self.requester = requester
@@ -94,7 +98,8 @@ class ReplyStream:
         self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
-        self._slots = slots
+        self._intake = intake
+        self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
             target,
             pacer,
@@ -149,7 +154,7 @@ class ReplyStream:
     async def _run(self) -> None:
         # The placeholder timer starts first: it is what the user waits for. A queued answer shows its
         # placeholder at once.
-        delay = 0.0 if self._slots.locked() else self.target.placeholder_delay()
+        delay = 0.0 if self._intake.busy() else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
             recorded = await self._open_records()
@@ -208,12 +213,12 @@ class ReplyStream:
 
     @property
     def generating(self) -> bool:
-        """Holds one of the MAX_CONCURRENT_STREAMS slots and is reading the model."""
+        """Admitted (bot/streaming/intake.py) and reading the model."""
         return self._has_slot and self._consumer is not None and not self._consumer.done()
 
     @property
     def queued(self) -> bool:
-        """Waiting for a slot before asking the model."""
+        """Waiting in the admission queue before asking the model."""
         return not self._has_slot and self._consumer is not None and not self._consumer.done()
 
     @property
@@ -222,18 +227,32 @@ class ReplyStream:
         return self._stop is None and self._finish is not None and self._finish.reason == "length"
 
     async def _consume(self) -> None:
-        async with self._slots:
+        async with self._intake.admitted(self._show_queue_position) as admission:
+            self._admission = admission
             self._has_slot = True
             deadline = asyncio.timeout(self._limits.deadline)
             try:
                 async with deadline:
-                    await self._read_with_image_fallback()
+                    await self._read_within_context()
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 self._overrun = too_slow(self._limits.deadline)
             finally:
                 self._thinking.end()
+
+    async def _read_within_context(self) -> None:
+        try:
+            await self._read_with_image_fallback()
+        except openai.BadRequestError as exc:
+            # The conversation is longer than the model's context after all: once more with half the history.
+            shorter = halved_history(self.chat) if context_full(exc) else None
+            if shorter is None or self._deltas or self._reasoning_deltas:
+                raise
+            self.chat, kept = shorter
+            log.info("Request %s: context full, asking again with %d earlier messages", self.request_id, kept)
+            self._notes.append(retried_shorter(kept))
+            await self._read_with_image_fallback()
 
     async def _read_with_image_fallback(self) -> None:
         try:
@@ -250,6 +269,8 @@ class ReplyStream:
     async def _read(self) -> None:
         async with contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
+                if self._admission is not None and not self._admission.streaming:
+                    self._admission.started()  # the model answers: from now on it costs what answers cost
                 if isinstance(event, str):  # the answer: the hot path
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
@@ -269,6 +290,9 @@ class ReplyStream:
                     self._show_trouble(event)
                 else:
                     self._finish = event
+
+    def _show_queue_position(self, ahead: int | None) -> None:
+        self.display.set_status(None if ahead is None else in_queue(ahead))
 
     def _show_trouble(self, event: Retrying | FallingBack) -> None:
         if isinstance(event, FallingBack):
@@ -318,6 +342,8 @@ class ReplyStream:
             return
         try:
             await self._inflight.set_messages(self.request_id, message_ids)
+            if self._origin is not None:
+                await self._answers.set_pages(self.request_id, self._origin, message_ids)
         except FAILURES as exc:  # recovery then misses this page; the answer itself goes on
             log.warning("Request %s: pages not recorded: %r", self.request_id, exc)
 

@@ -7,7 +7,8 @@ asks for, and records every request and every message version for assertions.
 What it enforces, as Discord does:
 - Messages: at most 2,000 characters of content and 10 embeds, never empty (400 with Discord's error
   body); replies to an unknown message fail unless ``fail_if_not_exists`` is false; the bot edits only its
-  own messages; ephemeral messages exist only for their interaction's webhook.
+  own messages; ephemeral messages exist only for their interaction's webhook; an archived thread refuses
+  posts and edits (400 50083).
 - Interactions: the callback must come within ``ack_deadline`` seconds (default 3) and only once, else 404
   "Unknown interaction"; the webhook token works for ``token_ttl`` seconds (default 900), then 401; the
   first followup after a deferred "thinking" response becomes that response.
@@ -23,11 +24,16 @@ What it enforces, as Discord does:
 - Files: the bot's uploads are kept (``FakeMessage.attachments``) and, like files a user picks for an
   attachment option (``upload()``), served at ``/attachments/{id}/{filename}``; buttons the bot sends can be
   pressed (``click()``), and an UPDATE_MESSAGE callback edits the message they are on.
+- Sharding (sharding.py): ``GET /gateway/bot`` reports ``shards`` and ``session_start_limit``; IDENTIFY's
+  ``[shard_id, shard_count]`` is checked (close 4010), one session per shard, one IDENTIFY per
+  ``identify_interval`` s (Discord: 5) per bucket ``shard_id % max_concurrency`` (op 9 otherwise, counted
+  in ``identify_violations``); READY, GUILD_CREATE and every guild's events reach only its shard
+  (``(guild_id >> 22) % shard_count``; DMs shard 0). ``add_guild(shard=(i, n))`` places a guild on a shard.
 
 The parts: state.py (the tables), world.py, messages.py and commands.py (changing them; changes.py is what
-they share), payloads.py (JSON shapes), gateway.py, ratelimits.py, and rest.py with the routes by resource
-in rest_app.py, rest_channels.py and rest_interactions.py. :class:`FakeDiscord` wires them together and is
-all that tests and the bench use.
+they share), payloads.py (JSON shapes), gateway.py with sharding.py, ratelimits.py, and rest.py with the
+routes by resource in rest_app.py, rest_channels.py, rest_threads.py and rest_interactions.py.
+:class:`FakeDiscord` wires them together and is all that tests and the bench use.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from fakes.discord.rest import RestServer
 from fakes.discord.rest_app import AppRoutes
 from fakes.discord.rest_channels import ChannelRoutes
 from fakes.discord.rest_interactions import InteractionRoutes
+from fakes.discord.rest_threads import ThreadRoutes
 from fakes.discord.state import State
 from fakes.discord.world import World
 from fakes.loopback import LoopbackServer
@@ -122,6 +129,10 @@ class FakeDiscord(LoopbackServer):
     enforce_message_content_intent = _Part[bool]("gateway")
     ready_count = _Part[int]("gateway")  # READY+GUILD_CREATEs fully written, across all connections
     connected = _Part[int]("gateway")  # open connections that have received READY (or RESUMED)
+    invalid_sessions = _Part[int]("gateway")  # op 9 sent, for any reason
+    shards = _Part[int]("sharding")
+    max_concurrency = _Part[int]("sharding")
+    identify_interval = _Part[float]("sharding")
 
     def __init__(
         self,
@@ -131,6 +142,9 @@ class FakeDiscord(LoopbackServer):
         token_ttl: float = 900.0,
         ack_deadline: float = 3.0,
         latency: float = 0.0,
+        shards: int = 1,
+        max_concurrency: int = 1,
+        identify_interval: float = 5.0,
     ) -> None:
         super().__init__()
         self.port = 0
@@ -138,6 +152,8 @@ class FakeDiscord(LoopbackServer):
         self.state = State()
         payloads = Payloads(self.state)
         self.gateway = Gateway(self.state, payloads, lambda: self.gateway_url, self._changed)
+        self.sharding = self.gateway.sharding
+        self.shards, self.max_concurrency, self.identify_interval = shards, max_concurrency, identify_interval
         self.world = World(self.state, payloads, self.gateway, self._changed)
         self._messages = Messages(self.state, payloads, self.gateway, self._changed)
         self._commands = Commands(self.state, payloads, self.gateway, self._changed)
@@ -146,8 +162,11 @@ class FakeDiscord(LoopbackServer):
             self.state, payloads, self._messages, ack_deadline=ack_deadline, token_ttl=token_ttl
         )
         routes = [
-            *AppRoutes(self.state, payloads, self._commands, lambda: self.gateway_url).routes(),
+            *AppRoutes(
+                self.state, payloads, self._commands, lambda: self.gateway_url, self.sharding
+            ).routes(),
             *ChannelRoutes(self.state, payloads, self._messages).routes(),
+            *ThreadRoutes(self.state, payloads, self.world).routes(),
             *self._interaction_routes.routes(),
         ]
         self.rest = RestServer(
@@ -203,8 +222,8 @@ class FakeDiscord(LoopbackServer):
 
     # ----------------------------------------------------------------------------------- world setup
 
-    def add_guild(self, name: str = "Test Guild") -> int:
-        return self.world.add_guild(name)
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> int:
+        return self.world.add_guild(name, shard=shard)
 
     def add_channel(self, guild_id: int, name: str = "general") -> int:
         return self.world.add_channel(guild_id, name)
@@ -213,6 +232,9 @@ class FakeDiscord(LoopbackServer):
         self, guild_id: int, parent_id: int, name: str = "a thread", *, owner_id: int | None = None
     ) -> int:
         return self.world.add_thread(guild_id, parent_id, name, owner_id=owner_id)
+
+    def archive_thread(self, thread_id: int) -> None:
+        self.world.archive_thread(thread_id)
 
     def add_dm_channel(self, user_id: int) -> int:
         return self.world.add_dm_channel(user_id)
@@ -268,6 +290,15 @@ class FakeDiscord(LoopbackServer):
 
     def count_429(self) -> int:
         return self.limiter.rejected
+
+    @property
+    def identify_violations(self) -> int:
+        """IDENTIFYs refused with op 9 for breaking the per-bucket rate."""
+        return self.sharding.violations
+
+    def ready_shards(self) -> list[tuple[int, int]]:
+        """(shard_id, shard_count) of every open connection that has received READY, sorted."""
+        return self.gateway.ready_shards()
 
     # ----------------------------------------------------------------------------------- acting as users
 

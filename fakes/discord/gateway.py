@@ -1,7 +1,9 @@
 """The gateway: websocket connections, sessions (IDENTIFY, RESUME with a replay backlog) and dispatch.
 
-Every event goes to every live session (intents permitting), in order, with a per-session sequence number.
-A dropped session keeps buffering for SESSION_RESUME_GRACE so a RESUME replays what it missed.
+Every event goes to the live sessions of the shard it belongs to (sharding.py; intents permitting), in
+order, with a per-session sequence number. One session per shard: a new IDENTIFY for a shard whose session
+is still connected is refused with op 9; a dropped one is replaced. A dropped session keeps buffering for
+SESSION_RESUME_GRACE so a RESUME replays what it missed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from fakes.discord.model import DIRECT_MESSAGES_INTENT, MESSAGE_CONTENT_INTENT, FakeMessage
 from fakes.discord.payloads import Payloads
+from fakes.discord.sharding import CLOSE_INVALID_SHARD, Sharding, parse_shard, shard_of
 from fakes.discord.state import State
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,10 @@ class GatewayConn:
 
 
 class Session:
-    def __init__(self, session_id: str, intents: int) -> None:
+    def __init__(self, session_id: str, intents: int, shard: tuple[int, int]) -> None:
         self.id = session_id
         self.intents = intents
+        self.shard = shard  # (shard_id, shard_count)
         self.seq = 0
         self.backlog: collections.deque[tuple[int, str]] = collections.deque(maxlen=2000)
         self.conn: GatewayConn | None = None
@@ -68,6 +72,10 @@ class Session:
         self.backlog.append((self.seq, frame))
         if self.conn is not None:
             self.conn.queue.put_nowait(frame)
+
+    def owns(self, guild_id: int | None) -> bool:
+        shard_id, shard_count = self.shard
+        return shard_of(guild_id, shard_count) == shard_id
 
 
 class Gateway:
@@ -83,12 +91,20 @@ class Gateway:
         self.conns: set[GatewayConn] = set()
         self.sessions: dict[str, Session] = {}
         self.ready_count = 0  # READY+GUILD_CREATEs fully written, across all connections
+        self.sharding = Sharding()
+        self.invalid_sessions = 0  # op 9 sent, for any reason
         self.down = False  # an outage: connections are dropped and new ones refused
 
     @property
     def connected(self) -> int:
         """Open gateway connections that have received READY (or RESUMED)."""
         return sum(1 for c in self.conns if c.ready and not c.ws.closed)
+
+    def ready_shards(self) -> list[tuple[int, int]]:
+        """(shard_id, shard_count) of every open connection that has received READY, sorted."""
+        return sorted(
+            c.session.shard for c in self.conns if c.ready and not c.ws.closed and c.session is not None
+        )
 
     async def go_down(self) -> None:
         """An outage: drop every connection (resumable, close code 4000) and refuse new ones until up()."""
@@ -108,8 +124,10 @@ class Gateway:
     # ----------------------------------------------------------------------------------- dispatch
 
     def dispatch(self, event: str, data: dict[str, Any], *, intent: int = 0) -> None:
-        """Send an event to every live session (with `intent`, only to those that asked for it)."""
-        for session in self._live_sessions():
+        """Send an event to the live sessions of its guild's shard (with `intent`, only to those that asked
+        for it); the guild is the payload's ``guild_id``, none for DMs."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        for session in self._live_sessions(guild_id):
             if not intent or session.intents & intent:
                 session.dispatch(event, data)
 
@@ -121,7 +139,7 @@ class Gateway:
         blank = dict(payload, content="", embeds=[], attachments=[], components=[])
         bot_id = self._state.bot_user_id
         visible = msg.author_id == bot_id or bot_id in msg.mentions or msg.guild_id is None
-        for session in self._live_sessions():
+        for session in self._live_sessions(msg.guild_id):
             if msg.guild_id is None and not session.intents & DIRECT_MESSAGES_INTENT:
                 continue
             hide = (
@@ -131,10 +149,18 @@ class Gateway:
             )
             session.dispatch(event, blank if hide else payload)
 
-    def _live_sessions(self) -> list[Session]:
-        """Connected sessions plus recently dropped ones (so a RESUME can replay what it missed)."""
+    def _live_sessions(self, guild_id: int | None) -> list[Session]:
+        """The guild's shard's sessions: connected ones plus recently dropped ones (so a RESUME can replay
+        what it missed)."""
+        return [s for s in self._sessions_alive() if s.owns(guild_id)]
+
+    def _sessions_alive(self) -> list[Session]:
         cutoff = time.monotonic() - SESSION_RESUME_GRACE
         return [s for s in self.sessions.values() if s.conn is not None or s.detached_at > cutoff]
+
+    def _invalid_session(self, conn: GatewayConn) -> None:
+        self.invalid_sessions += 1
+        conn.send({"op": 9, "d": False, "s": None, "t": None})
 
     # ----------------------------------------------------------------------------------- connections
 
@@ -182,18 +208,30 @@ class Gateway:
         if data.get("token") != self._state.token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
             return
-        session = Session(secrets.token_hex(16), int(data.get("intents", 0)))
+        shard = parse_shard(data.get("shard"))
+        if shard is None:
+            await conn.ws.close(code=CLOSE_INVALID_SHARD, message=b"Invalid shard.")
+            return
+        same_shard = [s for s in self._sessions_alive() if s.shard == shard]
+        if any(s.conn is not None for s in same_shard) or not self.sharding.admit(shard[0]):
+            self._invalid_session(conn)
+            return
+        for old in same_shard:  # a dropped session of this shard is replaced, never resumed
+            del self.sessions[old.id]
+        self.sharding.identifies.append(shard)
+        session = Session(secrets.token_hex(16), int(data.get("intents", 0)), shard)
         self.sessions[session.id] = session
         self._attach(conn, session)
-        session.dispatch("READY", self._payloads.ready(session.id, self._url()))
-        for guild in self._state.guilds.values():
+        guilds = [g for g in self._state.guilds.values() if session.owns(g.id)]
+        session.dispatch("READY", self._payloads.ready(session.id, self._url(), guilds, shard))
+        for guild in guilds:
             session.dispatch("GUILD_CREATE", self._payloads.guild_create(guild, session.intents))
         conn.queue.put_nowait(lambda: self._mark_ready(conn))
 
     def _resume(self, conn: GatewayConn, data: Any) -> None:
         session = self.sessions.get(data.get("session_id", ""))
         if session is None or data.get("token") != self._state.token:
-            conn.send({"op": 9, "d": False, "s": None, "t": None})
+            self._invalid_session(conn)
             return
         self._attach(conn, session)
         seq = data.get("seq") or 0

@@ -186,6 +186,7 @@ class Channel:
     # Text channels: target id -> (0 role / 1 member, allow, deny). Threads have none: their parent's apply.
     overwrites: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     message_count: int = 0  # threads: live messages (Discord does not count the starter message)
+    archived: bool = False  # threads: posts and edits are refused (400 50083)
     total_message_sent: int = 0  # threads: every message ever sent, deletions included
 
     @property

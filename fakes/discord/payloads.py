@@ -162,7 +162,7 @@ class Payloads:
                 "flags": 0,
                 "applied_tags": [],
                 "thread_metadata": {
-                    "archived": False,
+                    "archived": channel.archived,
                     "auto_archive_duration": 1440,
                     "archive_timestamp": created,
                     "locked": False,
@@ -240,11 +240,14 @@ class Payloads:
             ],
         }
 
-    def ready(self, session_id: str, gateway_url: str) -> dict[str, Any]:
+    def ready(
+        self, session_id: str, gateway_url: str, guilds: list[Guild], shard: tuple[int, int]
+    ) -> dict[str, Any]:
         return {
             "v": 10,
             "user": self.me(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self._state.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
+            "shard": list(shard),
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": gateway_url,

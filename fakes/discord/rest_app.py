@@ -11,6 +11,7 @@ from fakes.discord.commands import Commands
 from fakes.discord.errors import ApiError
 from fakes.discord.payloads import Payloads
 from fakes.discord.rest import Route
+from fakes.discord.sharding import Sharding
 from fakes.discord.state import State
 
 _COMMANDS = "/applications/{application_id}/commands"
@@ -19,9 +20,15 @@ _GUILD_COMMANDS = "/applications/{application_id}/guilds/{guild_id}/commands"
 
 class AppRoutes:
     def __init__(
-        self, state: State, payloads: Payloads, commands: Commands, gateway_url: Callable[[], str]
+        self,
+        state: State,
+        payloads: Payloads,
+        commands: Commands,
+        gateway_url: Callable[[], str],
+        sharding: Sharding,
     ) -> None:
         self._state = state
+        self._sharding = sharding
         self._payloads = payloads
         self._commands = commands
         self._gateway_url = gateway_url
@@ -58,11 +65,7 @@ class AppRoutes:
         return {"url": self._gateway_url()}
 
     async def get_gateway_bot(self, request: web.Request, body: Any) -> Any:
-        return {
-            "url": self._gateway_url(),
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
-        }
+        return self._sharding.gateway_bot(self._gateway_url())
 
     async def get_application(self, request: web.Request, body: Any) -> Any:
         return self._payloads.application()

@@ -9,12 +9,19 @@ from aiohttp import web
 
 from fakes.discord.errors import ApiError, has_other_content, invalid_form_body, validate_message
 from fakes.discord.messages import TYPE_DEFAULT, TYPE_REPLY, Messages
-from fakes.discord.model import FLAG_EPHEMERAL, FakeMessage
+from fakes.discord.model import FLAG_EPHEMERAL, Channel, FakeMessage
 from fakes.discord.payloads import Payloads
 from fakes.discord.rest import Route
 from fakes.discord.state import State
 
 _MESSAGE = "/channels/{channel_id}/messages/{message_id}"
+
+
+def writable(channel: Channel) -> Channel:
+    """The channel, if messages may be posted or edited in it: an archived thread refuses."""
+    if channel.archived:
+        raise ApiError(400, 50083, "Thread is archived")
+    return channel
 
 
 class ChannelRoutes:
@@ -97,7 +104,7 @@ class ChannelRoutes:
         return self._payloads.message(self._message(channel_id, message_id))
 
     async def create_message(self, request: web.Request, body: Any, channel_id: str) -> Any:
-        channel = self._state.channel(channel_id)
+        channel = writable(self._state.channel(channel_id))
         body = body or {}
         content, embeds = body.get("content") or "", body.get("embeds") or []
         validate_message(content, embeds, empty_ok=has_other_content(body))
@@ -120,6 +127,7 @@ class ChannelRoutes:
         return self._payloads.message(msg)
 
     async def edit_message(self, request: web.Request, body: Any, channel_id: str, message_id: str) -> Any:
+        writable(self._state.channel(channel_id))
         msg = self._message(channel_id, message_id)
         if msg.author_id != self._state.bot_user_id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")

@@ -43,8 +43,13 @@ class State:
         self.uploads: dict[int, FakeAttachment] = {}  # every file, by attachment id, for the CDN route
         self.cdn_base = ""  # set when the server listens: "http://127.0.0.1:PORT/attachments"
 
-    def snowflake(self) -> int:
+    def snowflake(self, *, shard: tuple[int, int] | None = None) -> int:
+        """A new id (19 digits today); with ``shard`` ([shard_id, shard_count]), one whose guild events
+        would reach that shard: its timestamp is moved up to the next millisecond that does."""
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        if shard is not None:
+            shard_id, shard_count = shard
+            ms += (shard_id - ms) % shard_count
         return (ms << 22) | (next(self._snowflake_counter) & 0x3FFFFF)
 
     # ----------------------------------------------------------------------------------- lookups

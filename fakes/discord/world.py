@@ -23,9 +23,10 @@ from fakes.discord.model import (
 
 
 class World(Changes):
-    def add_guild(self, name: str = "Test Guild") -> int:
+    def add_guild(self, name: str = "Test Guild", *, shard: tuple[int, int] | None = None) -> int:
+        """A guild; with ``shard`` ([shard_id, shard_count]), one whose events reach that shard."""
         state = self.state
-        gid = state.snowflake()
+        gid = state.snowflake(shard=shard)
         guild = Guild(gid, name, joined_at=payloads.now_iso())
         guild.roles[gid] = payloads.role(gid, "@everyone", EVERYONE_PERMISSIONS, 0)
         bot_role = state.snowflake()
@@ -56,15 +57,27 @@ class World(Changes):
         owner = state.bot_user_id if owner_id is None else owner_id
         if owner not in guild.members:
             raise ValueError(f"thread owner {owner} is not a member of guild {guild_id}")
-        tid = state.snowflake()
+        return self.open_thread(guild, parent_id, name, owner, state.snowflake()).id
+
+    def open_thread(self, guild: Guild, parent_id: int, name: str, owner: int, thread_id: int) -> Channel:
+        """A new public thread, announced to connected bots."""
         thread = Channel(
-            tid, guild_id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
+            thread_id, guild.id, name, 0, type=CHANNEL_PUBLIC_THREAD, parent_id=parent_id, owner_id=owner
         )
-        state.channels[tid] = thread
-        guild.threads.append(tid)
+        self.state.channels[thread_id] = thread
+        guild.threads.append(thread_id)
         self.gateway.dispatch("THREAD_CREATE", self.payloads.channel(thread) | {"newly_created": True})
         self.changed()
-        return tid
+        return thread
+
+    def archive_thread(self, thread_id: int) -> None:
+        """Archive a thread (as a moderator or inactivity would): posts and edits in it are refused."""
+        thread = self.state.channel(thread_id)
+        if thread.type != CHANNEL_PUBLIC_THREAD:
+            raise ValueError(f"{thread_id} is not a thread")
+        thread.archived = True
+        self.gateway.dispatch("THREAD_UPDATE", self.payloads.channel(thread))
+        self.changed()
 
     def add_dm_channel(self, user_id: int) -> int:
         """The DM channel between the bot and `user_id` (created once, like Discord's)."""

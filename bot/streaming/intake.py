@@ -1,0 +1,175 @@
+"""Adaptive admission: how many answers are generated at once, decided from how well the process keeps up.
+
+Answers are admitted while the event loop runs on time and the process has CPU to spare, judged from the
+cost per answer measured as they run; beyond that they wait in a queue, in order, and are told their place
+in it. An optional hard ceiling (MAX_CONCURRENT_STREAMS) caps the count whatever the measurements say.
+
+An admitted answer costs little until the model's first token; from then on it is *streaming*. The
+allowance grows at most to twice the streaming answers (plus a start) per sample, so a burst of requests is
+admitted in steps the measurements can follow. What one streaming answer costs is measured while none has
+started for a moment (starting one costs extra, once: a connection, database rows), and caps how many fit.
+It never shrinks below a floor that keeps the queue moving however loaded the machine is. Admitted answers
+are never paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from bot.streaming.load import LoadSample, LoopMonitor
+
+log = logging.getLogger(__name__)
+
+START = 50  # admitted at once, before any measurement (about a tenth of a core at 40 tokens/s each)
+FLOOR = 2  # always admitted, whatever the load
+LAG_LIMIT = 0.25  # seconds the loop may run late before admissions pause (edits go out about 1/s)
+CPU_LIMIT = 0.8  # share of one core the answers may take
+POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edited about once a second)
+STEADY = 1.0  # seconds without a new answer before a sample says what a streaming answer costs
+
+# Called with the number of answers ahead while queued, then None once admitted (if it was queued).
+PositionCallback = Callable[[int | None], None]
+
+
+class Admission:
+    """One admitted answer's place."""
+
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
+        self.streaming = False
+
+    def started(self) -> None:
+        """The model's first token arrived: from now on the answer costs what a running answer costs."""
+        if not self.streaming:
+            self.streaming = True
+            self._intake._streaming += 1
+            self._intake._changed_at = self._intake._clock()
+
+
+class Intake:
+    def __init__(
+        self, ceiling: int | None = None, *, measure: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``measure=False`` leaves the samples to the caller (tests inject them through sample())."""
+        self._clock = clock
+        self._ceiling = math.inf if ceiling is None else ceiling
+        self._allowance = min(START, self._ceiling)
+        self._active = 0
+        self._streaming = 0  # admitted answers whose model has started answering
+        self._changed_at = clock()  # the last admission or start
+        self._cost: float | None = None  # share of a core one streaming answer takes, once measured
+        self._queue: deque[tuple[asyncio.Future[None], PositionCallback]] = deque()
+        self._positions_at = -math.inf
+        self._positions_stale = False
+        self._paused = False
+        self._monitor = LoopMonitor(self.sample) if measure else None
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def streaming(self) -> int:
+        return self._streaming
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def busy(self) -> bool:
+        """Whether an answer asking now would wait."""
+        return bool(self._queue) or self._active >= self._allowance
+
+    @asynccontextmanager
+    async def admitted(self, on_position: PositionCallback) -> AsyncIterator[Admission]:
+        """Hold an admission for the body; wait for one first if the process is busy."""
+        if self.busy():
+            await self._wait(on_position)
+        else:
+            self._active += 1
+        self._watch()
+        admission = Admission(self)
+        try:
+            yield admission
+        finally:
+            self._active -= 1
+            self._streaming -= admission.streaming
+            self._admit()
+            self._watch()
+
+    def sample(self, load: LoadSample) -> None:
+        """Adjust the allowance to the latest measurement and admit what it allows."""
+        keeping_up = load.lag <= LAG_LIMIT and load.cpu <= CPU_LIMIT
+        streaming = self._streaming
+        if streaming and self._clock() - self._changed_at >= STEADY:
+            self._cost = load.cpu / streaming
+        if keeping_up:
+            fit = CPU_LIMIT / self._cost if self._cost else math.inf
+            self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * streaming + START))
+        else:
+            self._allowance = min(self._allowance, self._active)
+        self._allowance = max(self._allowance, min(FLOOR, self._ceiling))
+        if self._queue and self._paused == keeping_up:
+            self._paused = not keeping_up
+            log.info(
+                "Admission %s: loop lag %.0f ms, CPU %.0f%%, %d answers running (%d streaming), %d queued",
+                "paused" if self._paused else "resumed",
+                load.lag * 1000,
+                load.cpu * 100,
+                self._active,
+                self._streaming,
+                len(self._queue),
+            )
+        self._admit()
+        if self._positions_stale and self._clock() - self._positions_at >= POSITION_REFRESH:
+            self._show_positions()
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stop()
+
+    async def _wait(self, on_position: PositionCallback) -> None:
+        admission: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (admission, on_position)
+        self._queue.append(entry)
+        on_position(len(self._queue) - 1)
+        try:
+            await admission
+        except asyncio.CancelledError:
+            if admission.done() and not admission.cancelled():
+                self._active -= 1  # admitted just as it was cancelled: give the place back
+                self._admit()
+            else:
+                self._queue.remove(entry)
+                self._positions_stale = True
+            raise
+        on_position(None)
+
+    def _admit(self) -> None:
+        while self._queue and self._active < self._allowance:
+            admission, _ = self._queue.popleft()
+            self._active += 1
+            admission.set_result(None)
+            self._positions_stale = True
+            self._changed_at = self._clock()
+
+    def _show_positions(self) -> None:
+        self._positions_at = self._clock()
+        self._positions_stale = False
+        for ahead, (_, on_position) in enumerate(self._queue):
+            on_position(ahead)
+
+    def _watch(self) -> None:
+        """Measure only while there is something to admit or running: an idle bot does no work."""
+        if self._monitor is None:
+            return
+        if self._active or self._queue:
+            self._monitor.start()
+        else:
+            self._monitor.stop()

@@ -1,0 +1,49 @@
+"""The bot sharded (SHARD_COUNT, SHARD_IDS) against the loopback Discord's gateway sharding."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from tests.e2e import ROOT, STOP, World, assert_stopped, chat, running_bot, slow, wait_stop_button
+
+
+async def test_a_process_streams_and_stops_in_the_servers_of_its_shards(world: World) -> None:
+    elsewhere = world.discord.add_guild("On shard 1", shard=(1, 2))
+    async with running_bot(world, SHARD_COUNT="2", SHARD_IDS="0") as bot:
+        assert world.discord.ready_shards() == [(0, 2)]
+        assert {g.id for g in bot.guilds} == {world.guild_id}  # not `elsewhere`: shard 1 is another's
+        assert {c["name"] for c in world.discord.commands} >= {"chat"}  # shard 0's process syncs
+        world.llm.enqueue(slow())
+        message_id = await chat(world, "count")
+        await wait_stop_button(world, message_id)
+        await world.discord.add_reaction(world.channel_id, message_id, world.alice, STOP)
+        await assert_stopped(world, bot, message_id, "⏹ stopped by Alice")
+    assert world.discord.identify_violations == 0 and elsewhere not in {g.id for g in bot.guilds}
+
+
+async def test_a_process_without_shard_0_does_not_sync_commands(world: World) -> None:
+    elsewhere = world.discord.add_guild("On shard 1", shard=(1, 2))
+    async with running_bot(world, guild=elsewhere, SHARD_COUNT="2", SHARD_IDS="1"):
+        assert world.discord.ready_shards() == [(1, 2)]
+    assert world.discord.commands == []
+
+
+async def test_shards_of_one_bucket_identify_five_seconds_apart(world: World) -> None:
+    world.discord.identify_interval = 5.0  # Discord's; max_concurrency 1: every shard in one bucket
+    async with running_bot(world, SHARD_COUNT="2"):
+        await world.discord.wait_for(
+            lambda: world.discord.ready_shards() == [(0, 2), (1, 2)], timeout=15, what="both shards ready"
+        )
+    assert world.discord.identify_violations == 0 and world.discord.invalid_sessions == 0
+
+
+async def test_sync_subcommand_syncs_whatever_shards_the_process_runs(world: World) -> None:
+    env = os.environ | world.env(SHARD_COUNT="4", SHARD_IDS="3")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sync", env=env, cwd=ROOT, stdin=asyncio.subprocess.DEVNULL
+    )
+    assert await asyncio.wait_for(process.wait(), 30) == 0
+    assert {c["name"] for c in world.discord.commands} >= {"chat", "stop", "config", "usage"}
+    assert world.discord.ready_shards() == []  # it never connected to the gateway
