@@ -159,7 +159,9 @@ async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() ->
     await pacer.start()
     try:
         target = ChannelScriptedTarget(0)
-        display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+        display = ReplyDisplay(
+            target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+        )
         text = " ".join(["word"] * 1000)  # three pages
         display.update(text)
         # The first page and the next one went out together: no spacing between them.

@@ -152,9 +152,9 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
-        # The placeholder timer starts first: it is what the user waits for. A queued answer shows its
-        # placeholder at once.
-        delay = 0.0 if self._intake.busy() else self.target.placeholder_delay()
+        # The placeholder timer starts first: it is what the user waits for. A queued answer shows its place
+        # in the queue as soon as it is recorded and joins it.
+        delay = self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
             recorded = await self._open_records()
