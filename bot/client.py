@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any
 
 import discord
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0  # for each connection closed after the answers: nothing in shutdown waits unbounded
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -57,6 +58,10 @@ INVITE_PERMISSIONS = discord.Permissions(
     manage_messages=True,
     embed_links=True,
 )
+
+
+class StartupError(Exception):
+    """The bot can't start for a reason the operator must fix; the message says which."""
 
 
 class StreamcordBot(commands.Bot):
@@ -126,7 +131,12 @@ class StreamcordBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.config.shards.syncs_commands:
-            await self.tree.sync()
+            try:
+                await self.tree.sync()
+            except discord.HTTPException as exc:
+                raise StartupError(
+                    f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
+                ) from exc
         if self.config.shards.sharded:
             _, _, limits = await self.http.get_bot_gateway()
             self._max_concurrency = max(1, int(limits["max_concurrency"]))
@@ -195,13 +205,13 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
-        await self.budget_watch.wait_idle()
+        await bounded(self.budget_watch.wait_idle(), "the budget alerts")
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
-        await self.attachments.close()
+        await bounded(self.attachments.close(), "the attachment downloads")
         await self.usage.writes.close()
         await self.inflight.writes.close()
-        await super().close()
+        await bounded(super().close(), "the Discord connection")
 
 
 class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
@@ -236,10 +246,18 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                     )
                 yield bot
         finally:
-            await pacer.close()
-            await llm.close()
+            await bounded(pacer.close(), "the pacer")
+            await bounded(llm.close(), "the model client")
     finally:
-        await db.close()
+        await bounded(db.close(), "the database")
+
+
+async def bounded(closing: Awaitable[None], what: str) -> None:
+    """Wait at most CLOSE_TIMEOUT for ``closing``; a hung connection must not keep the process alive."""
+    try:
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+    except TimeoutError:
+        log.warning("Closing %s took longer than %.0f s: left behind", what, CLOSE_TIMEOUT)
 
 
 def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:

@@ -148,6 +148,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
         history=setting("history", "HISTORY_TURNS", "10"),
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+        max_streams_per_user=setting("max_streams_per_user", "MAX_STREAMS_PER_USER", "2"),
         context_tokens=setting("context_tokens", "CONTEXT_TOKENS", "8000"),
     )
     return Config(
@@ -190,9 +191,21 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     )
 
 
+class _ReconnectWithoutTraceback(logging.Filter):
+    """discord.py logs every gateway reconnect with the connection error's traceback; the line says enough,
+    and a routine reconnect must not look like a crash in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Attempting a reconnect"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
+    logging.getLogger("discord.client").addFilter(_ReconnectWithoutTraceback())
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
@@ -203,7 +216,14 @@ def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
     if url and not is_postgres_url(url):
         raise ConfigError("DATABASE_URL must start with postgresql:// (leave it empty to use DATABASE_PATH).")
     path = Path((env.get("DATABASE_PATH") or "").strip() or _DEFAULT_DATABASE)
-    return DatabaseLocation(path=path, url=url or None)
+    raw = (env.get("DATABASE_BUSY_TIMEOUT") or "").strip() or "5"
+    try:
+        busy_timeout = float(raw)
+    except ValueError:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be a number, got {raw!r}.") from None
+    if not 0.01 <= busy_timeout <= 60:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be between 0.01 and 60, got {raw!r}.")
+    return DatabaseLocation(path=path, url=url or None, busy_timeout=busy_timeout)
 
 
 def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:

@@ -21,15 +21,16 @@ log = logging.getLogger(__name__)
 
 async def continue_answer(bot: StreamcordBot, cut_off: CutOff, settings_channel_id: int) -> None:
     """Start the continuation; admission's Refused propagates, and the answer stays continuable."""
-    settings = await bot.admission.check(cut_off.guild_id, settings_channel_id, cut_off.user_id)
-    bot.streams.cut_offs.forget(cut_off)
-    log.info("Continuing a cut-off answer in channel %s for user %s", cut_off.channel_id, cut_off.user_id)
+    admitted = await bot.admission.check(cut_off.guild_id, settings_channel_id, cut_off.user_id)
     bot.streams.start(
         chat=continue_request(cut_off),
         requester=Requester(cut_off.user_id, cut_off.guild_id, cut_off.channel_id),
         target=ChannelTarget(bot, cut_off.channel_id, reply_to=cut_off.message_ids[-1]),
-        options=AnswerOptions(reasoning=settings.reasoning),
+        ticket=admitted.ticket,
+        options=AnswerOptions(reasoning=admitted.settings.reasoning),
     )
+    bot.streams.cut_offs.forget(cut_off)
+    log.info("Continuing a cut-off answer in channel %s for user %s", cut_off.channel_id, cut_off.user_id)
 
 
 async def try_continue(

@@ -14,6 +14,7 @@ from bot.setting_values import SettingError as SettingError  # re-exported: call
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
+STREAMS_PER_USER_MAX = 100
 CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
@@ -32,6 +33,7 @@ class ChannelSettings:
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    max_streams_per_user: int = 2
     reasoning: str = "hidden"  # one of REASONING_MODES
     reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
     vision: bool = True
@@ -58,6 +60,7 @@ KEYS: dict[str, str] = {
     "history": "How many earlier messages to include as context, 0 to 50",
     "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
     "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
+    "max_streams_per_user": f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}",
     "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
     "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
     "vision": "Whether attached images go to the model: on or off",
@@ -159,6 +162,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
     "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),

@@ -227,3 +227,15 @@ async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
         assert [e.new_value for e in await store.history(GUILD)] == ["kept-model"]
     finally:
         await db.close()
+
+
+async def test_the_cache_keeps_only_the_most_recently_used_scopes(db: Database) -> None:
+    store = SettingsStore(db, cache_size=2)
+    await store.set(GUILD, "channel", CHANNEL, "history", "3", ADMIN)
+    await store.get(GUILD, CHANNEL, DEFAULTS)  # caches (guild GUILD) and (channel CHANNEL)
+    # Written behind the store's back: only a scope read again from the database shows it.
+    await db.execute("UPDATE settings SET value = '7' WHERE scope_id = ?", (CHANNEL,))
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 3  # still cached
+    for channel in (OTHER_CHANNEL, OTHER_CHANNEL + 1):
+        await store.get(OTHER_GUILD, channel, DEFAULTS)  # four more scopes push both out
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 7

@@ -14,6 +14,7 @@ from bot.db.migrations import MigrationStatus
 class DatabaseLocation:
     path: Path  # the SQLite file, used when url is None
     url: str | None = None  # postgresql://…
+    busy_timeout: float = sqlite.BUSY_TIMEOUT  # SQLite: seconds a statement waits for another process's lock
 
     @property
     def label(self) -> str:
@@ -25,7 +26,9 @@ async def open_database(location: DatabaseLocation, migrations_dir: Path | None 
     migrations_dir: another folder of this backend's dialect (tests)."""
     if location.url is not None:
         return await postgres.PostgresDatabase.open(location.url, migrations_dir or postgres.MIGRATIONS_DIR)
-    return await sqlite.SqliteDatabase.open(location.path, migrations_dir or sqlite.MIGRATIONS_DIR)
+    return await sqlite.SqliteDatabase.open(
+        location.path, migrations_dir or sqlite.MIGRATIONS_DIR, busy_timeout=location.busy_timeout
+    )
 
 
 async def migration_status(location: DatabaseLocation, migrations_dir: Path | None = None) -> MigrationStatus:

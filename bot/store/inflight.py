@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +32,10 @@ class InflightStore:
         self._db = db
         self._clock = clock
         self.writes = WriteQueue(db)
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Writes a reply's usage row and its in-flight row together."""
+        return self._db.transaction()
 
     async def add(self, request_id: str, guild_id: int | None, channel_id: int, user_id: int) -> None:
         """Track a reply; its usage row must exist already (UsageStore.start)."""
