@@ -20,12 +20,14 @@ _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
 REASONING_MODES = ("hidden", "summary", "file")
 REASONING_EFFORTS = ("low", "medium", "high")
+# The one default system prompt (SYSTEM_PROMPT overrides it; .env.example shows the same text).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant in a Discord server."
 
 
 @dataclass(frozen=True)
 class ChannelSettings:
     model: str
-    system_prompt: str = "You are a helpful assistant chatting in Discord. Keep answers concise."
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
     temperature: float = 0.7
     max_tokens: int | None = None
     enabled: bool = True
