@@ -19,7 +19,7 @@ from bot.admission import Admission
 from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
-from bot.db import Database, open_database
+from bot.db import DATABASE_DOWN, Database, DatabaseUnavailable, open_database
 from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
 from bot.health import problem
@@ -174,10 +174,13 @@ class StreamcordBot(commands.Bot):
     ) -> None:
         if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
             message = str(error) or "You can't use this command here."
+        elif isinstance(getattr(error, "original", None), DatabaseUnavailable):  # /config set, /usage, …
+            log.warning("Command /%s: %s", _command_name(interaction), getattr(error, "original", error))
+            message = DATABASE_DOWN
         else:
             log.error(
                 "Command /%s failed for user %s in channel %s",
-                interaction.command.qualified_name if interaction.command else "?",
+                _command_name(interaction),
                 interaction.user.id,
                 interaction.channel_id,
                 exc_info=error,
@@ -240,6 +243,10 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             await llm.close()
     finally:
         await db.close()
+
+
+def _command_name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"
 
 
 def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:

@@ -1,4 +1,5 @@
-"""What tokens cost: the operator's price list (PRICES_FILE, by default bot/prices.toml), per-server overrides, and money text."""
+"""What tokens cost: the operator's price list (PRICES_FILE, by default bot/prices.toml), per-server
+overrides, and money text."""
 
 from __future__ import annotations
 

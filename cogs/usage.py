@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.budget import server_prices
 from bot.client import StreamcordBot
-from bot.db import utcnow
+from bot.db import DATABASE_DOWN, DatabaseUnavailable, utcnow
 from bot.discord_targets import NO_MENTIONS
 from bot.pricing import Cost, PriceList, TokenCounts
 from bot.store.usage import Period, UsageSummary, period_since
@@ -90,12 +90,20 @@ class ForgetConfirmation(discord.ui.View):
         self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirmation]
     ) -> None:
         self.stop()
-        deleted = await self._bot.retention.forget(self._guild_id, self._user_id)
-        await interaction.response.edit_message(
-            content=f"Deleted {deleted:,} usage record(s); the totals keep their tokens under nobody's name.",
-            view=None,
-            allowed_mentions=NO_MENTIONS,
-        )
+        try:
+            forgotten = await self._bot.retention.forget(self._guild_id, self._user_id)
+        except DatabaseUnavailable as exc:
+            log.warning("Could not forget usage for user %s: %s", self._user_id, exc)
+            content = f"Nothing was deleted: {DATABASE_DOWN}"
+        else:
+            content = f"Deleted {forgotten.deleted:,} usage record(s); "
+            content += "the totals keep their tokens under nobody's name."
+            if forgotten.kept_today:
+                content += (
+                    f" Today's {forgotten.kept_today:,} stay until the day ends (UTC): they count toward "
+                    "today's quota and cooldown. Forget again tomorrow to delete them."
+                )
+        await interaction.response.edit_message(content=content, view=None, allowed_mentions=NO_MENTIONS)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(
@@ -207,7 +215,7 @@ class Usage(commands.Cog):
         view = ForgetConfirmation(self.bot, interaction.guild_id, interaction.user.id)
         await interaction.response.send_message(
             f"Delete every usage record of yours {where}? The totals keep the tokens, under nobody's name. "
-            "This can't be undone.",
+            "Today's (UTC) stay until the day ends, for the daily quota and cooldown. This can't be undone.",
             view=view,
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,

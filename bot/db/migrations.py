@@ -101,7 +101,7 @@ class MigrationStatus:
 def load_migrations(migrations_dir: Path) -> list[MigrationFile]:
     """The migration files in version order; malformed names and duplicate versions are errors."""
     if not migrations_dir.is_dir():
-        raise MigrationError(f"migrations directory {migrations_dir} not found; reinstall the bot (pip install .)")
+        raise MigrationError(f"migrations directory {migrations_dir} not found; reinstall the bot")
     files: dict[int, MigrationFile] = {}
     for path in sorted(migrations_dir.glob("*.sql")):
         match = _MIGRATION_NAME.match(path.name)
