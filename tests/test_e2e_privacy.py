@@ -67,8 +67,9 @@ async def test_forget_resets_neither_the_daily_quota_nor_the_cooldown(
     question = await command(world, "usage forget", user=world.alice)
     await press(world, question, "Delete my usage", world.alice)
     assert question.content == (
-        "Deleted 0 usage record(s); the totals keep their tokens under nobody's name. Today's 1 stay until "
-        "the day ends (UTC): they count toward today's quota and cooldown. Forget again tomorrow to delete them."
+        "Deleted 0 usage record(s); the totals keep their tokens under nobody's name. Today's 1 stay until"
+        " the day ends (UTC): they count toward today's quota and cooldown."
+        " Forget again tomorrow to delete them."
     )
     refusal = await chat_until_done(world, bot, "second", user=world.alice)
     assert refusal.ephemeral and refusal.content.startswith("You've used your 50 tokens for today")
