@@ -151,7 +151,12 @@ class StreamcordBot(commands.Bot):
         a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
         await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
 
-    async def _send_alert(self, channel_id: int, text: str) -> None:
+    async def _send_alert(self, guild_id: int, channel_id: int, text: str) -> None:
+        # Checked again at send: a value set before /config checked it (or a stale import) may name
+        # another server's channel.
+        guild = self.get_guild(guild_id)
+        if guild is None or guild.get_channel(channel_id) is None:
+            raise LookupError(f"alert_channel {channel_id} is not a channel of server {guild_id}")
         await paced.send(self, self.pacer, channel_id, text)
 
     def gateway_connected(self) -> bool:

@@ -69,7 +69,14 @@ class Metrics(StreamObserver):
     # --- StreamObserver ---------------------------------------------------------------------------------
 
     def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
+        self,
+        requester: Requester,
+        outcome: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        model: str = "",
+        reasoning_tokens: int = 0,
     ) -> None:
         self.answers.labels(outcome).inc()
         self.tokens.labels("prompt").inc(prompt_tokens)

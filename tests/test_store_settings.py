@@ -227,3 +227,17 @@ async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
         assert [e.new_value for e in await store.history(GUILD)] == ["kept-model"]
     finally:
         await db.close()
+
+
+def test_each_keys_metadata_agrees_with_its_parser() -> None:
+    """What /config offers (on/off, choices, none) comes from KEYS and is accepted as offered."""
+    for key, info in KEYS.items():
+        for word in info.suggestions:
+            parse_value(key, word)  # raises if the metadata offers what the parser refuses
+        if not (info.accepts_none or info.choices or info.model) and key != "system_prompt":
+            with pytest.raises(SettingError):
+                parse_value(key, "none")
+    assert [k for k, i in KEYS.items() if i.model] == ["model", "fallback_model"]
+    assert KEYS["enabled"].suggestions == ["on", "off"]
+    assert KEYS["reasoning_effort"].suggestions == ["low", "medium", "high", "none"]
+    assert [k for k, i in KEYS.items() if i.channel] == ["alert_channel"]

@@ -12,9 +12,17 @@ if TYPE_CHECKING:
 
 class StreamObserver:
     def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
+        self,
+        requester: Requester,
+        outcome: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        model: str = "",
+        reasoning_tokens: int = 0,
     ) -> None:
-        """An answer ended (outcome: a Status value) and its usage is recorded."""
+        """An answer ended (outcome: a Status value) and its usage is recorded; ``model`` is the one its
+        usage row names, ``reasoning_tokens`` are part of ``completion_tokens``."""
 
     def first_text(self, seconds: float) -> None:
         """From the request to the first text the user could see."""
@@ -36,10 +44,24 @@ class Observers(StreamObserver):
         self._observers = list(observers)
 
     def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
+        self,
+        requester: Requester,
+        outcome: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        model: str = "",
+        reasoning_tokens: int = 0,
     ) -> None:
         for observer in self._observers:
-            observer.answer_finished(requester, outcome, prompt_tokens, completion_tokens)
+            observer.answer_finished(
+                requester,
+                outcome,
+                prompt_tokens,
+                completion_tokens,
+                model=model,
+                reasoning_tokens=reasoning_tokens,
+            )
 
     def first_text(self, seconds: float) -> None:
         for observer in self._observers:

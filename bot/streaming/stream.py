@@ -346,7 +346,9 @@ class ReplyStream:
             reasoning_tokens=reasoning,
             model=self._model,
         )
-        self._observer.answer_finished(self.requester, status.value, prompt, completion)
+        self._observer.answer_finished(
+            self.requester, status.value, prompt, completion, model=self._model, reasoning_tokens=reasoning
+        )
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
