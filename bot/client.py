@@ -22,7 +22,7 @@ from bot.config import Config
 from bot.db import DATABASE_DOWN, Database, DatabaseUnavailable, open_database
 from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
-from bot.health import problem
+from bot.health import check
 from bot.history import History
 from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
@@ -117,6 +117,7 @@ class StreamcordBot(commands.Bot):
         self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
         if metrics:
             metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
+            metrics.watch_circuits(self.models.circuits)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
@@ -238,7 +239,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:
-                    health = functools.partial(problem, bot.gateway_connected, db)
+                    health = functools.partial(check, bot.gateway_connected, db, bot.models.circuits)
                     bot.metrics_port = await served.enter_async_context(
                         serve(metrics, health, config.metrics_host, config.metrics_port)
                     )

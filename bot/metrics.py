@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import SimpleNamespace
 
 import aiohttp
@@ -19,7 +19,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from bot.circuit import CircuitState, CircuitStatus
+from bot.health import HealthReport
 from bot.streaming.observer import StreamObserver
 from bot.streaming.stream import Requester
 
@@ -28,7 +32,7 @@ log = logging.getLogger(__name__)
 LOOP_LAG_INTERVAL = 0.5
 # Seconds: first text is often under a second; display lag is about the 1-s edit spacing under load.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
-Health = Callable[[], Awaitable[str | None]]  # None: healthy; else the reason
+Health = Callable[[], Awaitable[HealthReport]]
 
 
 class Metrics(StreamObserver):
@@ -65,6 +69,10 @@ class Metrics(StreamObserver):
         """Read the gauges from the stream manager at scrape time."""
         self.in_flight.set_function(in_flight)
         self.queued.set_function(queued)
+
+    def watch_circuits(self, circuits: Callable[[], list[CircuitStatus]]) -> None:
+        """streamcord_model_circuit_open{circuit}, read from the model caller at scrape time."""
+        self.registry.register(_CircuitGauge(circuits))
 
     # --- StreamObserver ---------------------------------------------------------------------------------
 
@@ -121,6 +129,21 @@ class Metrics(StreamObserver):
             self.loop_lag.set(max(0.0, loop.time() - due))
 
 
+class _CircuitGauge(Collector):
+    def __init__(self, circuits: Callable[[], list[CircuitStatus]]) -> None:
+        self._circuits = circuits
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "streamcord_model_circuit_open",
+            "1 while a model's circuit refuses new answers (open, or one probe under way)",
+            labels=["circuit"],
+        )
+        for circuit in self._circuits():
+            gauge.add_metric([circuit.name], 0.0 if circuit.state is CircuitState.CLOSED else 1.0)
+        yield gauge
+
+
 @contextlib.asynccontextmanager
 async def serve(metrics: Metrics, health: Health, host: str, port: int) -> AsyncIterator[int]:
     """/metrics and /healthz on host:port while the block runs, and the loop-lag watch with them; yields the
@@ -132,10 +155,8 @@ async def serve(metrics: Metrics, health: Health, host: str, port: int) -> Async
         )
 
     async def healthz(_: web.Request) -> web.Response:
-        reason = await health()
-        if reason is None:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text=f"{reason}\n")
+        report = await health()
+        return web.Response(status=report.status, text=report.text)
 
     app = web.Application()
     app.router.add_get("/metrics", scrape)
