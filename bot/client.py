@@ -42,6 +42,7 @@ from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
+from bot.usage_report import UsageReports
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class StreamcordBot(commands.Bot):
         self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
+        self.usage_reports = UsageReports(self.usage, self.settings, config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
         self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
         observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
