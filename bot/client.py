@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -26,7 +26,6 @@ from bot.health import check
 from bot.history import History
 from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
-from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
@@ -43,6 +42,9 @@ from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
 from bot.usage_report import UsageReports
+
+if TYPE_CHECKING:  # prometheus-client is loaded only with METRICS_PORT set
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +235,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()
-        metrics = Metrics() if config.metrics_port is not None else None
+        metrics = _metrics() if config.metrics_port is not None else None
         try:
             kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
             async with (
@@ -241,6 +243,8 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:
+                    from bot.metrics import serve
+
                     health = functools.partial(check, bot.gateway_connected, db, bot.models.circuits)
                     bot.metrics_port = await served.enter_async_context(
                         serve(metrics, health, config.metrics_host, config.metrics_port)
@@ -251,6 +255,12 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             await llm.close()
     finally:
         await db.close()
+
+
+def _metrics() -> Metrics:
+    from bot.metrics import Metrics  # prometheus-client (about 10 MB) only where metrics are served
+
+    return Metrics()
 
 
 def _command_name(interaction: discord.Interaction) -> str:

@@ -11,8 +11,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.db.location import DatabaseLocation
-from bot.db.postgres import is_postgres_url
+from bot.db.location import DatabaseLocation, is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
 from bot.settings import DEFAULT_SYSTEM_PROMPT, ChannelSettings, SettingError, parse_value
 from bot.shard_plan import ShardPlan, parse_shard_plan
