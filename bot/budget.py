@@ -20,8 +20,7 @@ from bot.settings import ChannelSettings
 from bot.store.alerts import AlertStore
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore, UsageSummary
-from bot.streaming.observer import StreamObserver
-from bot.streaming.stream import Requester
+from bot.streaming.observer import FinishedAnswer, StreamObserver
 
 log = logging.getLogger(__name__)
 
@@ -163,21 +162,13 @@ class BudgetWatch(StreamObserver):
         self._notify = notify
         self._checks: set[asyncio.Task[None]] = set()
 
-    def answer_finished(
-        self,
-        requester: Requester,
-        outcome: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        *,
-        model: str = "",
-        reasoning_tokens: int = 0,
-    ) -> None:
-        if requester.guild_id is None:
+    def answer_finished(self, answer: FinishedAnswer) -> None:
+        guild_id = answer.requester.guild_id
+        if guild_id is None:
             return
-        tokens = TokenCounts(1, prompt_tokens, completion_tokens, reasoning_tokens)
-        self._budget.month.add(requester.guild_id, model, tokens)
-        task = asyncio.create_task(self._check(requester.guild_id, requester.channel_id))
+        tokens = TokenCounts(1, answer.prompt_tokens, answer.completion_tokens, answer.reasoning_tokens)
+        self._budget.month.add(guild_id, answer.model, tokens)
+        task = asyncio.create_task(self._check(guild_id, answer.requester.channel_id))
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 

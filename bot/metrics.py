@@ -24,8 +24,7 @@ from prometheus_client.registry import Collector
 
 from bot.circuit import CircuitState, CircuitStatus
 from bot.health import HealthReport
-from bot.streaming.observer import StreamObserver
-from bot.streaming.stream import Requester
+from bot.streaming.observer import FinishedAnswer, StreamObserver
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +75,10 @@ class Metrics(StreamObserver):
 
     # --- StreamObserver ---------------------------------------------------------------------------------
 
-    def answer_finished(
-        self,
-        requester: Requester,
-        outcome: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        *,
-        model: str = "",
-        reasoning_tokens: int = 0,
-    ) -> None:
-        self.answers.labels(outcome).inc()
-        self.tokens.labels("prompt").inc(prompt_tokens)
-        self.tokens.labels("completion").inc(completion_tokens)
+    def answer_finished(self, answer: FinishedAnswer) -> None:
+        self.answers.labels(answer.outcome).inc()
+        self.tokens.labels("prompt").inc(answer.prompt_tokens)
+        self.tokens.labels("completion").inc(answer.completion_tokens)
 
     def first_text(self, seconds: float) -> None:
         self.first_text_seconds.observe(seconds)

@@ -10,6 +10,7 @@ from bot.circuit import CircuitState, CircuitStatus
 from bot.db import Database
 from bot.health import HealthReport, check
 from bot.metrics import Metrics, serve
+from bot.streaming.observer import FinishedAnswer
 from bot.streaming.stream import Requester
 
 
@@ -30,8 +31,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_scrape_shows_what_the_observer_saw(http: aiohttp.ClientSession) -> None:
     metrics = Metrics()
     metrics.count_streams(lambda: 3, lambda: 1)
-    metrics.answer_finished(Requester(1, 2, 3), "completed", 100, 20)
-    metrics.answer_finished(Requester(1, 2, 3), "stopped", 5, 1)
+    metrics.answer_finished(FinishedAnswer(Requester(1, 2, 3), "completed", 100, 20, "m"))
+    metrics.answer_finished(FinishedAnswer(Requester(1, 2, 3), "stopped", 5, 1, "m"))
     metrics.first_text(0.3)
     metrics.display_lag(1.2)
     metrics.model_error("timeout")

@@ -34,7 +34,7 @@ from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
-from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.observer import NO_OBSERVER, FinishedAnswer, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
@@ -347,7 +347,7 @@ class ReplyStream:
             model=self._model,
         )
         self._observer.answer_finished(
-            self.requester, status.value, prompt, completion, model=self._model, reasoning_tokens=reasoning
+            FinishedAnswer(self.requester, status.value, prompt, completion, self._model, reasoning)
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",
