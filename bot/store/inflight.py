@@ -75,7 +75,7 @@ class InflightStore:
     async def close_orphan(
         self, request_id: str, *, prompt_tokens: int | None = None, completion_tokens: int | None = None
     ) -> None:
-        """Mark an unfinished usage row 'interrupted' (token counts estimated; pass estimates if you have
+        """Mark an unfinished usage row interrupted (token counts estimated; pass estimates if you have
         them) and forget the in-flight row, atomically. A usage row that did finish is left as it is."""
         async with self._db.transaction():
             await self._db.execute(
