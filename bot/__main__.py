@@ -16,7 +16,6 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
 import discord
 
 from bot.budget import server_prices
@@ -159,9 +158,17 @@ async def run_migrate_command(
         finally:
             await db.close()
         return 0
-    except (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError, asyncpg.PostgresError) as exc:
+    except _database_errors() as exc:
         out.write(f"error: {exc}\n")
         return 2
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What a migration command reports in one line; asyncpg's errors only if PostgreSQL was used (asyncpg
+    is imported only then)."""
+    asyncpg = sys.modules.get("asyncpg")
+    postgres: tuple[type[Exception], ...] = (asyncpg.PostgresError,) if asyncpg is not None else ()
+    return (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError, *postgres)
 
 
 def _latest(applied: list[AppliedMigration]) -> str:

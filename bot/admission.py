@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.access import NOT_ALLOWED, daily_quota, may_ask
 from bot.budget import Budget
-from bot.db import DatabaseUnavailable
+from bot.db import DATABASE_DOWN, DatabaseUnavailable
 from bot.reservations import Reservations, Ticket
 from bot.settings import COOLDOWN_MAX, ChannelSettings
 from bot.store.settings import SettingsStore
@@ -68,7 +68,7 @@ class Admission:
             return await self._check(guild_id, channel_id, user_id, role_ids)
         except DatabaseUnavailable as exc:
             log.warning("Refused a request in channel %s: %s", channel_id, exc)
-            raise Refused("I can't reach my database right now. Ask again in a moment.") from exc
+            raise Refused(DATABASE_DOWN) from exc
 
     async def _check(
         self, guild_id: int | None, channel_id: int, user_id: int, role_ids: Collection[int]
@@ -86,6 +86,7 @@ class Admission:
         now = datetime.now(UTC)
         if settings.cooldown_seconds:
             recorded = await self._usage.last_request_at(guild_id, user_id)
+            # Read after the await, with no await before _remember: a racing question sees this one.
             last = max((t for t in (recorded, self._admitted.get((guild_id, user_id))) if t), default=None)
             if last is not None:
                 wait = settings.cooldown_seconds - (now - last).total_seconds()

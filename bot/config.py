@@ -11,10 +11,9 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.db.location import DatabaseLocation
-from bot.db.postgres import is_postgres_url
+from bot.db.location import DatabaseLocation, is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
-from bot.settings import ChannelSettings, SettingError, parse_value
+from bot.settings import DEFAULT_SYSTEM_PROMPT, ChannelSettings, SettingError, parse_value
 from bot.shard_plan import ShardPlan, parse_shard_plan
 
 
@@ -139,9 +138,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
 
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
-        system_prompt=setting(
-            "system_prompt", "SYSTEM_PROMPT", "You are a helpful assistant in a Discord server."
-        ),
+        system_prompt=setting("system_prompt", "SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
         temperature=setting("temperature", "TEMPERATURE", "0.7"),
         max_tokens=setting("max_tokens", "MAX_TOKENS", "1024"),
         enabled=True,

@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot import paced
 from bot.admission import Quiet, Refused
 from bot.attachments import AttachmentInfo
-from bot.channels import settings_channel_id
+from bot.channels import role_ids, settings_channel_id
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
 from bot.conversation import Turn, without_mention
@@ -87,7 +87,7 @@ class Chat(commands.Cog):
         user = interaction.user
         try:
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), user.id, _role_ids(user)
+                guild_id, settings_channel_id(channel), user.id, role_ids(user)
             )
             settings, ticket = admitted.settings, admitted.ticket
             with ticket.until_started():
@@ -238,7 +238,12 @@ class Chat(commands.Cog):
         reference = message.reference.message_id if message.reference else None
         if is_continue(prompt) and reference is not None:
             if await try_continue(
-                self.bot, message_id=reference, user_id=message.author.id, channel=channel, answer_to=message
+                self.bot,
+                message_id=reference,
+                user_id=message.author.id,
+                role_ids=role_ids(message.author),
+                channel=channel,
+                answer_to=message,
             ):
                 return
         guild_id = message.guild.id if message.guild is not None else None
@@ -247,7 +252,7 @@ class Chat(commands.Cog):
             if not prompt and not message.attachments:
                 raise Refused(EMPTY_PROMPT)
             admitted = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), author.id, _role_ids(author)
+                guild_id, settings_channel_id(channel), author.id, role_ids(author)
             )
             settings = admitted.settings
             with admitted.ticket.until_started():
@@ -257,8 +262,9 @@ class Chat(commands.Cog):
                     history = await self.bot.history.chain(channel.id, reference, settings.history)
                 attached = _attachments(message.attachments)
                 question = await self._question(settings, prompt, attached, author.display_name, history)
-        except Quiet:
-            return  # a switched-off channel, or someone without access here, gets no answer
+        except Quiet as refusal:  # a switched-off channel, or someone without access here, gets no answer
+            log.info("Not answering user %s in channel %s: %s", author.id, channel.id, type(refusal).__name__)
+            return
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
@@ -306,10 +312,6 @@ class Chat(commands.Cog):
 
 def _attachments(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
-
-
-def _role_ids(user: discord.User | discord.Member) -> list[int]:
-    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
 async def setup(bot: StreamcordBot) -> None:

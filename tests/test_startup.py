@@ -13,6 +13,7 @@ import pytest
 from bot.config import ConfigError, configure_logging, load_config
 from bot.db import DatabaseLocation
 from bot.db.sqlite import SqliteDatabase
+from bot.settings import ChannelSettings
 from tests.e2e import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
@@ -29,6 +30,14 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
     assert config.llm_retry_budget == 20
     assert config.circuit_failures == 5 and config.circuit_cool_down == 30
     assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
+
+
+def test_one_default_system_prompt() -> None:
+    """The built-in default, the settings' default and .env.example's example are one text (issue 18)."""
+    built_in = load_config(BASE).defaults.system_prompt
+    assert built_in == ChannelSettings(model="m").system_prompt
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    assert f"SYSTEM_PROMPT={built_in}\n" in example
 
 
 @pytest.mark.parametrize(

@@ -239,3 +239,17 @@ async def test_the_cache_keeps_only_the_most_recently_used_scopes(db: Database) 
     for channel in (OTHER_CHANNEL, OTHER_CHANNEL + 1):
         await store.get(OTHER_GUILD, channel, DEFAULTS)  # four more scopes push both out
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 7
+
+
+def test_each_keys_metadata_agrees_with_its_parser() -> None:
+    """What /config offers (on/off, choices, none) comes from KEYS and is accepted as offered."""
+    for key, info in KEYS.items():
+        for word in info.suggestions:
+            parse_value(key, word)  # raises if the metadata offers what the parser refuses
+        if not (info.accepts_none or info.choices or info.model) and key != "system_prompt":
+            with pytest.raises(SettingError):
+                parse_value(key, "none")
+    assert [k for k, i in KEYS.items() if i.model] == ["model", "fallback_model"]
+    assert KEYS["enabled"].suggestions == ["on", "off"]
+    assert KEYS["reasoning_effort"].suggestions == ["low", "medium", "high", "none"]
+    assert [k for k, i in KEYS.items() if i.channel] == ["alert_channel"]

@@ -37,7 +37,7 @@ from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
-from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.observer import NO_OBSERVER, FinishedAnswer, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
@@ -385,7 +385,9 @@ class ReplyStream:
             reasoning_tokens=reasoning,
             model=self._model,
         )
-        self._observer.answer_finished(self.requester, status.value, prompt, completion)
+        self._observer.answer_finished(
+            FinishedAnswer(self.requester, status.value, prompt, completion, self._model, reasoning)
+        )
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,
