@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bot.client import StreamcordBot
+from bot.streaming import display
 from bot.streaming.render import fences_balanced, render
 from cogs.chat import MESSAGE_FAILED
 from fakes.llm_server import Scenario, tokenize
 from tests.e2e import (
+    LONG,
     STORY,
     World,
     assert_grew_monotonically,
@@ -260,3 +262,35 @@ async def test_an_unexpected_error_on_a_mention_is_answered_and_the_bot_goes_on(
         lambda: len(bot_messages(world)) == 2 and not bot.streams, timeout=20, what="the next answer"
     )
     assert bot_messages(world)[1].content == "Hello again."
+
+
+async def test_a_503_burst_that_exhausts_the_retries_mid_stream_leaves_no_mark(
+    world: World, bot: StreamcordBot
+) -> None:
+    """A burst longer than a streaming version's retries, reaching the final version: the complete answer
+    still shows and is final (not left for recovery to label interrupted), and a later failure is retried
+    too. A mention's reply, since discord.py raises a channel edit's 503 at once (it retries webhook 5xx
+    itself)."""
+    text = LONG[:800]
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
+    await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count")
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    message = bot_messages(world)[0]
+    await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
+
+    def failures() -> int:
+        return sum(r.status == 503 for r in world.discord.requests)
+
+    edits = f"/messages/{message.id}"
+    world.discord.fail_requests("PATCH", edits, 503, count=display.MAX_RETRIES + 1)
+    await world.discord.wait_for(
+        lambda: failures() == display.MAX_RETRIES + 1, timeout=20, what="retries spent"
+    )
+    world.discord.fail_requests("PATCH", edits, 503, count=2)
+    await wait_final(world, message.id)
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    assert message.content == text
+    assert failures() == display.MAX_RETRIES + 3
+    assert await bot.db.fetchall("SELECT * FROM inflight") == []
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "completed"

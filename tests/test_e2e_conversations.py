@@ -193,8 +193,12 @@ async def test_without_the_intent_a_thread_explains_once_and_mentions_still_work
         thread, world.bob, f"<@{world.discord.bot_user_id}> can you hear me?"
     )
     await answer_to(world, mention)
-    explanations = [m for m in bot_messages(world, thread) if "Message Content intent" in m.content]
-    assert [m.reference_id for m in explanations] == [first]
+
+    def explanations() -> list[int | None]:
+        return [m.reference_id for m in bot_messages(world, thread) if "Message Content intent" in m.content]
+
+    # One-offs take turns with the streams' edits, so the explanation may land after the answer.
+    await world.discord.wait_for(lambda: explanations() == [first], what="one explanation")
     assert len(world.llm.requests) == 2
 
 
@@ -284,7 +288,8 @@ async def test_a_thread_archived_mid_answer_ends_it_with_the_model_closed_and_us
     await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
     await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
-    assert row["status"] == "stopped" and row["completion_tokens"] > 0
+    # Discord refuses the reply for good: the usage says so (issue 12), with the code.
+    assert row["status"] == "error" and "50083" in row["error"] and row["completion_tokens"] > 0
     assert request.finished_at is None and request.tokens_after_disconnect == 0
 
 

@@ -117,7 +117,10 @@ async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: Worl
         assert conn.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
 
-async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("outage", [0, 2], ids=["", "through_a_discord_outage"])
+async def test_kill_9_then_restart_finalises_the_orphaned_reply(
+    world: World, tmp_path: Path, outage: int
+) -> None:
     world.llm.enqueue(slow())
     async with bot_process(world, tmp_path / "bot.log") as process:
         message_id = await chat(world, "count")
@@ -134,6 +137,8 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
     assert shown.endswith("▌")
 
     message = world.discord.messages[message_id]
+    # A passing outage as the bot starts again: recovery retries rather than leave the cursor for good.
+    world.discord.fail_requests("PATCH", f"/messages/{message_id}", 503, count=outage)
     async with running_bot(world) as bot:
         await wait_final(world, message_id, lambda content: "interrupted" in content)
         await world.discord.wait_for(lambda: inflight_message_ids(world.db_path) == [], what="orphan closed")
@@ -152,7 +157,7 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
 async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopped(world: World) -> None:
     world.llm.enqueue(Scenario(text=LONG[:300], tokens_per_second=60))
     world.llm.enqueue(Scenario(text="Second."))
-    async with running_bot(world, MAX_CONCURRENT_STREAMS="1") as bot:
+    async with running_bot(world, MAX_CONCURRENT_STREAMS="1", MAX_STREAMS_PER_USER="3") as bot:
         first = await chat(world, "one")
         queued = await chat(world, "two")
         third = await chat(world, "three")

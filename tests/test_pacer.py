@@ -283,6 +283,26 @@ async def test_fair_across_50_channels(make_pacer: Callable[..., Awaitable[Pacer
     assert max_in_any_window([(c.start, c.end) for c in rec.calls], 0.2) <= 40
 
 
+async def test_a_burst_of_one_offs_takes_turns_with_streaming_edits(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+) -> None:
+    # The global budget (5 per 0.1 s) is the bottleneck: 40 one-offs alone would hold it for 0.8 s.
+    pacer = await make_pacer(global_per_second=6, global_headroom=1, global_window=0.1, channel_window=0.1)
+    rec = Recorder()
+    fetches = [
+        asyncio.ensure_future(pacer.run(rec.action(("fetch", i), i), Route.fetch_message(9, 100 + i)))
+        for i in range(40)
+    ]
+    await asyncio.sleep(0)  # one loop turn: every one-off is submitted before the edits
+    edits = [pacer.submit(ch, rec.action(ch, 1), Route.edit_message(ch, 1)) for ch in range(1, 6)]
+    urgent = pacer.submit("final", rec.action("final", 1), Route.edit_message(6, 1), priority=True)
+    await asyncio.wait_for(asyncio.gather(*fetches, *edits, urgent), 5)
+    order = [c.key for c in rec.calls]
+    assert order[0] == "final"  # final edits go first
+    # Every channel's edit went out within the first round, not after the whole burst.
+    assert max(order.index(ch) for ch in range(1, 6)) < 12, order
+
+
 async def test_many_streams_resolve_with_their_final_version(
     make_pacer: Callable[..., Awaitable[Pacer]],
 ) -> None:

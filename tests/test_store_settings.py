@@ -228,3 +228,29 @@ async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
         assert [e.new_value for e in await store.history(GUILD)] == ["kept-model"]
     finally:
         await db.close()
+
+
+async def test_the_cache_keeps_only_the_most_recently_used_scopes(db: Database) -> None:
+    store = SettingsStore(db, cache_size=2)
+    await store.set(GUILD, "channel", CHANNEL, "history", "3", ADMIN)
+    await store.get(GUILD, CHANNEL, DEFAULTS)  # caches (guild GUILD) and (channel CHANNEL)
+    # Written behind the store's back: only a scope read again from the database shows it.
+    await db.execute("UPDATE settings SET value = '7' WHERE scope_id = ?", (CHANNEL,))
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 3  # still cached
+    for channel in (OTHER_CHANNEL, OTHER_CHANNEL + 1):
+        await store.get(OTHER_GUILD, channel, DEFAULTS)  # four more scopes push both out
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 7
+
+
+def test_each_keys_metadata_agrees_with_its_parser() -> None:
+    """What /config offers (on/off, choices, none) comes from KEYS and is accepted as offered."""
+    for key, info in KEYS.items():
+        for word in info.suggestions:
+            parse_value(key, word)  # raises if the metadata offers what the parser refuses
+        if not (info.accepts_none or info.choices or info.model) and key != "system_prompt":
+            with pytest.raises(SettingError):
+                parse_value(key, "none")
+    assert [k for k, i in KEYS.items() if i.model] == ["model", "fallback_model"]
+    assert KEYS["enabled"].suggestions == ["on", "off"]
+    assert KEYS["reasoning_effort"].suggestions == ["low", "medium", "high", "none"]
+    assert [k for k, i in KEYS.items() if i.channel] == ["alert_channel"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,15 +45,20 @@ class Replaced:
 
 
 NOT_SET: Any = object()
+CACHE_SIZE = 10_000  # scopes (servers and channels) whose overrides stay in memory
 
 
 class SettingsStore:
-    """Reads are cached per (scope, scope_id); every write invalidates the scope it touched."""
+    """Reads are cached per (scope, scope_id), the ``cache_size`` most recently used; every write invalidates
+    the scope it touched."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, db: Database, *, clock: Callable[[], datetime] = utcnow, cache_size: int = CACHE_SIZE
+    ) -> None:
         self._db = db
         self._clock = clock
-        self._cache: dict[tuple[Scope, int], dict[str, Any]] = {}
+        self._cache_size = cache_size
+        self._cache: OrderedDict[tuple[Scope, int], dict[str, Any]] = OrderedDict()
         # Bumped on every invalidation so a read that raced a write never caches the stale result.
         self._generation = 0
 
@@ -190,7 +196,9 @@ class SettingsStore:
 
     async def _scope_values(self, scope: Scope, scope_id: int) -> dict[str, Any]:
         cached = self._cache.get((scope, scope_id))
-        if cached is None:
+        if cached is not None:
+            self._cache.move_to_end((scope, scope_id))
+        else:
             generation = self._generation
             rows = await self._db.fetchall(
                 "SELECT key, value FROM settings WHERE scope = ? AND scope_id = ?", (scope, scope_id)
@@ -198,6 +206,8 @@ class SettingsStore:
             cached = {row["key"]: json.loads(row["value"]) for row in rows}
             if generation == self._generation:
                 self._cache[(scope, scope_id)] = cached
+                if len(self._cache) > self._cache_size:  # a bot in many servers: keep the busy ones
+                    self._cache.popitem(last=False)
         return dict(cached)
 
     def _invalidate(self, scope: Scope, scope_id: int) -> None:

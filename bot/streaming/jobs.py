@@ -87,13 +87,14 @@ class Job:
 class Lane:
     """Pending jobs of one channel (or of no channel) plus that channel's message budget."""
 
-    __slots__ = ("channel_id", "heap", "last_dispatch", "state", "version", "window")
+    __slots__ = ("channel_id", "heap", "last_dispatch", "served_at", "state", "version", "window")
 
     def __init__(self, channel_id: int | None, window: SlidingWindow | None) -> None:
         self.channel_id = channel_id
         self.window = window
         self.heap: list[_Entry] = []
         self.last_dispatch = -INF
+        self.served_at = -INF  # when the dispatcher last started one of its jobs (any lane, paced or not)
         self.state = LaneState.IDLE
         # Bumped on every reschedule; heap entries carrying an older version are stale.
         self.version = 0

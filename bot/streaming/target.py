@@ -20,6 +20,10 @@ class MessageGone(Exception):
     """The reply (or its channel) no longer exists: stop generating."""
 
 
+class DeliveryBlocked(Exception):
+    """Discord refuses the reply for good (permission revoked, thread archived): stop generating."""
+
+
 class DeliveryFailed(Exception):
     """Discord refused a request in a way that retrying would not fix."""
 
@@ -53,6 +57,14 @@ class ReplyTarget(Protocol):
         ...
 
     def reaction_route(self) -> Route: ...
+
+    def note_route(self) -> Route:
+        """The route note() takes."""
+        ...
+
+    async def note(self, text: str) -> None:
+        """Post a short message beside the reply, where the bot may still write (the reply being blocked)."""
+        ...
 
     async def set_stop_button(self, shown: bool) -> None:
         """Add or remove the bot's own 🛑 reaction on the first page."""

@@ -278,9 +278,16 @@ class FakeDiscord(LoopbackServer):
     def channel_permissions(self, channel_id: int, user_id: int) -> int:
         return self.state.channel_permissions(channel_id, user_id)
 
-    def fail_requests(self, method: str, path_contains: str, status: int, count: int) -> None:
-        """Answer the next `count` matching requests with `status` (e.g. 503), as during a Discord outage."""
-        self.rest.fail_requests(method, path_contains, status, count)
+    def fail_requests(
+        self, method: str, path_contains: str, status: int, count: int, *, code: int = 0, message: str = ""
+    ) -> None:
+        """Answer the next `count` matching requests with `status` (e.g. 503, as during a Discord outage), or
+        with a Discord error `code` (e.g. 403 50013 Missing Permissions, 400 50083 thread archived)."""
+        self.rest.fail_requests(method, path_contains, status, count, code=code, message=message)
+
+    def hold_requests(self, method: str, path_contains: str) -> asyncio.Event:
+        """Matching requests wait (after being recorded) until the returned event is set."""
+        return self.rest.hold_requests(method, path_contains)
 
     # ----------------------------------------------------------------------------------- what happened
 
