@@ -52,7 +52,9 @@ class ReplyTarget(Protocol):
         """Create the page (page == len(message_ids)) or edit it, with ``file`` attached if given."""
         ...
 
-    def reaction_route(self) -> Route: ...
+    def reaction_route(self, shown: bool) -> Route:
+        """The route set_stop_button(shown) takes."""
+        ...
 
     async def set_stop_button(self, shown: bool) -> None:
         """Add or remove the bot's own 🛑 reaction on the first page."""
