@@ -154,8 +154,11 @@ class StreamcordBot(commands.Bot):
     async def _send_alert(self, channel_id: int, text: str) -> None:
         await paced.send(self, self.pacer, channel_id, text)
 
-    def gateway_connected(self) -> bool:
-        return self.ws is not None and self.ws.open and not self.is_closed()
+    def gateway_problem(self) -> str | None:
+        """None while connected to the gateway, else the reason /healthz gives."""
+        if self.ws is None or not self.ws.open or self.is_closed():
+            return "gateway disconnected"
+        return None
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -207,6 +210,15 @@ class StreamcordBot(commands.Bot):
 class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
     """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
 
+    def gateway_problem(self) -> str | None:
+        """Every shard of this process connected (a shard not yet launched counts as down), else the ones
+        that are not: their servers get no answers meanwhile."""
+        shards = self.config.shards.running
+        down = [i for i in shards if (shard := self.get_shard(i)) is None or shard.is_closed()]
+        if not down:
+            return None
+        return f"gateway disconnected: shard{'s' if len(down) > 1 else ''} {', '.join(map(str, down))}"
+
 
 @contextlib.asynccontextmanager
 async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
@@ -230,7 +242,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:
-                    health = functools.partial(problem, bot.gateway_connected, db)
+                    health = functools.partial(problem, bot.gateway_problem, db)
                     bot.metrics_port = await served.enter_async_context(
                         serve(metrics, health, config.metrics_host, config.metrics_port)
                     )

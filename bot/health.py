@@ -13,10 +13,11 @@ log = logging.getLogger(__name__)
 DB_TIMEOUT = 2.0  # a write transaction holds the one connection; longer than this is not healthy
 
 
-async def problem(gateway_connected: Callable[[], bool], db: Database) -> str | None:
-    """None when healthy, else the reason, fit for a monitoring page."""
-    if not gateway_connected():
-        return "gateway disconnected"
+async def problem(gateway_problem: Callable[[], str | None], db: Database) -> str | None:
+    """None when healthy, else the reason, fit for a monitoring page (the gateway's names shards down)."""
+    gateway = gateway_problem()
+    if gateway is not None:
+        return gateway
     try:
         async with asyncio.timeout(DB_TIMEOUT):
             await db.fetchone("SELECT 1")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.client import StreamcordBot, open_bot
@@ -98,6 +99,12 @@ async def running_bot(world: World, *, guild: int | None = None, **env: str) -> 
                 await task
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def healthz(bot: StreamcordBot) -> tuple[int, str]:
+    """What the bot's /healthz answers (it runs with METRICS_PORT=0): status and text."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{bot.metrics_port}/healthz") as r:
+        return r.status, await r.text()
 
 
 @contextlib.asynccontextmanager

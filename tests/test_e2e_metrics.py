@@ -9,7 +9,7 @@ import pytest
 
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
-from tests.e2e import STORY, World, chat, running_bot, wait_final
+from tests.e2e import STORY, World, chat, healthz, running_bot, wait_final
 from tests.test_metrics import samples
 
 
@@ -80,17 +80,11 @@ async def test_healthz_ok_while_connected(bot: StreamcordBot) -> None:
 
 
 async def test_healthz_is_503_while_the_gateway_is_down(world: World, bot: StreamcordBot) -> None:
-    url = f"http://127.0.0.1:{bot.metrics_port}/healthz"
-
-    async def health() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            return response.status, await response.text()
-
     ready_before = world.discord.ready_count
     await world.discord.gateway_down()
-    await world.discord.wait_for(lambda: not bot.gateway_connected(), what="the bot saw the gateway go")
-    assert await health() == (503, "gateway disconnected\n")
+    await world.discord.wait_for(lambda: bot.gateway_problem() is not None, what="the bot saw the gateway go")
+    assert await healthz(bot) == (503, "gateway disconnected\n")
     world.discord.gateway_up()
     await world.discord.wait_for(lambda: world.discord.ready_count > ready_before, timeout=30, what="resumed")
-    await world.discord.wait_for(bot.gateway_connected, what="the bot back on the gateway")
-    assert await health() == (200, "ok\n")
+    await world.discord.wait_for(lambda: bot.gateway_problem() is None, what="the bot back on the gateway")
+    assert await healthz(bot) == (200, "ok\n")

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from tests.e2e import ROOT, STOP, World, assert_stopped, chat, running_bot, slow, wait_stop_button
+from tests.e2e import ROOT, STOP, World, assert_stopped, chat, healthz, running_bot, slow, wait_stop_button
 
 
 async def test_a_process_streams_and_stops_in_the_servers_of_its_shards(world: World) -> None:
@@ -47,3 +47,23 @@ async def test_sync_subcommand_syncs_whatever_shards_the_process_runs(world: Wor
     assert await asyncio.wait_for(process.wait(), 30) == 0
     assert {c["name"] for c in world.discord.commands} >= {"chat", "stop", "config", "usage"}
     assert world.discord.ready_shards() == []  # it never connected to the gateway
+
+
+async def test_healthz_names_a_shard_that_is_down(world: World) -> None:
+    world.discord.max_concurrency = 2  # the two shards identify at once
+    world.discord.add_guild("On shard 1", shard=(1, 2))
+    async with running_bot(world, SHARD_COUNT="2", METRICS_PORT="0") as bot:
+        await world.discord.wait_for(
+            lambda: world.discord.ready_shards() == [(0, 2), (1, 2)], what="both shards ready"
+        )
+        await world.discord.wait_for(lambda: bot.gateway_problem() is None, what="both shards open")
+        assert await healthz(bot) == (200, "ok\n")
+        await world.discord.gateway_down(shards=[1])
+        await world.discord.wait_for(lambda: bot.gateway_problem() is not None, what="the bot saw shard 1 go")
+        assert await healthz(bot) == (503, "gateway disconnected: shard 1\n")
+        assert world.discord.ready_shards() == [(0, 2)]  # shard 0 stayed connected all along
+        world.discord.gateway_up()
+        await world.discord.wait_for(
+            lambda: bot.gateway_problem() is None, timeout=30, what="shard 1 back on the gateway"
+        )
+        assert await healthz(bot) == (200, "ok\n")

@@ -69,7 +69,7 @@ async def test_healthz_is_503_with_the_reason(http: aiohttp.ClientSession, db: D
     connected = False
 
     async def health() -> str | None:
-        return await problem(lambda: connected, db)
+        return await problem(lambda: None if connected else "gateway disconnected", db)
 
     async with serve(Metrics(), health, "127.0.0.1", 0) as port:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
