@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -215,6 +217,13 @@ async def wait_final(world: World, message_id: int, predicate: Callable[[str], b
         timeout=20,
         what=f"final version of message {message_id}",
     )
+
+
+def inflight_message_ids(db_path: Path) -> list[int]:
+    """The pages of every reply the SQLite database at ``db_path`` has in flight."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
+    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
 
 
 async def wait_stop_button(world: World, message_id: int) -> None:
