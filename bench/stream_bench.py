@@ -2,6 +2,7 @@
 
     python bench/stream_bench.py [--levels 1,20,200] [--tokens 500] [--tps 40] [--ttft 0.2]
                                  [--compare-fixed] [--stop-trials 10]
+    python bench/stream_bench.py --cluster [80] [--tokens 500] [--tps 40]
 
 Both fakes run in this process; the bot runs as a subprocess (`python -m bot`, or `python -m bench.run_bot`
 for the naive fixed pacer), so its CPU seconds and peak memory are its own. Every timestamp (token writes,
@@ -769,11 +770,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--stop-trials", type=int, default=10, help="🛑 trials (default 10; 0: skip)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the bot logs and databases")
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        nargs="?",
+        const=80,
+        metavar="STREAMS",
+        help="instead: PostgreSQL + 2 sharded processes streaming @mention answers (default 80, about 80"
+        " requests/s of demand), behind the REST proxy and without it (bench/cluster_bench.py)",
+    )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
     load = Load(args.tokens, args.tps, args.ttft)
+    if args.cluster is not None:
+        from bench.cluster_bench import run_cluster  # it builds on this module
+
+        await run_cluster(args.cluster, load, args.keep_logs)
+        return
     kinds = [STREAMCORD, FIXED] if args.compare_fixed else [STREAMCORD]
     raise_open_files_limit(max(args.levels, default=1))
     workdir = Path(tempfile.mkdtemp(prefix="streamcord-bench-"))
