@@ -18,7 +18,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,11 @@ from bench.stream_bench import (
     first_seen,
     format_table,
     is_global,
+    max_in_fixed_windows,
     median_p95,
     poll_until,
     raise_open_files_limit,
+    rejected_by,
     reply_final,
     reply_pages,
     request_rates,
@@ -56,6 +57,7 @@ class ClusterFigures:
     mode: str
     streams: int
     global_rps: tuple[float, float]  # peak (sliding 1 s), mean, at the loopback Discord
+    global_window_peak: int  # most in one of Discord's fixed 1-s global windows (429s included)
     n429: int
     by_bucket_429: dict[str, int]
     first_text_ms: tuple[float, float]  # the user's message → first answer text visible
@@ -162,12 +164,14 @@ def measure(
         if pages:
             finals.append((max(p.versions[-1].at for p in pages) - asked_at) * 1000)
     records = [r for r in fake.requests if window.start <= r.at <= window.end]
+    global_times = [r.at for r in records if is_global(r.path)]
     return ClusterFigures(
         mode=mode,
         streams=len(seats),
-        global_rps=request_rates([r.at for r in records if is_global(r.path)], window),
+        global_rps=request_rates(global_times, window),
+        global_window_peak=max_in_fixed_windows(global_times, 1.0),
         n429=fake.count_429(),
-        by_bucket_429=dict(Counter(r.bucket_key.split(":")[0] for r in fake.requests if r.status == 429)),
+        by_bucket_429=rejected_by(fake),
         first_text_ms=median_p95(first_text),
         final_ms=median_p95(finals),
         edits_mean=statistics.fmean(edits) if edits else 0.0,
@@ -184,15 +188,16 @@ def cluster_table(figures: Sequence[ClusterFigures], load: Load) -> str:
     def mark(ok: bool) -> str:
         return " ✓" if ok else " ✗"
 
-    def rate(f: ClusterFigures) -> str:
-        return pair(f.global_rps, "/s") + mark(f.global_rps[0] <= 50)
+    def in_window(f: ClusterFigures) -> str:
+        return str(f.global_window_peak) + mark(f.global_window_peak <= 50)
 
     def count_429(f: ClusterFigures) -> str:
         detail = ", ".join(f"{bucket} {n}" for bucket, n in sorted(f.by_bucket_429.items()))
         return f"{f.n429}" + (f" ({detail})" if detail else "") + mark(f.n429 == 0)
 
     rows = [
-        ["global req/s at Discord peak / mean", *(rate(f) for f in figures), "peak ≤ 50"],
+        ["global requests in one 1-s Discord window", *(in_window(f) for f in figures), "≤ 50"],
+        ["global req/s, any 1 s: peak / mean", *(pair(f.global_rps, "/s") for f in figures), ""],
         ["429 responses from Discord", *(count_429(f) for f in figures), "0"],
         ["message → first text med / p95", *(pair(f.first_text_ms, "ms") for f in figures), ""],
         ["message → final reply med / p95", *(pair(f.final_ms, "ms") for f in figures), ""],

@@ -337,8 +337,32 @@ def jain(values: Sequence[float]) -> float:
     return total * total / (len(values) * squares) if squares else math.nan
 
 
+def max_in_fixed_windows(times: Sequence[float], width: float) -> int:
+    """Most events in one fixed window as Discord (and the fake) counts the global limit: a window opens at
+    the first event after the previous one closed."""
+    best = count = 0
+    end = -math.inf
+    for at in sorted(times):
+        if at >= end:
+            end, count = at + width, 0
+        count += 1
+        best = max(best, count)
+    return best
+
+
 def is_global(path: str) -> bool:
     return _INTERACTION_ROUTE.match(path) is None
+
+
+def rejected_by(fake: FakeDiscord) -> dict[str, int]:
+    """429s by the limit that refused them: "global", or the route bucket's family."""
+    return dict(
+        Counter(
+            "global" if r.headers.get("X-RateLimit-Global") == "true" else r.bucket_key.split(":")[0]
+            for r in fake.requests
+            if r.status == 429
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------- load levels
@@ -505,7 +529,7 @@ def measure(
         global_rps=request_rates([r.at for r in records if is_global(r.path)], window),
         all_rps=request_rates([r.at for r in records], window),
         n429=fake.count_429(),
-        by_bucket_429=dict(Counter(r.bucket_key.split(":")[0] for r in fake.requests if r.status == 429)),
+        by_bucket_429=rejected_by(fake),
         fairness=jain(edits),
         incomplete=incomplete,
         unacked=sum(i.responded_at is None for i in interactions),
