@@ -174,8 +174,11 @@ class StreamcordBot(commands.Bot):
             raise LookupError(f"alert_channel {channel_id} is not a channel of server {guild_id}")
         await paced.send(self, self.pacer, channel_id, text)
 
-    def gateway_connected(self) -> bool:
-        return self.ws is not None and self.ws.open and not self.is_closed()
+    def gateway_problem(self) -> str | None:
+        """None while connected to the gateway, else the reason /healthz gives."""
+        if self.ws is None or not self.ws.open or self.is_closed():
+            return "gateway disconnected"
+        return None
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -230,6 +233,15 @@ class StreamcordBot(commands.Bot):
 class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
     """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
 
+    def gateway_problem(self) -> str | None:
+        """Every shard of this process connected (a shard not yet launched counts as down), else the ones
+        that are not: their servers get no answers meanwhile."""
+        shards = self.config.shards.running
+        down = [i for i in shards if (shard := self.get_shard(i)) is None or shard.is_closed()]
+        if not down:
+            return None
+        return f"gateway disconnected: shard{'s' if len(down) > 1 else ''} {', '.join(map(str, down))}"
+
 
 @contextlib.asynccontextmanager
 async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
@@ -255,7 +267,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                 if metrics is not None and config.metrics_port is not None:
                     from bot.metrics import serve
 
-                    health = functools.partial(check, bot.gateway_connected, db, bot.models.circuits)
+                    health = functools.partial(check, bot.gateway_problem, db, bot.models.circuits)
                     bot.metrics_port = await served.enter_async_context(
                         serve(metrics, health, config.metrics_host, config.metrics_port)
                     )

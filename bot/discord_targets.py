@@ -102,8 +102,11 @@ class ChannelTarget:
             message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
             self.message_ids.append(message.id)
 
-    def reaction_route(self) -> Route:
-        return Route.reaction_add(self.channel_id, self.message_ids[0] if self.message_ids else 0, STOP_EMOJI)
+    def reaction_route(self, shown: bool) -> Route:
+        message_id = self.message_ids[0] if self.message_ids else 0
+        if shown:
+            return Route.reaction_add(self.channel_id, message_id, STOP_EMOJI)
+        return Route.reaction_remove(self.channel_id, message_id, STOP_EMOJI)
 
     async def set_stop_button(self, shown: bool) -> None:
         message = self._channel.get_partial_message(self.message_ids[0])
@@ -193,8 +196,8 @@ class InteractionTarget:
                 )
                 self.message_ids.append(message.id)
 
-    def reaction_route(self) -> Route:
-        return self._channel.reaction_route()
+    def reaction_route(self, shown: bool) -> Route:
+        return self._channel.reaction_route(shown)
 
     async def set_stop_button(self, shown: bool) -> None:
         if not self._ephemeral:

@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 DB_TIMEOUT = 2.0  # a write transaction holds the one connection; longer than this is not healthy
 
 
-async def problem(gateway_connected: Callable[[], bool], db: Database) -> str | None:
-    """None when healthy, else the reason, fit for a monitoring page."""
-    if not gateway_connected():
-        return "gateway disconnected"
+async def problem(gateway_problem: Callable[[], str | None], db: Database) -> str | None:
+    """None when healthy, else the reason, fit for a monitoring page (the gateway's names shards down)."""
+    gateway = gateway_problem()
+    if gateway is not None:
+        return gateway
     try:
         async with asyncio.timeout(DB_TIMEOUT):
             await db.fetchone("SELECT 1")
@@ -49,9 +50,9 @@ class HealthReport:
 
 
 async def check(
-    gateway_connected: Callable[[], bool], db: Database, circuits: Callable[[], list[CircuitStatus]]
+    gateway_problem: Callable[[], str | None], db: Database, circuits: Callable[[], list[CircuitStatus]]
 ) -> HealthReport:
-    reason = await problem(gateway_connected, db)
+    reason = await problem(gateway_problem, db)
     known = circuits()
     tripped = [c for c in known if c.state is not CircuitState.CLOSED]
     notes = tuple(f"model circuit {c.state}: {c.name} ({_when(c)})" for c in tripped)

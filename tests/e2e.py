@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.client import StreamcordBot, open_bot
@@ -98,6 +101,12 @@ async def running_bot(world: World, *, guild: int | None = None, **env: str) -> 
                 await task
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def healthz(bot: StreamcordBot) -> tuple[int, str]:
+    """What the bot's /healthz answers (it runs with METRICS_PORT=0): status and text."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{bot.metrics_port}/healthz") as r:
+        return r.status, await r.text()
 
 
 @contextlib.asynccontextmanager
@@ -208,6 +217,13 @@ async def wait_final(world: World, message_id: int, predicate: Callable[[str], b
         timeout=20,
         what=f"final version of message {message_id}",
     )
+
+
+def inflight_message_ids(db_path: Path) -> list[int]:
+    """The pages of every reply the SQLite database at ``db_path`` has in flight."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
+    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
 
 
 async def wait_stop_button(world: World, message_id: int) -> None:

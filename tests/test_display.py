@@ -43,8 +43,8 @@ class ScriptedTarget:
         self.files.append(file)
         await self._notify()
 
-    def reaction_route(self) -> Route:
-        return Route(None, "PUT /test/reactions", False)
+    def reaction_route(self, shown: bool) -> Route:
+        return Route(None, "REACTION /test/reactions", False)
 
     async def set_stop_button(self, shown: bool) -> None:
         self.button = shown

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sqlite3
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.e2e import (
     bot_messages,
     bot_process,
     chat,
+    inflight_message_ids,
     running_bot,
     slow,
     usage_rows,
@@ -88,12 +88,6 @@ async def test_deleting_the_question_stops_a_mention_reply(world: World, bot: St
     await wait_stop_button(world, reply.id)
     await world.discord.delete_message(world.channel_id, question)
     await assert_stopped(world, bot, reply.id, "⏹ stopped: the question was deleted")
-
-
-def inflight_message_ids(db_path: Path) -> list[int]:
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
-    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
 
 
 async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: World, tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ async def test_healthz_is_503_with_the_reason(http: aiohttp.ClientSession, db: D
     connected = False
 
     async def health() -> HealthReport:
-        return await check(lambda: connected, db, list)
+        return await check(lambda: None if connected else "gateway disconnected", db, list)
 
     async with serve(Metrics(), health, "127.0.0.1", 0) as port:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -92,11 +92,11 @@ async def test_open_circuits_are_listed_and_only_all_of_them_fail_the_check(db: 
         )
 
     main, fallback = circuit("m1", CircuitState.OPEN), circuit("m2", CircuitState.CLOSED)
-    assert await check(lambda: True, db, list) == HealthReport()
-    one_down = await check(lambda: True, db, lambda: [main, fallback])
+    assert await check(lambda: None, db, list) == HealthReport()
+    one_down = await check(lambda: None, db, lambda: [main, fallback])
     assert (one_down.status, one_down.text) == (200, "ok\nmodel circuit open: m1 (next probe in 12 s)\n")
     probing = circuit("m2", CircuitState.PROBING)
-    all_down = await check(lambda: True, db, lambda: [main, probing])
+    all_down = await check(lambda: None, db, lambda: [main, probing])
     assert all_down.status == 503
     assert all_down.text.splitlines() == [
         "every model circuit is open",

@@ -390,6 +390,7 @@ class RateLimitedServer:
         self.scripted: dict[str, tuple[int, dict[str, str]]] = {}
         self.hits: list[Hit] = []
         self.base = ""
+        self.reports = True  # False: no X-RateLimit-* headers on success, as behind a REST proxy
 
     async def handle(self, request: web.Request) -> web.Response:
         now = clock()
@@ -427,7 +428,7 @@ class RateLimitedServer:
         self.windows[key] = (start, count + 1)
         self.hits.append(Hit(now, request.method, path, 200))
         headers["X-RateLimit-Remaining"] = str(self.limit - count - 1)
-        return web.json_response({"id": "1"}, headers=headers)
+        return web.json_response({"id": "1"}, headers=headers if self.reports else {})
 
 
 @pytest.fixture
@@ -505,6 +506,32 @@ async def test_learns_route_buckets_from_headers_and_never_hits_429(
     assert [h.status for h in server.hits] == [200] * 6
     assert pacer.stats.rate_limited == 0
     assert pacer.stats.unpaced == 0
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["headers", "behind a proxy"])
+async def test_reaction_add_and_remove_share_one_bucket_before_any_header(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+    reports: bool,
+) -> None:
+    # Discord: 1 reaction add or remove per 0.25 s per channel, one bucket it reports only once answered
+    # (and a REST proxy never). The stop button adds and removes under one key, back to back.
+    server.limit, server.window, server.reports = 1, 0.25, reports
+    pacer = await make_pacer()
+    session = traced(pacer)
+    reaction = f"{server.base}/channels/3/messages/9/reactions/%F0%9F%9B%91"
+    add = pacer.submit(
+        "button", http_action(session, "PUT", f"{reaction}/@me"), Route.reaction_add(3, 9, "🛑")
+    )
+    await wait_until(lambda: pacer.stats.dispatched == 1)
+    remove = pacer.submit(
+        "button", http_action(session, "DELETE", f"{reaction}/@me"), Route.reaction_remove(3, 9, "🛑")
+    )
+    stray = pacer.run(http_action(session, "DELETE", f"{reaction}/42"), Route.reaction_remove(3, 9, "🛑", 42))
+    assert await asyncio.wait_for(asyncio.gather(add, remove, stray), 3) == [200] * 3
+    assert [h.status for h in server.hits] == [200] * 3
+    assert pacer.stats.rate_limited == 0 and pacer.stats.unpaced == 0
 
 
 async def test_remaining_zero_blocks_route_until_reset(

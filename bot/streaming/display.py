@@ -259,10 +259,11 @@ class ReplyDisplay:
             self._shown[page] = content
             return
         self._shown.append(content)
+        # Recorded first: a reply showing its stop button is one a restart can find (kill -9 right after).
+        await self._on_page(list(self._target.message_ids))
         streaming = self._wanted is not None and not self._wanted.final
         if page == 0 and streaming and self._delivery is not Delivery.GONE:
             self._button.show()
-        await self._on_page(list(self._target.message_ids))
 
     def _set_delivery(self, delivery: Delivery) -> None:
         if self._delivery is Delivery.GONE:

@@ -56,7 +56,9 @@ class ReplyTarget(Protocol):
         """Create the page (page == len(message_ids)) or edit it, with ``file`` attached if given."""
         ...
 
-    def reaction_route(self) -> Route: ...
+    def reaction_route(self, shown: bool) -> Route:
+        """The route set_stop_button(shown) takes."""
+        ...
 
     def note_route(self) -> Route:
         """The route note() takes."""

@@ -20,7 +20,7 @@ What it enforces, as Discord does:
 - Auth: a bot token on REST (401 otherwise) and in IDENTIFY (close 4004); RESUME of an unknown session: op 9.
 - Gateway: events go only to sessions with the intents for them; others' message content is blanked
   without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM). ``gateway_down()`` is an outage:
-  connections drop and new ones get 503 until ``gateway_up()``.
+  connections (all, or those of some shards) drop and new ones get 503 until ``gateway_up()``.
 - Files: the bot's uploads are kept (``FakeMessage.attachments``) and, like files a user picks for an
   attachment option (``upload()``), served at ``/attachments/{id}/{filename}`` (``cdn_delay`` seconds late,
   for a slow CDN; ``cdn_served`` counts the files sent); buttons the bot sends can be
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -265,9 +266,10 @@ class FakeDiscord(LoopbackServer):
         attachment option; ``size``: what Discord reports, if not the real size."""
         return self.state.upload(filename, data, content_type, size)
 
-    async def gateway_down(self) -> None:
-        """A gateway outage: connections drop and reconnecting fails until gateway_up()."""
-        await self.gateway.go_down()
+    async def gateway_down(self, shards: Collection[int] | None = None) -> None:
+        """A gateway outage: connections (of ``shards`` only, if given) drop and reconnecting fails until
+        gateway_up()."""
+        await self.gateway.go_down(shards)
 
     def gateway_up(self) -> None:
         self.gateway.up()
