@@ -1,5 +1,5 @@
 """What the end-to-end tests share: the world they run in, the real bot running against it, acting as its
-users (/chat, other commands, the CLI), and reading back what those users saw.
+users (/chat, mentions, other commands, the CLI), and reading back what those users (and operators) saw.
 
 The pytest fixtures built on these (``world``, ``bot``, ``db``) live in conftest.py.
 """
@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import discord
+import numpy as np
+from matplotlib import colors
+from matplotlib import image as mpimg
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
 from bot.db import Database
+from bot.store.usage import UsageStore
 from bot.streaming.render import MARKER
 from fakes.discord import FLAG_LOADING, FakeDiscord, FakeMessage
 from fakes.llm_server import FakeLLM, Scenario, tokenize
@@ -30,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 STORY = " ".join(f"word{i}" for i in range(60)) + "."
 LONG = " ".join(f"t{i}" for i in range(400))
 STOP = "🛑"
+# The /usage chart's default colour cycle: the biggest model is stacked first (C0), the next one on top (C1).
+BLUE, ORANGE = (np.array(colors.to_rgb(c)) for c in ("C0", "C1"))
 # Every variable the bot reads; CLI subprocesses start from an environment without any of them.
 _KNOBS = frozenset(
     "DISCORD_TOKEN OPENAI_API_KEY OPENAI_BASE_URL DEFAULT_MODEL DATABASE_PATH LOG_LEVEL DISCORD_API_BASE"
@@ -130,6 +139,24 @@ async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator
             await process.wait()
 
 
+async def add_row(
+    db: Database, at: datetime, user_id: int, channel_id: int, guild_id: int, tokens: int
+) -> None:
+    """A finished request recorded at ``at`` (the store's clock is the only way to backdate one)."""
+    store = UsageStore(db, clock=lambda: at)
+    request_id = f"old-{at.isoformat()}-{user_id}"
+    await store.start(request_id, guild_id, channel_id, user_id, "fake-model")
+    await store.finish(
+        request_id,
+        status="completed",
+        prompt_tokens=tokens,
+        completion_tokens=0,
+        estimated=False,
+        ttft_ms=10,
+        duration_ms=20,
+    )
+
+
 def run_cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m bot ARGS` with only the given environment variables of the bot's own set."""
     clean = {k: v for k, v in os.environ.items() if k not in _KNOBS}
@@ -188,6 +215,11 @@ async def chat_until_done(
     reply = await command(world, "chat", {"prompt": prompt}, user=user or world.alice, channel=channel)
     await wait_idle(world, bot, timeout=15)
     return reply
+
+
+async def usage(world: World, options: dict[str, Any] | None = None, *, user: int) -> FakeMessage:
+    """/usage show as ``user``; its reply once final."""
+    return await command(world, "usage show", options, user=user)
 
 
 async def say(world: World, name: str, options: dict[str, Any] | None = None, **who: int) -> str:
@@ -287,3 +319,32 @@ async def overrides(bot: StreamcordBot) -> list[tuple[str, int, str, str]]:
     """The settings table, as (scope, scope id, key, JSON value) rows."""
     rows = await bot.db.fetchall("SELECT scope, scope_id, key, value FROM settings ORDER BY scope, key")
     return [tuple(row) for row in rows]
+
+
+def embed_of(reply: FakeMessage) -> dict[str, Any]:
+    """The /usage answer as {"title": ..., field name: field value}; it must be ephemeral."""
+    assert reply.ephemeral
+    [embed] = reply.embeds
+    return {"title": embed["title"]} | {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+def decode(png: bytes) -> np.ndarray:
+    """A /usage chart's RGB pixels."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return mpimg.imread(io.BytesIO(png), format="png")[:, :, :3]
+
+
+def pixels_of(picture: np.ndarray, colour: np.ndarray) -> int:
+    return int(np.all(np.abs(picture - colour) < 0.02, axis=-1).sum())
+
+
+# --- what operators saw ---------------------------------------------------------------------------------
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus scrape as {(name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

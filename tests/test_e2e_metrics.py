@@ -9,8 +9,7 @@ import pytest
 
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
-from tests.e2e import STORY, World, chat, running_bot, wait_final
-from tests.test_metrics import samples
+from tests.e2e import STORY, World, chat, running_bot, samples, wait_final
 
 
 @pytest.fixture

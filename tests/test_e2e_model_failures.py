@@ -9,8 +9,7 @@ from bot.circuit import CircuitState
 from bot.client import StreamcordBot
 from fakes.discord import FakeMessage
 from fakes.llm_server import Outage, Scenario
-from tests.e2e import World, chat, command, running_bot, usage_rows, wait_final, wait_idle
-from tests.test_e2e_usage import embed_of
+from tests.e2e import World, chat, command, embed_of, running_bot, usage_rows, wait_final, wait_idle
 
 ANSWER = "The server is back and here is the answer."
 

@@ -7,8 +7,7 @@ from typing import Any
 from bot.client import StreamcordBot
 from fakes.discord import FakeMessage
 from fakes.llm_server import Scenario
-from tests.e2e import World, chat_until_done, command, usage_rows
-from tests.test_e2e_usage import embed_of, usage
+from tests.e2e import World, chat_until_done, command, embed_of, usage, usage_rows
 
 
 def buttons(message: FakeMessage) -> list[dict[str, Any]]:

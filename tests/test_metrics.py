@@ -4,20 +4,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bot.db import Database
 from bot.health import problem
 from bot.metrics import Metrics, serve
 from bot.streaming.stream import Requester
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from tests.e2e import samples
 
 
 @pytest.fixture
