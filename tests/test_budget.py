@@ -11,7 +11,7 @@ from bot.pricing import Price, PriceList
 from bot.settings import ChannelSettings
 from bot.store.alerts import AlertStore
 from bot.store.usage import UsageStore
-from tests.test_store_usage import GUILD, Clock, record
+from tests.stores import GUILD, Clock, record
 
 ALERTS = 77
 # 1 USD per million prompt tokens: 100,000 tokens cost 0.10.
