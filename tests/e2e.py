@@ -30,7 +30,7 @@ from bot.config import load_config
 from bot.db import Database
 from bot.store.usage import UsageStore
 from bot.streaming.render import MARKER
-from fakes.discord import FLAG_LOADING, FakeDiscord, FakeMessage
+from fakes.discord import FLAG_LOADING, FakeAttachment, FakeDiscord, FakeMessage
 from fakes.llm_server import FakeLLM, Scenario, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,6 +208,31 @@ async def command(
     return world.discord.messages[interaction.message_id]
 
 
+async def mention(
+    world: World,
+    text: str,
+    *,
+    user: int | None = None,
+    channel: int | None = None,
+    reply_to: int | None = None,
+    attachments: list[FakeAttachment] | None = None,
+) -> int:
+    """Post a message that mentions the bot (as Alice unless told, in the world's channel unless told);
+    returns its id at once."""
+    return await world.discord.post_message(
+        channel or world.channel_id,
+        user or world.alice,
+        f"<@{world.discord.bot_user_id}> {text}",
+        reply_to=reply_to,
+        attachments=attachments,
+    )
+
+
+async def ask(world: World, text: str, *, reply_to: int | None = None) -> int:
+    """Mention the bot with a question as Alice; the id of its reply once there is one."""
+    return await first_reply(world, await mention(world, text, reply_to=reply_to))
+
+
 async def chat_until_done(
     world: World, bot: StreamcordBot, prompt: str, *, user: int | None = None, channel: int | None = None
 ) -> FakeMessage:
@@ -220,6 +245,11 @@ async def chat_until_done(
 async def usage(world: World, options: dict[str, Any] | None = None, *, user: int) -> FakeMessage:
     """/usage show as ``user``; its reply once final."""
     return await command(world, "usage show", options, user=user)
+
+
+async def asks(world: World, bot: StreamcordBot, user: int, prompt: str = "may I?") -> str:
+    """What /chat answers this user once the answer is over: the refusal, or the answer's text."""
+    return (await chat_until_done(world, bot, prompt, user=user)).content
 
 
 async def say(world: World, name: str, options: dict[str, Any] | None = None, **who: int) -> str:
@@ -240,6 +270,31 @@ async def wait_final(world: World, message_id: int, predicate: Callable[[str], b
         timeout=20,
         what=f"final version of message {message_id}",
     )
+
+
+async def first_reply(world: World, message_id: int) -> int:
+    """The id of the bot's reply to a message, once it exists (there must be only one)."""
+    await world.discord.wait_for(
+        lambda: any(m.reference_id == message_id for m in world.discord.messages.values()),
+        what=f"a reply to {message_id}",
+    )
+    [reply] = [m for m in world.discord.messages.values() if m.reference_id == message_id]
+    return reply.id
+
+
+async def finished(world: World, bot: StreamcordBot, message_id: int) -> str:
+    """The message's final content, once its answer is over and its usage recorded."""
+    await wait_final(world, message_id)
+    await wait_idle(world, bot, timeout=20)
+    return world.discord.messages[message_id].content
+
+
+async def answers(world: World, bot: StreamcordBot, count: int) -> list[str]:
+    """The contents of the bot's messages once ``count`` exist and no answer is being written."""
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) >= count and len(bot.streams) == 0, timeout=20, what="answers"
+    )
+    return [m.content for m in bot_messages(world)]
 
 
 async def wait_stop_button(world: World, message_id: int) -> None:
