@@ -163,6 +163,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
         "name": "Alice",
     }
 
+    await wait_idle(world, bot)  # the answer's pages are recorded: the reply below leads back to it
     world.llm.enqueue(Scenario(text="About two million people."))
     await world.discord.post_message(world.channel_id, world.alice, "And its population?", reply_to=reply.id)
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 2, what="a second reply")
