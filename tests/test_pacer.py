@@ -4,6 +4,7 @@ clock that the pacer shares, so how much they send in a given time does not depe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -684,7 +685,9 @@ async def test_slots_free_when_the_response_arrives_not_when_the_action_returns(
 
     async def edit_then_linger() -> None:
         await http_action(session, "PATCH", server.base + path, started)()
-        await asyncio.sleep(1.0)
+        # Linger until the second edit has started, which it can only do if the slot freed at the response.
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: len(started) == 2)
         finished.append(clock())
 
     first = pacer.submit("a", edit_then_linger, route)
