@@ -157,10 +157,12 @@ async def test_chat_in_a_thread_then_plain_messages_from_two_users_continue_it(w
         assert world.discord.messages[thread].content == "🧵 Plan a picnic for six people"
         assert len(world.discord.messages[answer].versions) >= 3, "streamed with paced edits"
         assert world.discord.count_429() == 0
+        await wait_idle(world, bot)
 
         world.llm.enqueue(Scenario(text="Sandwiches."))
         alices = await world.discord.post_message(thread, world.alice, "What food?")
         await answer_to(world, alices)
+        await wait_idle(world, bot)  # its pages recorded: a reply a few ms after the final edit may miss them
         world.llm.enqueue(Scenario(text="Lemonade."))
         bobs = await world.discord.post_message(thread, world.bob, "And drinks?")
         await answer_to(world, bobs)
