@@ -12,7 +12,7 @@ from bot.pricing import Price, PriceList, TokenCounts
 from bot.settings import ChannelSettings
 from bot.store.alerts import AlertStore
 from bot.store.usage import UsageStore, UsageSummary
-from tests.test_store_usage import GUILD, Clock, record
+from tests.stores import GUILD, Clock, record
 
 ALERTS = 77
 # 1 USD per million prompt tokens: 100,000 tokens cost 0.10.

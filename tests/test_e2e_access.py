@@ -9,12 +9,7 @@ import pytest
 from bot.access import NOT_ALLOWED
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
-from tests.e2e import World, bot_messages, chat_until_done, say
-
-
-async def asks(world: World, bot: StreamcordBot, user: int) -> str:
-    """What /chat answers this user: the refusal, or the answer's text."""
-    return (await chat_until_done(world, bot, "may I?", user=user)).content
+from tests.e2e import World, asks, bot_messages, chat_until_done, say
 
 
 async def test_roles_and_users_allowed_and_blocked(

@@ -10,28 +10,11 @@ from bot.attachments import TEXT_MAX_BYTES
 from bot.client import StreamcordBot
 from bot.status import IMAGES_REFUSED
 from bot.streaming.render import MARKER
-from fakes.discord import FakeAttachment
 from fakes.llm_server import Scenario
-from tests.e2e import World, bot_messages
+from tests.e2e import World, answers, bot_messages, mention
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 LOG = "ERROR disk full\nWARN retrying\n"
-
-
-async def post(world: World, text: str, files: list[FakeAttachment]) -> None:
-    """Mention the bot with attachments."""
-    await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", attachments=files
-    )
-
-
-async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
-    """Ask with attachments; the final content of the reply."""
-    await post(world, text, files)
-    await world.discord.wait_for(
-        lambda: len(bot_messages(world)) == 1 and len(bot.streams) == 0, timeout=20, what="the answer"
-    )
-    return bot_messages(world)[0].content
 
 
 def user_turn(world: World, n: int = 0) -> object:
@@ -42,11 +25,10 @@ async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text="The disk is full."))
-    content = await mention(
+    await mention(
         world,
-        bot,
         "what failed?",
-        [
+        attachments=[
             world.discord.upload("app.log", LOG.encode(), "text/plain; charset=utf-8"),
             world.discord.upload("screen.png", PNG, "image/png"),
             world.discord.upload("big.log", b"x" * (TEXT_MAX_BYTES + 1), "text/plain"),
@@ -55,6 +37,7 @@ async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
             world.discord.upload("liar.txt", b"y" * (TEXT_MAX_BYTES * 3), "text/plain", size=10),
         ],
     )
+    [content] = await answers(world, bot, 1)
     assert user_turn(world) == [
         {"type": "text", "text": f"what failed?\n\nAttached file `app.log`:\n```\n{LOG}\n```"},
         {
@@ -72,7 +55,8 @@ async def test_a_model_refusing_images_is_asked_once_more_without_them(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.default = Scenario(text="I can only read text.", reject_images=True)
-    content = await mention(world, bot, "what is this?", [world.discord.upload("a.png", PNG, "image/png")])
+    await mention(world, "what is this?", attachments=[world.discord.upload("a.png", PNG, "image/png")])
+    [content] = await answers(world, bot, 1)
     assert len(world.llm.requests) == 2
     assert [part["type"] for part in user_turn(world, 0)] == ["text", "image_url"]  # type: ignore[attr-defined]
     assert user_turn(world, 1) == "what is this?"
@@ -96,7 +80,7 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
     assert user_turn(world) == "summarise\n\nAttached file `notes.md`:\n```\n# Notes\nall good\n```"
 
     world.llm.enqueue(Scenario(text="No image then."))
-    await post(world, "and this?", [world.discord.upload("a.png", PNG, "image/png")])
+    await mention(world, "and this?", attachments=[world.discord.upload("a.png", PNG, "image/png")])
     await world.discord.wait_for(lambda: len(world.llm.requests) == 2 and len(bot.streams) == 0)
     assert user_turn(world, 1) == "and this?"
     assert bot_messages(world)[-1].content == "No image then.\n📎 skipped a.png (images are off here)"
@@ -105,7 +89,8 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
 async def test_file_mode_attaches_the_reasoning(world: World, bot: StreamcordBot) -> None:
     await bot.settings.set(world.guild_id, "channel", world.channel_id, "reasoning", "file", world.admin)
     world.llm.enqueue(Scenario(text="Four.", reasoning=["Two and", " two."]))
-    content = await mention(world, bot, "2+2?", [])
+    await mention(world, "2+2?")
+    [content] = await answers(world, bot, 1)
     [reply] = bot_messages(world)
     assert content == "Four."
     assert [(f.filename, f.data) for f in reply.attachments] == [("reasoning.md", b"Two and two.")]
@@ -158,7 +143,7 @@ async def test_a_mention_shows_its_placeholder_while_its_file_downloads(
 ) -> None:
     world.discord.cdn_delay = 2.0
     world.llm.enqueue(Scenario(text="All good."))
-    await post(world, "summarise", [world.discord.upload("notes.md", NOTES, "text/markdown")])
+    await mention(world, "summarise", attachments=[world.discord.upload("notes.md", NOTES, "text/markdown")])
     await world.discord.wait_for(lambda: bool(bot_messages(world)), what="the placeholder")
     [reply] = bot_messages(world)
     assert reply.content == MARKER and world.discord.cdn_served == 0 and not world.llm.requests
@@ -170,7 +155,8 @@ async def test_a_400_that_is_not_about_images_is_not_retried_without_them(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(context_length_exceeded=True))
-    content = await mention(world, bot, "what is this?", [world.discord.upload("a.png", PNG, "image/png")])
+    await mention(world, "what is this?", attachments=[world.discord.upload("a.png", PNG, "image/png")])
+    [content] = await answers(world, bot, 1)
     assert len(world.llm.requests) == 1
     assert IMAGES_REFUSED not in content and "too long for this model" in content
 
@@ -179,7 +165,8 @@ async def test_files_on_earlier_turns_of_a_reply_chain_go_to_the_model(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text="Noted."))
-    await mention(world, bot, "summarise", [world.discord.upload("notes.md", NOTES, "text/markdown")])
+    await mention(world, "summarise", attachments=[world.discord.upload("notes.md", NOTES, "text/markdown")])
+    await answers(world, bot, 1)
     world.llm.enqueue(Scenario(text="Still good."))
     await world.discord.post_message(
         world.channel_id, world.alice, "and now?", reply_to=bot_messages(world)[0].id
@@ -201,7 +188,8 @@ async def test_a_text_file_past_the_context_budget_is_cut_short_and_noted(
     await bot.settings.set(world.guild_id, "channel", world.channel_id, "system_prompt", "none", world.admin)
     world.llm.enqueue(Scenario(text="Long log."))
     big = "line of the log\n" * 1000
-    content = await mention(world, bot, "read", [world.discord.upload("big.log", big.encode(), "text/plain")])
+    await mention(world, "read", attachments=[world.discord.upload("big.log", big.encode(), "text/plain")])
+    [content] = await answers(world, bot, 1)
     sent = user_turn(world)
     assert isinstance(sent, str) and sent.startswith("read\n\nAttached file `big.log`:\n```\nline of the log")
     assert len(sent) < 256 * 4  # inside the budget

@@ -17,9 +17,11 @@ from tests.e2e import (
     assert_no_pings,
     bot_messages,
     chat,
+    mention,
     running_bot,
     usage_rows,
     wait_final,
+    wait_idle,
     without_marker,
 )
 
@@ -31,7 +33,7 @@ async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot:
     await world.discord.wait_for(
         lambda: not world.discord.messages[message_id].reactions.get("🛑"), what="stop button removed"
     )
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    await wait_idle(world, bot)
 
     message = world.discord.messages[message_id]
     assert message.content == STORY
@@ -108,7 +110,7 @@ async def test_upstream_failure_ends_in_a_clear_message(
     assert error in content
     partial = world.llm.requests[0].text_sent
     assert content.startswith(partial)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
     assert row["status"] == "error"
 
@@ -138,7 +140,7 @@ async def test_deleted_reply_cancels_generation(world: World, bot: StreamcordBot
     await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
     assert request.finished_at is None
     assert request.tokens_after_disconnect == 0
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="stream finished")
+    await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
     assert row["status"] == "stopped"
     assert row["estimated"] == 1
@@ -152,9 +154,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text="Paris is the capital of France."))
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> what is the capital of France?"
-    )
+    question = await mention(world, "what is the capital of France?")
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
     [reply] = bot_messages(world)
     await wait_final(world, reply.id)
@@ -166,6 +166,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
         "name": "Alice",
     }
 
+    await wait_idle(world, bot)  # the answer's pages are recorded: the reply below leads back to it
     world.llm.enqueue(Scenario(text="About two million people."))
     await world.discord.post_message(world.channel_id, world.alice, "And its population?", reply_to=reply.id)
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 2, what="a second reply")
@@ -184,9 +185,7 @@ async def test_a_mention_reply_longer_than_a_page_continues_in_a_plain_second_me
 ) -> None:
     text = " ".join(["word"] * 500)  # 2,499 characters: two pages
     world.llm.enqueue(Scenario(text=text))
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> talk"
-    )
+    question = await mention(world, "talk")
     await world.discord.wait_for(
         lambda: len(bot_messages(world)) == 2 and not bot_messages(world)[1].content.endswith("▌"),
         what="both pages final",
@@ -234,7 +233,7 @@ async def test_a_passing_discord_outage_does_not_lose_the_final_text(
     await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
     world.discord.fail_requests("PATCH", "/messages/@original", 503, count=2)
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     assert message.content == STORY
     assert sum(r.status == 503 for r in world.discord.requests) == 2
     assert await bot.db.fetchall("SELECT * FROM inflight") == []

@@ -15,8 +15,16 @@ import pytest
 from bot.client import StreamcordBot
 from bot.status import NOT_RECORDED
 from fakes.llm_server import Scenario
-from tests.e2e import STORY, World, bot_process, chat, running_bot, usage_rows, wait_final
-from tests.test_e2e_stop import inflight_message_ids
+from tests.e2e import (
+    STORY,
+    World,
+    bot_process,
+    chat,
+    inflight_message_ids,
+    running_bot,
+    usage_rows,
+    wait_final,
+)
 
 FAST_BUSY = {"DATABASE_BUSY_TIMEOUT": "0.2"}
 

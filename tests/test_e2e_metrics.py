@@ -9,8 +9,7 @@ import pytest
 
 from bot.client import StreamcordBot
 from fakes.llm_server import Outage, Scenario
-from tests.e2e import STORY, World, chat, healthz, running_bot, wait_final, wait_idle
-from tests.test_metrics import samples
+from tests.e2e import STORY, World, chat, healthz, running_bot, samples, wait_final, wait_idle
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ async def test_metrics_move_during_a_stream(world: World, bot: StreamcordBot) ->
     )
 
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     after = await scrape(bot)
     [request] = world.llm.requests
     assert after[("streamcord_answers_total", (("outcome", "completed"),))] == 1
@@ -64,7 +63,7 @@ async def test_model_errors_are_counted_by_kind(world: World, bot: StreamcordBot
     world.llm.enqueue(Scenario(status=429))
     message_id = await chat(world, "rate limited")
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     seen = await scrape(bot)
     # LLM_MAX_RETRIES is 0 in the tests: one request, one error, classified by bot/model_retry.py.
     assert seen[("streamcord_model_errors_total", (("kind", "rate limited"),))] == 1

@@ -9,9 +9,8 @@ from bot.client import StreamcordBot
 from bot.db import DATABASE_DOWN, to_db_time, utcnow
 from fakes.discord import FakeMessage
 from fakes.llm_server import Scenario
-from tests.e2e import World, chat_until_done, command, running_bot, say, usage_rows
+from tests.e2e import World, chat_until_done, command, embed_of, running_bot, say, usage, usage_rows
 from tests.postgres import PostgresServer
-from tests.test_e2e_usage import embed_of, usage
 
 
 def buttons(message: FakeMessage) -> list[dict[str, Any]]:

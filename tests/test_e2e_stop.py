@@ -20,6 +20,7 @@ from tests.e2e import (
     bot_process,
     chat,
     inflight_message_ids,
+    mention,
     running_bot,
     slow,
     usage_rows,
@@ -80,9 +81,7 @@ async def test_reaction_on_a_finished_reply_does_nothing(world: World, bot: Stre
 
 async def test_deleting_the_question_stops_a_mention_reply(world: World, bot: StreamcordBot) -> None:
     world.llm.enqueue(slow())
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count for me"
-    )
+    question = await mention(world, "count for me")
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
     reply = bot_messages(world)[0]
     await wait_stop_button(world, reply.id)

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bot.circuit import CircuitState, CircuitStatus
 from bot.db import Database
@@ -12,14 +11,7 @@ from bot.health import HealthReport, check
 from bot.metrics import Metrics, serve
 from bot.streaming.observer import FinishedAnswer
 from bot.streaming.stream import Requester
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from tests.e2e import samples
 
 
 @pytest.fixture

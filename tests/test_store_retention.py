@@ -6,7 +6,7 @@ from bot.db import Database
 from bot.store.inflight import InflightStore
 from bot.store.retention import Forgotten, UsageRetention
 from bot.store.usage import UsageStore, UsageSummary
-from tests.test_store_usage import ALICE, BOB, GENERAL, GUILD, NOW, RANDOM, Clock, record
+from tests.stores import ALICE, BOB, GENERAL, GUILD, NOW, RANDOM, Clock, record
 
 
 async def everything(usage: UsageStore, **who: int) -> UsageSummary:

@@ -6,11 +6,7 @@ from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store.settings import NOT_SET, SettingsStore
 from bot.streaming.options import ReasoningMode
-
-GUILD, OTHER_GUILD = 100, 200
-CHANNEL, OTHER_CHANNEL = 1001, 1002
-ADMIN, OTHER_ADMIN = 7, 8
-DEFAULTS = ChannelSettings(model="default-model")
+from tests.stores import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
 
 
 @pytest.fixture

@@ -9,19 +9,7 @@ from bot.db import Database
 from bot.pricing import TokenCounts
 from bot.status import Status
 from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
-
-GUILD, OTHER_GUILD = 100, 200
-ALICE, BOB, CAROL = 1, 2, 3
-GENERAL, RANDOM = 10, 11
-NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.stores import ALICE, BOB, CAROL, GENERAL, GUILD, NOW, OTHER_GUILD, RANDOM, Clock, record
 
 
 @pytest.fixture
@@ -32,34 +20,6 @@ def clock() -> Clock:
 @pytest.fixture
 def usage(db: Database, clock: Clock) -> UsageStore:
     return UsageStore(db, clock=clock)
-
-
-async def record(
-    usage: UsageStore,
-    clock: Clock,
-    request_id: str,
-    *,
-    at: datetime,
-    user: int = ALICE,
-    channel: int = GENERAL,
-    guild: int | None = GUILD,
-    prompt: int = 10,
-    completion: int = 20,
-    estimated: bool = False,
-    status: str = "completed",
-) -> None:
-    clock.now = at
-    await usage.start(request_id, guild, channel, user, "m1")
-    await usage.finish(
-        request_id,
-        status=status,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        estimated=estimated,
-        ttft_ms=120.4,
-        duration_ms=900,
-    )
-    clock.now = NOW
 
 
 async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) -> None:
