@@ -11,6 +11,7 @@ import pytest
 from bot.streaming import display as display_module
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
+from bot.streaming.render import render
 from bot.streaming.routes import Route
 from bot.streaming.target import DeliveryRetry, FileUpload
 
@@ -138,7 +139,8 @@ class ChannelScriptedTarget(ScriptedTarget):
 
 
 async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() -> None:
-    # One edit per 10 s per channel, at most 2 per 20 s: a normal edit could not follow within the test.
+    # Two creates and two edits per 20 s per channel (one every 10 s): a normal edit could not follow
+    # within the test.
     pacer = Pacer(channel_limit=2, channel_window=20.0)
     await pacer.start()
     try:
@@ -150,7 +152,27 @@ async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() ->
         await target.wait_for(lambda: len(target.shown) == 2)
         # A job in another channel has run since: the dispatcher had its chance at the third page.
         await asyncio.wait_for(pacer.run(lambda: asyncio.sleep(0), Route.create_message(2)), 2)
-        assert len(target.message_ids) == 2  # the burst stopped at the channel budget
+        assert len(target.message_ids) == 2  # the burst stopped at the channel's create budget
         assert [len(content) <= 2000 for content in target.shown] == [True, True]
+    finally:
+        await pacer.close()
+
+
+async def test_a_page_break_spends_the_create_budget_when_the_edit_budget_is_spent() -> None:
+    pacer = Pacer(channel_limit=2, channel_window=20.0)  # as above: 2 creates and 2 edits per 20 s
+    await pacer.start()
+    try:
+        target = ChannelScriptedTarget(0)
+        display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+        display.update("Paris")
+        await target.wait_for(lambda: target.shown == ["Paris ▌"])  # one create
+        # Another request edits in the channel: one edit is left, one create too.
+        await pacer.submit("other", lambda: asyncio.sleep(0), Route.edit_message(1, 7), priority=True)
+        words = " ".join(["word"] * 450)  # two pages
+        display.finish(words, "")
+        # The final edit of page one takes the last edit, the new page the last create: both show.
+        assert await display.wait_synced(5)
+        assert target.shown[1:] == render(words, streaming=False)
+        assert len(target.message_ids) == 2
     finally:
         await pacer.close()

@@ -141,22 +141,21 @@ class ReplyDisplay:
         self._wanted = frame
         self._schedule()
 
-    def _schedule(self, *, page_break: bool = False) -> None:
+    def _schedule(self, *, page_break: int | None = None) -> None:
+        """Queue a flush; ``page_break``: the page that goes right behind the one just sent."""
         if self._wanted is None or self._delivery is Delivery.GONE:
             return
         self._set_delivery(Delivery.IN_PROGRESS)
         first_text = bool(self._wanted.text) and not self._text_shown
-        urgent = self._wanted.final or first_text or page_break
+        urgent = self._wanted.final or first_text or page_break is not None
         needed = Queued.PRIORITY if urgent else Queued.NORMAL
         if self._queued >= needed:
             return  # the waiting flush renders the latest frame when it runs
         self._queued = needed
-        self._submit(needed is Queued.PRIORITY)
-
-    def _submit(self, priority: bool) -> None:
-        page = len(self._shown) - 1 if self._shown else 0
-        route = self._target.route(page)
-        self._pacer.submit(self._key, self._flush, route, priority=priority)
+        # The route of the request the flush will most likely send, so the pacer spends the right budget
+        # (a new page is a create, the rest edits): the next page at a break, else the last one shown.
+        page = page_break if page_break is not None else max(len(self._shown) - 1, 0)
+        self._pacer.submit(self._key, self._flush, self._target.route(page), priority=urgent)
 
     async def _flush(self) -> None:
         self._queued = Queued.NONE
@@ -196,8 +195,9 @@ class ReplyDisplay:
         await self._record(page, pages[page])
         if len(stale) > 1:
             # A page break is one step: the rest goes right behind this request, skipping the spacing
-            # between edits but never the channel budget, so the break costs no extra tick when it has room.
-            self._schedule(page_break=True)
+            # between edits but never a budget; a new page spends the channel's create budget, not its edit
+            # budget, so the break costs no extra tick.
+            self._schedule(page_break=stale[1])
         elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
             self._set_delivery(Delivery.SYNCED)
 
