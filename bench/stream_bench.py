@@ -462,15 +462,12 @@ def measure(
         pages = reply_pages(fake, seat.channel_id)
         request = by_prompt.get(seat.prompt)
         edits.append(sum(len(p.versions) - 1 for p in pages))
-        writes = [
-            (v.at, i == 0 and p.id == interaction.message_id) for p in pages for i, v in enumerate(p.versions)
-        ]
-        max_writes = max(max_writes, max_in_window([at for at, _ in writes], CHANNEL_WINDOW))
+        writes = [v.at for p in pages for v in p.versions]
+        max_writes = max(max_writes, max_in_window(writes, CHANNEL_WINDOW))
         creates = [p.versions[0].at for p in pages if p.id != interaction.message_id]
         max_creates = max(max_creates, max_in_window(creates, CHANNEL_WINDOW))
-        max_edits = max(
-            max_edits, max_in_window([v.at for p in pages for v in p.versions[1:]], CHANNEL_WINDOW)
-        )
+        changes = [v.at for p in pages for v in p.versions[1:]]
+        max_edits = max(max_edits, max_in_window(changes, CHANNEL_WINDOW))
         incomplete += not answer.complete([p.content for p in pages])
         if request is None or request.first_token_at is None:
             continue
