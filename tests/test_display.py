@@ -158,6 +158,33 @@ async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() ->
         await pacer.close()
 
 
+class HeldEditTarget(ChannelScriptedTarget):
+    """Edits return only when released, as discord.py's call does when it sleeps out an exhausted bucket."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.release = asyncio.Event()
+
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
+        if page < len(self.message_ids):
+            await self.release.wait()
+        await super().put(page, content, file)
+
+
+async def test_a_new_page_does_not_wait_for_the_finishing_edit_to_return(pacer: Pacer) -> None:
+    target = HeldEditTarget()
+    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display.update("Paris")
+    await target.wait_for(lambda: target.shown == ["Paris ▌"])
+    words = " ".join(["word"] * 450)  # two pages
+    display.finish(words, "")
+    await target.wait_for(lambda: len(target.message_ids) == 2)  # created while the edit is held
+    assert target.shown == ["Paris ▌", render(words, streaming=False)[1]]
+    target.release.set()
+    assert await display.wait_synced(5)
+    assert target.shown[-1] == render(words, streaming=False)[0]
+
+
 async def test_a_page_break_spends_the_create_budget_when_the_edit_budget_is_spent() -> None:
     pacer = Pacer(channel_limit=2, channel_window=20.0)  # as above: 2 creates and 2 edits per 20 s
     await pacer.start()

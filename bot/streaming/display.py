@@ -59,6 +59,18 @@ class Queued(IntEnum):
     PRIORITY = 2  # first text and the final version jump the queue
 
 
+def _burst(stale: list[int], shown: int) -> list[int]:
+    """The stale pages that go out at once: the first, and at a page break the new page right behind it.
+
+    The finishing edit of page N and the creation of page N+1 spend different channel budgets, so they go
+    together: sending the create only after the edit returned could cost a second, since discord.py sleeps
+    out an exhausted bucket (the 5th edit of a window) inside the call."""
+    first = stale[0]
+    if first < shown and len(stale) > 1 and stale[1] == shown:
+        return stale[:2]
+    return stale[:1]
+
+
 class ReplyDisplay:
     """Latest frame wins: it is rendered only when the pacer lets a request go, so a slow channel drops
     intermediate versions, never text. Owns the stop button, shown while the answer is being written."""
@@ -167,11 +179,11 @@ class ReplyDisplay:
         if not stale:
             self._set_delivery(Delivery.SYNCED)
             return
-        page = stale[0]
+        burst = _burst(stale, len(self._shown))
+        page = burst[0]
         sent_at = time.monotonic()
         try:
-            last = frame.final and page == len(pages) - 1
-            await self._target.put(page, pages[page], frame.file if last else None)
+            await self._put(frame, pages, burst)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()
@@ -192,14 +204,24 @@ class ReplyDisplay:
             self._observe(frame, sent_at)
         self._retries = 0
         self._text_shown = self._text_shown or bool(frame.text)
-        await self._record(page, pages[page])
-        if len(stale) > 1:
-            # A page break is one step: the rest goes right behind this request, skipping the spacing
-            # between edits but never a budget; a new page spends the channel's create budget, not its edit
-            # budget, so the break costs no extra tick.
-            self._schedule(page_break=stale[1])
+        for sent in burst:
+            await self._record(sent, pages[sent])
+        rest = stale[len(burst) :]
+        if rest:
+            # More pages than one burst: the rest goes right behind it, skipping the spacing between edits
+            # but never a budget.
+            self._schedule(page_break=rest[0])
         elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
             self._set_delivery(Delivery.SYNCED)
+
+    async def _put(self, frame: Frame, pages: list[str], burst: list[int]) -> None:
+        """Send the pages of a burst together; the first failure raises (after all were tried)."""
+        last = len(pages) - 1
+        file = frame.file if frame.final else None
+        puts = [self._target.put(p, pages[p], file if p == last else None) for p in burst]
+        for outcome in await asyncio.gather(*puts, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _observe(self, frame: Frame, sent_at: float) -> None:
         now = time.monotonic()
