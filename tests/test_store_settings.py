@@ -1,4 +1,6 @@
+import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -154,6 +156,36 @@ async def test_set_returns_old_value_and_cached_reads_see_writes(store: Settings
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
     assert await store.set(GUILD, "channel", CHANNEL, "enabled", "on", ADMIN) is False
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is True
+
+
+class CountingReads:
+    """The test's database, counting the reads that reach it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    async def fetchall(self, sql: str, params: Any = ()) -> Any:
+        self.reads += 1
+        return await self.db.fetchall(sql, params)
+
+
+async def test_a_burst_in_new_channels_reads_the_overrides_once(db: Database) -> None:
+    """Admission of many answers at once must not queue a database read per channel."""
+    counting = CountingReads(db)
+    store = SettingsStore(counting)  # type: ignore[arg-type]
+    await store.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN)
+    channels = [CHANNEL, *range(5000, 5200)]
+    resolved = await asyncio.gather(*(store.get(GUILD, c, DEFAULTS) for c in channels))
+    assert [s.enabled for s in resolved] == [False] + [True] * 200
+    assert counting.reads == 1
+    await store.set(GUILD, "channel", OTHER_CHANNEL, "enabled", "off", ADMIN)  # a write: read them again
+    assert (await store.get(GUILD, OTHER_CHANNEL, DEFAULTS)).enabled is False
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
+    assert counting.reads == 2
 
 
 async def test_invalid_value_writes_nothing(store: SettingsStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,13 +48,17 @@ NOT_SET: Any = object()
 
 
 class SettingsStore:
-    """Reads are cached per (scope, scope_id); every write invalidates the scope it touched."""
+    """Every override is read into memory at the first read (one query: rows exist only where an admin set
+    something), and read again after any write. So an answer's admission reads no database: a burst of
+    /chat in channels not seen yet would otherwise queue a read per channel behind the database's one
+    connection, and keep the interactions waiting."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
-        self._cache: dict[tuple[Scope, int], dict[str, Any]] = {}
-        # Bumped on every invalidation so a read that raced a write never caches the stale result.
+        self._overrides: dict[tuple[Scope, int], dict[str, Any]] | None = None  # None: read them first
+        self._loading = asyncio.Lock()  # one read of them at a time, however many wait for it
+        # Bumped on every write so a read that raced a write never keeps the stale result.
         self._generation = 0
 
     async def get(self, guild_id: int | None, channel_id: int, defaults: ChannelSettings) -> ChannelSettings:
@@ -88,7 +93,7 @@ class SettingsStore:
             old_json = row["value"] if row else None
             await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
             await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
-        self._invalidate(scope, scope_id)
+        self._invalidate()
         return NOT_SET if old_json is None else json.loads(old_json)
 
     async def reset(
@@ -111,7 +116,7 @@ class SettingsStore:
                     (scope, scope_id, row["key"]),
                 )
                 await self._audit(guild_id, scope, scope_id, row["key"], row["value"], None, user_id, now)
-        self._invalidate(scope, scope_id)
+        self._invalidate()
         return {row["key"]: json.loads(row["value"]) for row in rows}
 
     async def guild_overrides(self, guild_id: int) -> Overrides:
@@ -160,8 +165,7 @@ class SettingsStore:
                 await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
                 await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
                 written += 1
-        self._generation += 1
-        self._cache.clear()
+        self._invalidate()
         return Replaced(written, removed)
 
     async def history(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
@@ -189,20 +193,27 @@ class SettingsStore:
         ]
 
     async def _scope_values(self, scope: Scope, scope_id: int) -> dict[str, Any]:
-        cached = self._cache.get((scope, scope_id))
-        if cached is None:
-            generation = self._generation
-            rows = await self._db.fetchall(
-                "SELECT key, value FROM settings WHERE scope = ? AND scope_id = ?", (scope, scope_id)
-            )
-            cached = {row["key"]: json.loads(row["value"]) for row in rows}
-            if generation == self._generation:
-                self._cache[(scope, scope_id)] = cached
-        return dict(cached)
+        overrides = self._overrides
+        if overrides is None:
+            overrides = await self._load()
+        return dict(overrides.get((scope, scope_id), {}))
 
-    def _invalidate(self, scope: Scope, scope_id: int) -> None:
+    async def _load(self) -> dict[tuple[Scope, int], dict[str, Any]]:
+        async with self._loading:
+            while self._overrides is None:  # a write during the read: read again
+                generation = self._generation
+                rows = await self._db.fetchall("SELECT scope, scope_id, key, value FROM settings")
+                loaded: dict[tuple[Scope, int], dict[str, Any]] = {}
+                for row in rows:
+                    values = loaded.setdefault((row["scope"], row["scope_id"]), {})
+                    values[row["key"]] = json.loads(row["value"])
+                if generation == self._generation:
+                    self._overrides = loaded
+            return self._overrides
+
+    def _invalidate(self) -> None:
         self._generation += 1
-        self._cache.pop((scope, scope_id), None)
+        self._overrides = None
 
     async def _upsert(
         self, guild_id: int, scope: Scope, scope_id: int, key: str, new_json: str, user_id: int, at: str

@@ -64,7 +64,7 @@ def _burst(stale: list[int], shown: int) -> list[int]:
 
     The finishing edit of page N and the creation of page N+1 spend different channel budgets, so they go
     together: sending the create only after the edit returned could cost a second, since discord.py sleeps
-    out an exhausted bucket (the 5th edit of a window) inside the call."""
+    out an exhausted bucket (the 5th edit of a window) before it returns."""
     first = stale[0]
     if first < shown and len(stale) > 1 and stale[1] == shown:
         return stale[:2]
@@ -215,10 +215,15 @@ class ReplyDisplay:
             self._set_delivery(Delivery.SYNCED)
 
     async def _put(self, frame: Frame, pages: list[str], burst: list[int]) -> None:
-        """Send the pages of a burst together; the first failure raises (after all were tried)."""
+        """Send the pages of a burst together; the first failure raises (after all were tried).
+
+        The new page starts first: discord.py sends one interaction's webhook requests one at a time, and
+        after the request that exhausts a bucket it holds the rest until that bucket resets. An edit may
+        well exhaust its bucket, a create seldom: so the new page shows at once, and the edit trimming the
+        page before it follows."""
         last = len(pages) - 1
         file = frame.file if frame.final else None
-        puts = [self._target.put(p, pages[p], file if p == last else None) for p in burst]
+        puts = [self._target.put(p, pages[p], file if p == last else None) for p in reversed(burst)]
         for outcome in await asyncio.gather(*puts, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
