@@ -502,10 +502,15 @@ async def test_bad_token_is_rejected(w: World) -> None:
     await bot.close()
 
 
+@contextlib.asynccontextmanager
+async def channel_http(w: World) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """A plain HTTP client with the bot's token, and the URL of the world's channel's messages."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {w.fake.token}"}) as http:
+        yield http, f"{w.fake.api_base}/channels/{w.channel}/messages"
+
+
 async def test_fixed_window_headers_and_429_shape(w: World) -> None:
-    url = f"{w.fake.api_base}/channels/{w.channel}/messages"
-    auth = {"Authorization": f"Bot {w.fake.token}"}
-    async with aiohttp.ClientSession(headers=auth) as http:
+    async with channel_http(w) as (http, url):
         seen = []
         for i in range(6):
             async with http.post(url, json={"content": f"m{i}"}) as resp:
@@ -527,9 +532,7 @@ async def test_fixed_window_headers_and_429_shape(w: World) -> None:
 
 async def test_creates_and_edits_spend_separate_channel_buckets(w: World) -> None:
     """Discord reports creates and edits as different buckets: five of each fit in one window."""
-    url = f"{w.fake.api_base}/channels/{w.channel}/messages"
-    auth = {"Authorization": f"Bot {w.fake.token}"}
-    async with aiohttp.ClientSession(headers=auth) as http:
+    async with channel_http(w) as (http, url):
         created = []
         for i in range(5):
             async with http.post(url, json={"content": f"m{i}"}) as resp:
