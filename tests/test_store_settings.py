@@ -6,6 +6,7 @@ import pytest
 
 from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
+from bot.store import settings as settings_store
 from bot.store.settings import NOT_SET, SettingsStore
 
 GUILD, OTHER_GUILD = 100, 200
@@ -186,6 +187,20 @@ async def test_a_burst_in_new_channels_reads_the_overrides_once(db: Database) ->
     assert (await store.get(GUILD, OTHER_CHANNEL, DEFAULTS)).enabled is False
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
     assert counting.reads == 2
+
+
+async def test_another_process_s_write_shows_after_the_refresh_interval(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_store, "REFRESH_AFTER", 0.0)
+    here, there = SettingsStore(db), SettingsStore(db)  # two processes sharing one database
+    assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True
+    await there.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN)
+
+    assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True  # the copy answers, is read again
+    refresh = [t for t in asyncio.all_tasks() if t.get_name() == "settings-refresh"]
+    await asyncio.wait_for(asyncio.gather(*refresh), 5)
+    assert refresh and (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
 
 
 async def test_invalid_value_writes_nothing(store: SettingsStore) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +16,10 @@ from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.settings import ChannelSettings, check_key, check_scope, parse_value, resolve
 
 Scope = Literal["guild", "channel"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_AFTER = 30.0  # seconds before the overrides in memory are read again (another process may write)
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,16 @@ class SettingsStore:
     """Every override is read into memory at the first read (one query: rows exist only where an admin set
     something), and read again after any write. So an answer's admission reads no database: a burst of
     /chat in channels not seen yet would otherwise queue a read per channel behind the database's one
-    connection, and keep the interactions waiting."""
+    connection, and keep the interactions waiting. Other processes' writes (a shared PostgreSQL) show
+    within REFRESH_AFTER: an older copy is read again in the background while it still answers."""
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
         self._overrides: dict[tuple[Scope, int], dict[str, Any]] | None = None  # None: read them first
         self._loading = asyncio.Lock()  # one read of them at a time, however many wait for it
+        self._loaded_at = -math.inf  # monotonic
+        self._refresh: asyncio.Task[None] | None = None
         # Bumped on every write so a read that raced a write never keeps the stale result.
         self._generation = 0
 
@@ -196,20 +206,36 @@ class SettingsStore:
         overrides = self._overrides
         if overrides is None:
             overrides = await self._load()
+        elif self._refresh is None and time.monotonic() - self._loaded_at > REFRESH_AFTER:
+            self._refresh = asyncio.create_task(self._read_again(), name="settings-refresh")
         return dict(overrides.get((scope, scope_id), {}))
 
     async def _load(self) -> dict[tuple[Scope, int], dict[str, Any]]:
         async with self._loading:
             while self._overrides is None:  # a write during the read: read again
-                generation = self._generation
-                rows = await self._db.fetchall("SELECT scope, scope_id, key, value FROM settings")
-                loaded: dict[tuple[Scope, int], dict[str, Any]] = {}
-                for row in rows:
-                    values = loaded.setdefault((row["scope"], row["scope_id"]), {})
-                    values[row["key"]] = json.loads(row["value"])
-                if generation == self._generation:
-                    self._overrides = loaded
+                await self._read_all()
             return self._overrides
+
+    async def _read_again(self) -> None:
+        """In the background, while the copy in memory answers; a failure keeps it a while longer."""
+        try:
+            async with self._loading:
+                await self._read_all()
+        except Exception as exc:
+            log.warning("Settings not read again (the copy in memory stays): %r", exc)
+            self._loaded_at = time.monotonic()
+        finally:
+            self._refresh = None
+
+    async def _read_all(self) -> None:
+        generation = self._generation
+        rows = await self._db.fetchall("SELECT scope, scope_id, key, value FROM settings")
+        loaded: dict[tuple[Scope, int], dict[str, Any]] = {}
+        for row in rows:
+            values = loaded.setdefault((row["scope"], row["scope_id"]), {})
+            values[row["key"]] = json.loads(row["value"])
+        if generation == self._generation:  # else a write came meanwhile: the next read loads again
+            self._overrides, self._loaded_at = loaded, time.monotonic()
 
     def _invalidate(self) -> None:
         self._generation += 1
