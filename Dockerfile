@@ -12,8 +12,6 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
-COPY migrations ./migrations
-COPY config ./config
 RUN pip install .
 
 RUN useradd --create-home --uid 10001 streamcord && mkdir -p /app/data && chown streamcord /app/data

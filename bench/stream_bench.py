@@ -2,6 +2,7 @@
 
     python bench/stream_bench.py [--levels 1,20,200] [--tokens 500] [--tps 40] [--ttft 0.2]
                                  [--compare-fixed] [--stop-trials 10]
+    python bench/stream_bench.py --cluster [80] [--tokens 500] [--tps 40]
 
 Both fakes run in this process; the bot runs as a subprocess (`python -m bot`, or `python -m bench.run_bot`
 for the naive fixed pacer), so its CPU seconds and peak memory are its own. Every timestamp (token writes,
@@ -336,8 +337,32 @@ def jain(values: Sequence[float]) -> float:
     return total * total / (len(values) * squares) if squares else math.nan
 
 
+def max_in_fixed_windows(times: Sequence[float], width: float) -> int:
+    """Most events in one fixed window as Discord (and the fake) counts the global limit: a window opens at
+    the first event after the previous one closed."""
+    best = count = 0
+    end = -math.inf
+    for at in sorted(times):
+        if at >= end:
+            end, count = at + width, 0
+        count += 1
+        best = max(best, count)
+    return best
+
+
 def is_global(path: str) -> bool:
     return _INTERACTION_ROUTE.match(path) is None
+
+
+def rejected_by(fake: FakeDiscord) -> dict[str, int]:
+    """429s by the limit that refused them: "global", or the route bucket's family."""
+    return dict(
+        Counter(
+            "global" if r.headers.get("X-RateLimit-Global") == "true" else r.bucket_key.split(":")[0]
+            for r in fake.requests
+            if r.status == 429
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------- load levels
@@ -508,7 +533,7 @@ def measure(
         global_rps=request_rates([r.at for r in records if is_global(r.path)], window),
         all_rps=request_rates([r.at for r in records], window),
         n429=fake.count_429(),
-        by_bucket_429=dict(Counter(r.bucket_key.split(":")[0] for r in fake.requests if r.status == 429)),
+        by_bucket_429=rejected_by(fake),
         fairness=jain(edits),
         incomplete=incomplete,
         unacked=sum(i.responded_at is None for i in interactions),
@@ -773,11 +798,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--stop-trials", type=int, default=10, help="🛑 trials (default 10; 0: skip)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the bot logs and databases")
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        nargs="?",
+        const=80,
+        metavar="STREAMS",
+        help="instead: PostgreSQL + 2 sharded processes streaming @mention answers (default 80, about 80"
+        " requests/s of demand), behind the REST proxy and without it (bench/cluster_bench.py)",
+    )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
     load = Load(args.tokens, args.tps, args.ttft)
+    if args.cluster is not None:
+        from bench.cluster_bench import run_cluster  # it builds on this module
+
+        await run_cluster(args.cluster, load, args.keep_logs)
+        return
     kinds = [STREAMCORD, FIXED] if args.compare_fixed else [STREAMCORD]
     raise_open_files_limit(max(args.levels, default=1))
     workdir = Path(tempfile.mkdtemp(prefix="streamcord-bench-"))

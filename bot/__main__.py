@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -15,11 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
 import discord
 
 from bot.budget import server_prices
-from bot.client import open_bot
+from bot.client import StartupError, open_bot
 from bot.config import (
     Config,
     ConfigError,
@@ -42,6 +42,7 @@ from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
 
 log = logging.getLogger("bot")
+FORCED_EXIT = 1  # a second SIGTERM or Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (MigrationError, DatabaseUnavailable) as exc:
+    except (MigrationError, DatabaseUnavailable, sqlite3.Error) as exc:
         print(f"Database error: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"Start-up error: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -102,6 +106,11 @@ async def run(config: Config) -> None:
         closing: set[asyncio.Task[None]] = set()
 
         def shut_down(sig: signal.Signals) -> None:
+            if closing:
+                # The operator insists: every step of shutdown is bounded, but they won't wait for it.
+                log.warning("Received %s again: exiting now, without finishing the shutdown", sig.name)
+                logging.shutdown()
+                os._exit(FORCED_EXIT)
             log.info("Received %s: finishing in-flight answers and shutting down", sig.name)
             closing.add(loop.create_task(bot.close()))
 
@@ -149,9 +158,17 @@ async def run_migrate_command(
         finally:
             await db.close()
         return 0
-    except (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError, asyncpg.PostgresError) as exc:
+    except _database_errors() as exc:
         out.write(f"error: {exc}\n")
         return 2
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What a migration command reports in one line; asyncpg's errors only if PostgreSQL was used (asyncpg
+    is imported only then)."""
+    asyncpg = sys.modules.get("asyncpg")
+    postgres: tuple[type[Exception], ...] = (asyncpg.PostgresError,) if asyncpg is not None else ()
+    return (MigrationError, DatabaseUnavailable, sqlite3.DatabaseError, *postgres)
 
 
 def _latest(applied: list[AppliedMigration]) -> str:
@@ -162,26 +179,26 @@ async def _export(since: date) -> int:
     location = load_database_location()
     try:
         status = await migration_status(location)
-    except DatabaseUnavailable as exc:
+        if status.pending or status.problems:
+            print(
+                f"The database {location.label} is not up to date: run `python -m bot migrate --check`.",
+                file=sys.stderr,
+            )
+            return 2
+        prices = load_prices()
+        db = await open_database(location)
+        settings = SettingsStore(db)
+
+        async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+            return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
+
+        try:
+            rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
+        finally:
+            await db.close()
+    except (DatabaseUnavailable, sqlite3.Error) as exc:
         print(f"Database error: {exc}", file=sys.stderr)
         return 2
-    if status.pending or status.problems:
-        print(
-            f"The database {location.label} is not up to date: run `python -m bot migrate --check`.",
-            file=sys.stderr,
-        )
-        return 2
-    prices = load_prices()
-    db = await open_database(location)
-    settings = SettingsStore(db)
-
-    async def cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
-        return prices.request_cost(model, tokens, await server_prices(settings, guild_id))
-
-    try:
-        rows = await UsageStore(db).export_csv(since, sys.stdout, cost)
-    finally:
-        await db.close()
     print(f"{rows} rows", file=sys.stderr)
     return 0
 

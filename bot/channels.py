@@ -1,4 +1,4 @@
-"""Which channel a Discord location's settings belong to."""
+"""Which channel a Discord location's settings belong to, and the roles a member's access depends on."""
 
 from __future__ import annotations
 
@@ -10,3 +10,8 @@ def settings_channel_id(channel: discord.abc.Snowflake) -> int:
     if isinstance(channel, discord.Thread):
         return channel.parent_id
     return channel.id
+
+
+def role_ids(user: discord.User | discord.Member | None) -> list[int]:
+    """The member's roles in the server (for allowed_roles, blocked_roles, role_quotas); none in DMs."""
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []

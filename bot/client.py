@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
@@ -19,14 +19,13 @@ from bot.admission import Admission
 from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
-from bot.db import Database, open_database
+from bot.db import DATABASE_DOWN, Database, DatabaseUnavailable, open_database
 from bot.discord_history import DiscordFetcher
 from bot.discord_targets import NO_MENTIONS
-from bot.health import problem
+from bot.health import check
 from bot.history import History
 from bot.identify_gate import identify_gate
 from bot.llm import LLMClient
-from bot.metrics import Metrics, serve
 from bot.model_calls import ModelCaller
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
@@ -42,11 +41,16 @@ from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.options import Limits
 from bot.streaming.pacer import Pacer
+from bot.usage_report import UsageReports
+
+if TYPE_CHECKING:  # prometheus-client is loaded only with METRICS_PORT set
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0  # for each connection closed after the answers: nothing in shutdown waits unbounded
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -57,6 +61,10 @@ INVITE_PERMISSIONS = discord.Permissions(
     manage_messages=True,
     embed_links=True,
 )
+
+
+class StartupError(Exception):
+    """The bot can't start for a reason the operator must fix; the message says which."""
 
 
 class StreamcordBot(commands.Bot):
@@ -93,6 +101,7 @@ class StreamcordBot(commands.Bot):
         self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)
+        self.usage_reports = UsageReports(self.usage, self.settings, config.prices)
         self.admission = Admission(self.settings, self.usage, self.budget, config.defaults)
         self.budget_watch = BudgetWatch(self.budget, self.settings, config.defaults, self._send_alert)
         observers: list[StreamObserver] = [self.budget_watch, *([metrics] if metrics else [])]
@@ -117,6 +126,7 @@ class StreamcordBot(commands.Bot):
         self._max_concurrency = 1  # IDENTIFY buckets, from GET /gateway/bot when sharded
         if metrics:
             metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
+            metrics.watch_circuits(self.models.circuits)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
@@ -126,7 +136,12 @@ class StreamcordBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.config.shards.syncs_commands:
-            await self.tree.sync()
+            try:
+                await self.tree.sync()
+            except discord.HTTPException as exc:
+                raise StartupError(
+                    f"Discord refused the slash commands ({exc.status} {exc.code}): {exc.text[:200]}"
+                ) from exc
         if self.config.shards.sharded:
             _, _, limits = await self.http.get_bot_gateway()
             self._max_concurrency = max(1, int(limits["max_concurrency"]))
@@ -151,11 +166,19 @@ class StreamcordBot(commands.Bot):
         a faster one with op 9); replaces discord.py's in-process 5-s sleep."""
         await self.identify_gate.wait_turn((shard_id or 0) % self._max_concurrency, IDENTIFY_SPACING)
 
-    async def _send_alert(self, channel_id: int, text: str) -> None:
+    async def _send_alert(self, guild_id: int, channel_id: int, text: str) -> None:
+        # Checked again at send: a value set before /config checked it (or a stale import) may name
+        # another server's channel.
+        guild = self.get_guild(guild_id)
+        if guild is None or guild.get_channel(channel_id) is None:
+            raise LookupError(f"alert_channel {channel_id} is not a channel of server {guild_id}")
         await paced.send(self, self.pacer, channel_id, text)
 
-    def gateway_connected(self) -> bool:
-        return self.ws is not None and self.ws.open and not self.is_closed()
+    def gateway_problem(self) -> str | None:
+        """None while connected to the gateway, else the reason /healthz gives."""
+        if self.ws is None or not self.ws.open or self.is_closed():
+            return "gateway disconnected"
+        return None
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -174,10 +197,13 @@ class StreamcordBot(commands.Bot):
     ) -> None:
         if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
             message = str(error) or "You can't use this command here."
+        elif isinstance(getattr(error, "original", None), DatabaseUnavailable):  # /config set, /usage, …
+            log.warning("Command /%s: %s", _command_name(interaction), getattr(error, "original", error))
+            message = DATABASE_DOWN
         else:
             log.error(
                 "Command /%s failed for user %s in channel %s",
-                interaction.command.qualified_name if interaction.command else "?",
+                _command_name(interaction),
                 interaction.user.id,
                 interaction.channel_id,
                 exc_info=error,
@@ -195,17 +221,26 @@ class StreamcordBot(commands.Bot):
         # Streams first, while Discord and the database can still record how they ended.
         self.admission.closing = True
         await self.streams.shutdown(SHUTDOWN_TIMEOUT)
-        await self.budget_watch.wait_idle()
+        await bounded(self.budget_watch.wait_idle(), "the budget alerts")
         for task in self._background:
             task.cancel()  # the daily prune sleeps most of the day
-        await self.attachments.close()
+        await bounded(self.attachments.close(), "the attachment downloads")
         await self.usage.writes.close()
         await self.inflight.writes.close()
-        await super().close()
+        await bounded(super().close(), "the Discord connection")
 
 
 class ShardedStreamcordBot(StreamcordBot, commands.AutoShardedBot):
     """SHARD_COUNT set: SHARD_IDS of SHARD_COUNT shards in this process, one connection each."""
+
+    def gateway_problem(self) -> str | None:
+        """Every shard of this process connected (a shard not yet launched counts as down), else the ones
+        that are not: their servers get no answers meanwhile."""
+        shards = self.config.shards.running
+        down = [i for i in shards if (shard := self.get_shard(i)) is None or shard.is_closed()]
+        if not down:
+            return None
+        return f"gateway disconnected: shard{'s' if len(down) > 1 else ''} {', '.join(map(str, down))}"
 
 
 @contextlib.asynccontextmanager
@@ -222,7 +257,7 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
         )
         pacer = Pacer(global_per_second=config.global_rate_limit)
         await pacer.start()
-        metrics = Metrics() if config.metrics_port is not None else None
+        metrics = _metrics() if config.metrics_port is not None else None
         try:
             kind = ShardedStreamcordBot if config.shards.sharded else StreamcordBot
             async with (
@@ -230,16 +265,36 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
                 contextlib.AsyncExitStack() as served,
             ):
                 if metrics is not None and config.metrics_port is not None:
-                    health = functools.partial(problem, bot.gateway_connected, db)
+                    from bot.metrics import serve
+
+                    health = functools.partial(check, bot.gateway_problem, db, bot.models.circuits)
                     bot.metrics_port = await served.enter_async_context(
                         serve(metrics, health, config.metrics_host, config.metrics_port)
                     )
                 yield bot
         finally:
-            await pacer.close()
-            await llm.close()
+            await bounded(pacer.close(), "the pacer")
+            await bounded(llm.close(), "the model client")
     finally:
-        await db.close()
+        await bounded(db.close(), "the database")
+
+
+async def bounded(closing: Awaitable[None], what: str) -> None:
+    """Wait at most CLOSE_TIMEOUT for ``closing``; a hung connection must not keep the process alive."""
+    try:
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+    except TimeoutError:
+        log.warning("Closing %s took longer than %.0f s: left behind", what, CLOSE_TIMEOUT)
+
+
+def _metrics() -> Metrics:
+    from bot.metrics import Metrics  # prometheus-client (about 10 MB) only where metrics are served
+
+    return Metrics()
+
+
+def _command_name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"
 
 
 def use_discord_endpoints(api_base: str | None, gateway_url: str | None) -> None:

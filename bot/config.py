@@ -11,10 +11,9 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.db.location import DatabaseLocation
-from bot.db.postgres import is_postgres_url
+from bot.db.location import DatabaseLocation, is_postgres_url
 from bot.pricing import DEFAULT_PRICES_FILE, PriceError, PriceList
-from bot.settings import ChannelSettings, SettingError, parse_value
+from bot.settings import DEFAULT_SYSTEM_PROMPT, ChannelSettings, SettingError, parse_value
 from bot.shard_plan import ShardPlan, parse_shard_plan
 
 
@@ -139,15 +138,14 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
 
     defaults = ChannelSettings(
         model=get("DEFAULT_MODEL"),
-        system_prompt=setting(
-            "system_prompt", "SYSTEM_PROMPT", "You are a helpful assistant in a Discord server."
-        ),
+        system_prompt=setting("system_prompt", "SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
         temperature=setting("temperature", "TEMPERATURE", "0.7"),
         max_tokens=setting("max_tokens", "MAX_TOKENS", "1024"),
         enabled=True,
         history=setting("history", "HISTORY_TURNS", "10"),
         cooldown_seconds=setting("cooldown_seconds", "COOLDOWN_SECONDS", "0"),
         daily_token_quota=setting("daily_token_quota", "DAILY_TOKEN_QUOTA", ""),
+        max_streams_per_user=setting("max_streams_per_user", "MAX_STREAMS_PER_USER", "2"),
         context_tokens=setting("context_tokens", "CONTEXT_TOKENS", "8000"),
     )
     return Config(
@@ -190,9 +188,21 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path = ".e
     )
 
 
+class _ReconnectWithoutTraceback(logging.Filter):
+    """discord.py logs every gateway reconnect with the connection error's traceback; the line says enough,
+    and a routine reconnect must not look like a crash in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Attempting a reconnect"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger().setLevel(level)
+    logging.getLogger("discord.client").addFilter(_ReconnectWithoutTraceback())
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
@@ -203,7 +213,14 @@ def database_location(env: Mapping[str, str | None]) -> DatabaseLocation:
     if url and not is_postgres_url(url):
         raise ConfigError("DATABASE_URL must start with postgresql:// (leave it empty to use DATABASE_PATH).")
     path = Path((env.get("DATABASE_PATH") or "").strip() or _DEFAULT_DATABASE)
-    return DatabaseLocation(path=path, url=url or None)
+    raw = (env.get("DATABASE_BUSY_TIMEOUT") or "").strip() or "5"
+    try:
+        busy_timeout = float(raw)
+    except ValueError:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be a number, got {raw!r}.") from None
+    if not 0.01 <= busy_timeout <= 60:
+        raise ConfigError(f"DATABASE_BUSY_TIMEOUT must be between 0.01 and 60, got {raw!r}.")
+    return DatabaseLocation(path=path, url=url or None, busy_timeout=busy_timeout)
 
 
 def load_database_location(env_file: str | Path = ".env") -> DatabaseLocation:

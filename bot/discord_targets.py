@@ -15,6 +15,7 @@ import discord
 from bot.streaming.routes import Route
 from bot.streaming.target import (
     PLACEHOLDER_AFTER,
+    DeliveryBlocked,
     DeliveryFailed,
     DeliveryRetry,
     FileUpload,
@@ -27,8 +28,9 @@ STOP_EMOJI = "🛑"
 # Interaction tokens live 15 minutes; leave a margin for a request in flight.
 TOKEN_LIFETIME = 14 * 60.0
 
-# Unknown channel, unknown message, missing access, archived or locked thread.
-_GONE = {10003, 10008, 50001, 50083}
+_GONE = {10003, 10008}  # unknown channel, unknown message
+# Missing access, missing permissions, thread archived, replying needs Read Message History, thread locked.
+_BLOCKED = {50001, 50013, 50083, 160002, 160005}
 _EXPIRED = {10015, 10062, 50027}  # unknown webhook, unknown interaction, invalid webhook token
 
 
@@ -39,8 +41,10 @@ def _engine_errors(*, expirable: bool) -> Iterator[None]:
         yield
     except discord.HTTPException as exc:
         detail = f"{exc.status} {exc.code}"
-        if exc.code in _GONE or isinstance(exc, discord.Forbidden):
+        if exc.code in _GONE:
             raise MessageGone(detail) from exc
+        if exc.code in _BLOCKED or isinstance(exc, discord.Forbidden):
+            raise DeliveryBlocked(detail) from exc
         if expirable and (exc.code in _EXPIRED or exc.status == 401):
             raise TargetExpired(detail) from exc
         if exc.status >= 500 or exc.status == 429:  # discord.py already retried these; they pass
@@ -98,8 +102,11 @@ class ChannelTarget:
             message = await self._channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
             self.message_ids.append(message.id)
 
-    def reaction_route(self) -> Route:
-        return Route.reaction_add(self.channel_id, self.message_ids[0] if self.message_ids else 0, STOP_EMOJI)
+    def reaction_route(self, shown: bool) -> Route:
+        message_id = self.message_ids[0] if self.message_ids else 0
+        if shown:
+            return Route.reaction_add(self.channel_id, message_id, STOP_EMOJI)
+        return Route.reaction_remove(self.channel_id, message_id, STOP_EMOJI)
 
     async def set_stop_button(self, shown: bool) -> None:
         message = self._channel.get_partial_message(self.message_ids[0])
@@ -107,6 +114,12 @@ class ChannelTarget:
             await message.add_reaction(STOP_EMOJI)
         else:
             await message.remove_reaction(STOP_EMOJI, discord.Object(self._client.user.id))  # type: ignore[union-attr]
+
+    def note_route(self) -> Route:
+        return Route.create_message(self.channel_id)
+
+    async def note(self, text: str) -> None:
+        await self._channel.send(text, allowed_mentions=NO_MENTIONS)
 
     def placeholder_delay(self) -> float:
         return PLACEHOLDER_AFTER
@@ -183,12 +196,25 @@ class InteractionTarget:
                 )
                 self.message_ids.append(message.id)
 
-    def reaction_route(self) -> Route:
-        return self._channel.reaction_route()
+    def reaction_route(self, shown: bool) -> Route:
+        return self._channel.reaction_route(shown)
 
     async def set_stop_button(self, shown: bool) -> None:
         if not self._ephemeral:
             await self._channel.set_stop_button(shown)
+
+    def note_route(self) -> Route:
+        if self._use_channel() or not self.message_ids:
+            return self._channel.note_route()
+        interaction = self._interaction
+        return Route.webhook_create(interaction.application_id, interaction.token, channel_id=self.channel_id)
+
+    async def note(self, text: str) -> None:
+        """To the requester alone, through the interaction webhook, which needs no channel permission."""
+        if self._use_channel() or not self.message_ids:
+            await self._channel.note(text)
+            return
+        await self._interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     def fall_back(self) -> None:
         self._expired = True

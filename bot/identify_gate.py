@@ -12,10 +12,13 @@ between that and the IDENTIFY reaching Discord.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import sys
+from typing import TYPE_CHECKING, Protocol
 
 from bot.db.base import Database
-from bot.db.postgres import PostgresDatabase, advisory_key, unavailable_as
+
+if TYPE_CHECKING:
+    from bot.db.postgres import PostgresDatabase
 
 IDENTIFY_INTERVAL = 5.0
 
@@ -28,7 +31,9 @@ class IdentifyGate(Protocol):
 
 def identify_gate(db: Database) -> IdentifyGate:
     """The gate that holds as far as ``db`` is shared."""
-    if isinstance(db, PostgresDatabase):
+    # Loaded only when DATABASE_URL chose PostgreSQL: without it, db can't be one (and asyncpg stays out).
+    postgres = sys.modules.get("bot.db.postgres")
+    if postgres is not None and isinstance(db, postgres.PostgresDatabase):
         return PostgresIdentifyGate(db)
     return LocalIdentifyGate()
 
@@ -56,6 +61,8 @@ class PostgresIdentifyGate:
         self._db = db
 
     async def wait_turn(self, bucket: int, interval: float = IDENTIFY_INTERVAL) -> None:
+        from bot.db.postgres import advisory_key, unavailable_as
+
         key = advisory_key("identify", bucket)
         with unavailable_as(self._db.label):
             # A connection of its own for the whole turn: the session lock lives on it.

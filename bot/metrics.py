@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import SimpleNamespace
 
 import aiohttp
@@ -19,16 +19,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from bot.streaming.observer import StreamObserver
-from bot.streaming.stream import Requester
+from bot.circuit import CircuitState, CircuitStatus
+from bot.health import HealthReport
+from bot.streaming.observer import FinishedAnswer, StreamObserver
 
 log = logging.getLogger(__name__)
 
 LOOP_LAG_INTERVAL = 0.5
 # Seconds: first text is often under a second; display lag is about the 1-s edit spacing under load.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
-Health = Callable[[], Awaitable[str | None]]  # None: healthy; else the reason
+Health = Callable[[], Awaitable[HealthReport]]
 
 
 class Metrics(StreamObserver):
@@ -66,14 +69,16 @@ class Metrics(StreamObserver):
         self.in_flight.set_function(in_flight)
         self.queued.set_function(queued)
 
+    def watch_circuits(self, circuits: Callable[[], list[CircuitStatus]]) -> None:
+        """streamcord_model_circuit_open{circuit}, read from the model caller at scrape time."""
+        self.registry.register(_CircuitGauge(circuits))
+
     # --- StreamObserver ---------------------------------------------------------------------------------
 
-    def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
-    ) -> None:
-        self.answers.labels(outcome).inc()
-        self.tokens.labels("prompt").inc(prompt_tokens)
-        self.tokens.labels("completion").inc(completion_tokens)
+    def answer_finished(self, answer: FinishedAnswer) -> None:
+        self.answers.labels(answer.outcome).inc()
+        self.tokens.labels("prompt").inc(answer.prompt_tokens)
+        self.tokens.labels("completion").inc(answer.completion_tokens)
 
     def first_text(self, seconds: float) -> None:
         self.first_text_seconds.observe(seconds)
@@ -114,6 +119,21 @@ class Metrics(StreamObserver):
             self.loop_lag.set(max(0.0, loop.time() - due))
 
 
+class _CircuitGauge(Collector):
+    def __init__(self, circuits: Callable[[], list[CircuitStatus]]) -> None:
+        self._circuits = circuits
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "streamcord_model_circuit_open",
+            "1 while a model's circuit refuses new answers (open, or one probe under way)",
+            labels=["circuit"],
+        )
+        for circuit in self._circuits():
+            gauge.add_metric([circuit.name], 0.0 if circuit.state is CircuitState.CLOSED else 1.0)
+        yield gauge
+
+
 @contextlib.asynccontextmanager
 async def serve(metrics: Metrics, health: Health, host: str, port: int) -> AsyncIterator[int]:
     """/metrics and /healthz on host:port while the block runs, and the loop-lag watch with them; yields the
@@ -125,10 +145,8 @@ async def serve(metrics: Metrics, health: Health, host: str, port: int) -> Async
         )
 
     async def healthz(_: web.Request) -> web.Response:
-        reason = await health()
-        if reason is None:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text=f"{reason}\n")
+        report = await health()
+        return web.Response(status=report.status, text=report.text)
 
     app = web.Application()
     app.router.add_get("/metrics", scrape)

@@ -1,4 +1,5 @@
-"""What tokens cost: the operator's price list (config/prices.toml), per-server overrides, and money text."""
+"""What tokens cost: the operator's price list (PRICES_FILE, by default bot/prices.toml), per-server
+overrides, and money text."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PRICES_FILE = Path(__file__).resolve().parent.parent / "config" / "prices.toml"
+# Package data: found wherever the bot is installed and whatever the working directory.
+DEFAULT_PRICES_FILE = Path(__file__).resolve().parent / "prices.toml"
 PER_TOKENS = 1_000_000  # prices are per million tokens
 _OVERRIDE = re.compile(r"^\s*(?P<model>[^\s=]+)\s*=\s*(?P<prices>[0-9.eE+\-/\s]+)$")
 

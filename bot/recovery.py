@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import aiohttp
 import discord
 
 from bot import paced
@@ -12,9 +14,15 @@ from bot.shards import GuildFilter, every_guild
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
+from bot.streaming.render import MARKER
 from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
+
+RETRIES = 4
+RETRY_BACKOFF = 1.0  # seconds, doubled after each failure
+# Failures that pass (discord.py already retried some of them): a Discord outage, the network.
+_PASSING = (discord.DiscordServerError, aiohttp.ClientError, TimeoutError)
 
 
 async def finalize_orphans(
@@ -25,25 +33,53 @@ async def finalize_orphans(
         shown = ""
         try:
             if orphan.message_ids:
-                shown = await _mark_interrupted(client, pacer, orphan)
-        except Exception:  # one reply Discord will not let us touch must not keep the others open
+                shown = await _mark_with_retries(client, pacer, orphan)
+        except _PASSING as exc:  # Discord is struggling: the next start tries again
+            log.warning(
+                "Orphaned reply %s kept for the next start: Discord failed: %r", orphan.request_id, exc
+            )
+            continue
+        except discord.HTTPException as exc:  # deleted, or no longer ours to edit: nothing more to do there
+            log.warning(
+                "Orphaned reply %s could not be finalised in Discord: %s %s",
+                orphan.request_id,
+                exc.status,
+                exc.code,
+            )
+        except Exception:  # one reply that fails in an unexpected way must not keep the others open
             log.exception("Orphaned reply %s could not be finalised in Discord", orphan.request_id)
-        # Tokens the user saw, at least; what the server generated past that is unknown.
-        await inflight.close_orphan(orphan.request_id, completion_tokens=estimate_tokens(shown) or None)
+        try:
+            # Tokens the user saw, at least; what the server generated past that is unknown.
+            await inflight.close_orphan(orphan.request_id, completion_tokens=estimate_tokens(shown) or None)
+        except Exception:  # nor one row the database will not close
+            log.exception("Orphaned reply %s could not be closed in the database", orphan.request_id)
+            continue
         log.info("Closed reply %s left streaming by a previous run", orphan.request_id)
 
 
+async def _mark_with_retries(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
+    for attempt in range(RETRIES - 1):
+        try:
+            return await _mark_interrupted(client, pacer, orphan)
+        except _PASSING as exc:
+            log.info("Orphaned reply %s: Discord failed (%r), retrying", orphan.request_id, exc)
+            await asyncio.sleep(RETRY_BACKOFF * 2**attempt)
+    return await _mark_interrupted(client, pacer, orphan)
+
+
 async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
-    """Put the interrupted line on the last page in place of the cursor and any live status line, and take
-    the stop button off; returns the text shown."""
+    """Put the interrupted line on the last page in place of the cursor and any live status line, unless its
+    final version was shown (only its records were lost: it stays as the user saw it), and take the stop
+    button off; returns the text shown."""
     channel_id = orphan.channel_id
     pages = [await paced.fetch_message(client, pacer, channel_id, m) for m in orphan.message_ids]
     last = pages[-1]
     text, _ = split_status(last.content)
-    content = f"{text}\n{INTERRUPTED_BY_RESTART}" if text else INTERRUPTED_BY_RESTART
-    if len(content) > 2000:
-        content = text  # no room for the line; at least remove the in-progress cursor
-    await paced.edit(pacer, last, content)
+    if last.content.endswith(MARKER):
+        content = f"{text}\n{INTERRUPTED_BY_RESTART}" if text else INTERRUPTED_BY_RESTART
+        if len(content) > 2000:
+            content = text  # no room for the line; at least remove the in-progress cursor
+        await paced.edit(pacer, last, content)
     if client.user is not None:
         await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)
     return "".join(page.content for page in pages[:-1]) + text

@@ -14,24 +14,28 @@ from bot.setting_values import SettingError as SettingError  # re-exported: call
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
 COOLDOWN_MAX = 3600
+STREAMS_PER_USER_MAX = 100
 CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
 REASONING_MODES = ("hidden", "summary", "file")
 REASONING_EFFORTS = ("low", "medium", "high")
+# The one default system prompt (SYSTEM_PROMPT overrides it; .env.example shows the same text).
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant in a Discord server."
 
 
 @dataclass(frozen=True)
 class ChannelSettings:
     model: str
-    system_prompt: str = "You are a helpful assistant chatting in Discord. Keep answers concise."
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
     temperature: float = 0.7
     max_tokens: int | None = None
     enabled: bool = True
     history: int = 10
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
+    max_streams_per_user: int = 2
     reasoning: str = "hidden"  # one of REASONING_MODES
     reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
     vision: bool = True
@@ -49,35 +53,88 @@ class ChannelSettings:
     user_models: list[int] = dataclasses.field(default_factory=list)
 
 
-KEYS: dict[str, str] = {
-    "model": "Model used for replies (must be offered by the API)",
-    "system_prompt": f"Instructions sent before the conversation (up to {SYSTEM_PROMPT_MAX} characters)",
-    "temperature": "Sampling temperature, 0 (focused) to 2 (random)",
-    "max_tokens": f"Longest reply in tokens, 1 to {MAX_TOKENS_LIMIT}, or none for the model's limit",
-    "enabled": "Whether the bot answers here: on or off",
-    "history": "How many earlier messages to include as context, 0 to 50",
-    "cooldown_seconds": f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}",
-    "daily_token_quota": "Tokens a user may spend per UTC day, or none for unlimited",
-    "reasoning": "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
-    "reasoning_effort": "How hard a reasoning model thinks: low, medium, high, or none to not ask",
-    "vision": "Whether attached images go to the model: on or off",
-    "allowed_roles": "Only members with one of these roles may ask (or allowed_users); none = everyone",
-    "blocked_roles": "Members with any of these roles may not ask",
-    "allowed_users": "Only these members may ask (or allowed_roles); none = everyone",
-    "blocked_users": "These members may not ask",
-    "role_quotas": "Tokens a day per role, e.g. @Helpers=50000, @Staff=none; the most generous applies",
-    "monthly_budget": "Server only: spend per calendar month (UTC) before answers stop, or none",
-    "alert_channel": "Server only: where budget warnings go (at 80 % and 100 %), or none",
-    "prices": "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
-    "fallback_model": "Model asked when the main one fails before answering, or none",
-    "context_tokens": (
+@dataclass(frozen=True)
+class Key:
+    """What /config needs to know about a setting key, besides parsing and formatting its value."""
+
+    description: str
+    choices: tuple[str, ...] = ()  # the words it takes (on/off, modes), offered as the value's autocomplete
+    accepts_none: bool = False  # "none" clears it: no limit, nobody listed, not sent
+    model: bool = False  # a model name, checked against the model server's list when set
+    server_only: bool = False  # about the whole server (one budget, one bill): no channel override
+    channel: bool = False  # a channel id, which must be a channel of the same server
+
+    @property
+    def suggestions(self) -> list[str]:
+        """The values offered as autocomplete (a model key adds the model server's list)."""
+        return [*self.choices, *(["none"] if self.accepts_none else [])]
+
+
+_ON_OFF = ("on", "off")
+KEYS: dict[str, Key] = {
+    "model": Key("Model used for replies (must be offered by the API)", model=True),
+    "system_prompt": Key(f"Instructions sent before the conversation (up to {SYSTEM_PROMPT_MAX} characters)"),
+    "temperature": Key("Sampling temperature, 0 (focused) to 2 (random)"),
+    "max_tokens": Key(
+        f"Longest reply in tokens, 1 to {MAX_TOKENS_LIMIT}, or none for the model's limit", accepts_none=True
+    ),
+    "enabled": Key("Whether the bot answers here: on or off", choices=_ON_OFF),
+    "history": Key("How many earlier messages to include as context, 0 to 50"),
+    "cooldown_seconds": Key(f"Seconds a user must wait between requests, 0 to {COOLDOWN_MAX}"),
+    "daily_token_quota": Key("Tokens a user may spend per UTC day, or none for unlimited", accepts_none=True),
+    "max_streams_per_user": Key(
+        f"Answers one user may have in progress at once, 1 to {STREAMS_PER_USER_MAX}"
+    ),
+    "reasoning": Key(
+        "A reasoning model's thinking: hidden, summary (how long it thought) or file (attached)",
+        choices=REASONING_MODES,
+    ),
+    "reasoning_effort": Key(
+        "How hard a reasoning model thinks: low, medium, high, or none to not ask",
+        choices=REASONING_EFFORTS,
+        accepts_none=True,
+    ),
+    "vision": Key("Whether attached images go to the model: on or off", choices=_ON_OFF),
+    "allowed_roles": Key(
+        "Only members with one of these roles may ask (or allowed_users); none = everyone", accepts_none=True
+    ),
+    "blocked_roles": Key("Members with any of these roles may not ask", accepts_none=True),
+    "allowed_users": Key("Only these members may ask (or allowed_roles); none = everyone", accepts_none=True),
+    "blocked_users": Key("These members may not ask", accepts_none=True),
+    "role_quotas": Key(
+        "Tokens a day per role, e.g. @Helpers=50000, @Staff=none; the most generous applies",
+        accepts_none=True,
+    ),
+    "monthly_budget": Key(
+        "Server only: spend per calendar month (UTC) before answers stop, or none",
+        accepts_none=True,
+        server_only=True,
+    ),
+    "alert_channel": Key(
+        "Server only: where budget warnings go (at 80 % and 100 %), or none",
+        accepts_none=True,
+        server_only=True,
+        channel=True,
+    ),
+    "prices": Key(
+        "Server only: model=input/output[/reasoning] per million tokens, beating the price file",
+        accepts_none=True,
+        server_only=True,
+    ),
+    "fallback_model": Key(
+        "Model asked when the main one fails before answering, or none", accepts_none=True, model=True
+    ),
+    "context_tokens": Key(
         f"Most tokens of conversation sent to the model, {CONTEXT_TOKENS_MIN} to {CONTEXT_TOKENS_MAX}"
     ),
-    "reply_in_thread": "Whether /chat answers in a new thread by default: on or off",
-    "user_models": "Server only: users who may pick a model with /chat model:, or none (admins only)",
+    "reply_in_thread": Key("Whether /chat answers in a new thread by default: on or off", choices=_ON_OFF),
+    "user_models": Key(
+        "Server only: users who may pick a model with /chat model:, or none (admins only)",
+        accepts_none=True,
+        server_only=True,
+    ),
 }
-# Settings about the whole server: a channel override would make no sense (one budget, one bill).
-SERVER_ONLY = frozenset({"monthly_budget", "alert_channel", "prices", "user_models"})
+SERVER_ONLY = frozenset(name for name, key in KEYS.items() if key.server_only)
 
 
 def _int_in(key: str, low: int, high: int | None, raw: str, *, optional: bool = False) -> int | None:
@@ -159,6 +216,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "history": lambda raw: _int_in("history", 0, 50, raw),
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
+    "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
     "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),
@@ -198,6 +256,13 @@ def check_key(key: str) -> str:
 def parse_value(key: str, raw: str) -> Any:
     """Validate user input for ``key``; returns the typed value (None = no limit for the optional limits)."""
     return _PARSERS[check_key(key)](raw)
+
+
+def check_channel(key: str, value: Any, is_channel_here: Callable[[int], bool]) -> None:
+    """A key naming a channel (alert_channel) must name one of this server's: warnings must not go to
+    another server's channel."""
+    if KEYS[key].channel and value is not None and not is_channel_here(value):
+        raise SettingError(f"`{key}` must be a channel of this server")
 
 
 def check_scope(key: str, scope: str) -> None:

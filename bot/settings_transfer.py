@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.settings import SettingError, check_key, check_scope, format_value, parse_value
+from bot.settings import SettingError, check_channel, check_key, check_scope, format_value, parse_value
 from bot.store.settings import Overrides, SettingsStore
 
 FORMAT = "streamcord-settings"
@@ -56,7 +56,7 @@ def parse(data: bytes, is_channel_here: Callable[[int], bool]) -> Overrides:
     if document.get("version") != VERSION:
         raise ImportRefused([f"settings export version {document.get('version')!r} is not supported"])
     problems: list[str] = []
-    server = _scope_values("server", "guild", document.get("server", {}), problems)
+    server = _scope_values("server", "guild", document.get("server", {}), problems, is_channel_here)
     channels: dict[int, dict[str, Any]] = {}
     raw_channels = document.get("channels", {})
     if not isinstance(raw_channels, dict):
@@ -65,14 +65,18 @@ def parse(data: bytes, is_channel_here: Callable[[int], bool]) -> Overrides:
         if not str(raw_id).isdigit() or not is_channel_here(int(raw_id)):
             problems.append(f"channel {str(raw_id)[:30]} is not a channel of this server")
             continue
-        channels[int(raw_id)] = _scope_values(f"channel {raw_id}", "channel", raw_values, problems)
+        channels[int(raw_id)] = _scope_values(
+            f"channel {raw_id}", "channel", raw_values, problems, is_channel_here
+        )
     if problems:
         more = len(problems) - MAX_PROBLEMS
         raise ImportRefused(problems[:MAX_PROBLEMS] + ([f"and {more} more"] if more > 0 else []))
     return Overrides(server, channels)
 
 
-def _scope_values(where: str, scope: str, raw: object, problems: list[str]) -> dict[str, Any]:
+def _scope_values(
+    where: str, scope: str, raw: object, problems: list[str], is_channel_here: Callable[[int], bool]
+) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         problems.append(f"{where}: expected settings as key/value pairs")
         return {}
@@ -84,6 +88,7 @@ def _scope_values(where: str, scope: str, raw: object, problems: list[str]) -> d
             if not isinstance(raw_value, str):
                 raise SettingError(f"`{key}` must be given as text, like /config set takes it")
             values[key] = parse_value(key, raw_value)
+            check_channel(key, values[key], is_channel_here)
         except SettingError as exc:
             problems.append(f"{where}: {exc}")
     return values

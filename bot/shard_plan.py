@@ -45,11 +45,17 @@ class ShardPlan:
             return {}
         return {"shard_count": self.count, "shard_ids": None if self.ids is None else list(self.ids)}
 
+    @property
+    def running(self) -> tuple[int, ...]:
+        """The shards this process runs (none when not sharded)."""
+        if self.count is None:
+            return ()
+        return tuple(range(self.count)) if self.ids is None else self.ids
+
     def describe(self) -> str:
         if self.count is None:
             return "one gateway connection"
-        ids = range(self.count) if self.ids is None else self.ids
-        return f"shards {', '.join(map(str, ids))} of {self.count}"
+        return f"shards {', '.join(map(str, self.running))} of {self.count}"
 
 
 def parse_shard_plan(count: str, ids: str) -> ShardPlan:

@@ -73,6 +73,10 @@ def failed(message: str) -> str:
     return f"{_WARNING}{message}"
 
 
+UNDELIVERABLE = failed("I had to stop my answer: Discord no longer lets me post it there.")
+NOT_RECORDED = failed("I can't record requests right now, so I didn't ask the model. Try again in a moment.")
+
+
 def thinking(seconds: float) -> str:
     """The live line while a reasoning model thinks."""
     return f"{_THINKING}thinking… {int(seconds)} s"

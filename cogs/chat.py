@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot import paced
 from bot.admission import Quiet, Refused
 from bot.attachments import AttachmentInfo
-from bot.channels import settings_channel_id
+from bot.channels import role_ids, settings_channel_id
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
 from bot.conversation import Turn, without_mention
@@ -22,6 +22,7 @@ from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
 from bot.llm import ChatRequest, models_within
 from bot.prompt import fit_request
 from bot.question import prepare_question
+from bot.reservations import Ticket
 from bot.settings import ChannelSettings
 from bot.status import left_out
 from bot.store.answers import AnswerOrigin
@@ -85,27 +86,33 @@ class Chat(commands.Cog):
             raise app_commands.NoPrivateMessage
         user = interaction.user
         try:
-            settings = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), user.id, _role_ids(user)
+            admitted = await self.bot.admission.check(
+                guild_id, settings_channel_id(channel), user.id, role_ids(user)
             )
-            chosen = await self._chosen_model(interaction, settings, model)
-            attached = _attachments([file] if file else [])
-            question = await self._question(settings, prompt, attached, user.display_name, [], model=chosen)
+            settings, ticket = admitted.settings, admitted.ticket
+            with ticket.until_started():
+                chosen = await self._chosen_model(interaction, settings, model)
+                attached = _attachments([file] if file else [])
+                question = await self._question(
+                    settings, prompt, attached, user.display_name, [], model=chosen
+                )
         except Refused as refusal:
-            await interaction.response.send_message(
-                str(refusal), ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await _refuse(interaction, str(refusal))
             return
         origin = AnswerOrigin(guild_id, channel.id, user.id, user.display_name, prompt_text=prompt)
         in_thread = settings.reply_in_thread if thread is None else thread
-        if private:
-            target = InteractionTarget(interaction, ephemeral=True)
-            self._start(question, Requester(user.id, guild_id, channel.id), target, None)
-        elif in_thread and isinstance(channel, discord.TextChannel):
-            await self._start_in_thread(interaction, channel, question, origin)
-        else:
-            target = InteractionTarget(interaction)
-            self._start(question, Requester(user.id, guild_id, channel.id), target, origin)
+        try:
+            if private:
+                target = InteractionTarget(interaction, ephemeral=True)
+                self._start(question, Requester(user.id, guild_id, channel.id), target, None, ticket)
+            elif in_thread and isinstance(channel, discord.TextChannel):
+                with ticket.until_started():
+                    await self._start_in_thread(interaction, channel, question, origin, ticket)
+            else:
+                target = InteractionTarget(interaction)
+                self._start(question, Requester(user.id, guild_id, channel.id), target, origin, ticket)
+        except Refused as refusal:  # shutdown began meanwhile
+            await _refuse(interaction, str(refusal))
 
     @chat.autocomplete("model")
     async def model_autocomplete(
@@ -164,6 +171,7 @@ class Chat(commands.Cog):
         channel: discord.TextChannel,
         question: Question,
         origin: AnswerOrigin,
+        ticket: Ticket,
     ) -> None:
         """Answer the interaction with the thread's title, open a thread from that message, and stream the
         answer into it as channel messages (the thread's conversation continues without mentions)."""
@@ -176,6 +184,7 @@ class Chat(commands.Cog):
             thread = await paced.create_thread(self.bot.pacer, channel, message_id, name)
         except (discord.HTTPException, RuntimeError) as exc:
             log.warning("Could not open a thread in channel %s: %r", origin.channel_id, exc)
+            ticket.release()
             if not interaction.response.is_done():
                 await interaction.response.send_message(
                     THREAD_FAILED, ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -185,7 +194,7 @@ class Chat(commands.Cog):
             origin.guild_id, thread.id, origin.author_id, origin.author_name, prompt_text=origin.prompt_text
         )
         requester = Requester(origin.author_id, origin.guild_id, thread.id)
-        self._start(question, requester, ChannelTarget(self.bot, thread.id), origin)
+        self._start(question, requester, ChannelTarget(self.bot, thread.id), origin, ticket)
 
     def _start(
         self,
@@ -193,12 +202,15 @@ class Chat(commands.Cog):
         requester: Requester,
         target: ChannelTarget | InteractionTarget,
         origin: AnswerOrigin | None,
+        ticket: Ticket,
         prompt_message_id: int | None = None,
     ) -> None:
+        """Refused once shutdown began (the ticket is released)."""
         self.bot.streams.start(
             chat=question.chat,
             requester=requester,
             target=target,
+            ticket=ticket,
             options=question.options,
             origin=origin,
             prompt_message_id=prompt_message_id,
@@ -226,7 +238,12 @@ class Chat(commands.Cog):
         reference = message.reference.message_id if message.reference else None
         if is_continue(prompt) and reference is not None:
             if await try_continue(
-                self.bot, message_id=reference, user_id=message.author.id, channel=channel, answer_to=message
+                self.bot,
+                message_id=reference,
+                user_id=message.author.id,
+                role_ids=role_ids(message.author),
+                channel=channel,
+                answer_to=message,
             ):
                 return
         guild_id = message.guild.id if message.guild is not None else None
@@ -234,27 +251,36 @@ class Chat(commands.Cog):
         try:
             if not prompt and not message.attachments:
                 raise Refused(EMPTY_PROMPT)
-            settings = await self.bot.admission.check(
-                guild_id, settings_channel_id(channel), author.id, _role_ids(author)
+            admitted = await self.bot.admission.check(
+                guild_id, settings_channel_id(channel), author.id, role_ids(author)
             )
-            if whole_channel:
-                history = await self.bot.history.recent(channel.id, message.id, settings.history)
-            else:
-                history = await self.bot.history.chain(channel.id, reference, settings.history)
-            attached = _attachments(message.attachments)
-            question = await self._question(settings, prompt, attached, author.display_name, history)
-        except Quiet:
-            return  # a switched-off channel, or someone without access here, gets no answer
+            settings = admitted.settings
+            with admitted.ticket.until_started():
+                if whole_channel:
+                    history = await self.bot.history.recent(channel.id, message.id, settings.history)
+                else:
+                    history = await self.bot.history.chain(channel.id, reference, settings.history)
+                attached = _attachments(message.attachments)
+                question = await self._question(settings, prompt, attached, author.display_name, history)
+        except Quiet as refusal:  # a switched-off channel, or someone without access here, gets no answer
+            log.info("Not answering user %s in channel %s: %s", author.id, channel.id, type(refusal).__name__)
+            return
         except Refused as refusal:
             await self._reply(message, str(refusal))
             return
-        self._start(
-            question,
-            Requester(author.id, guild_id, channel.id),
-            ChannelTarget(self.bot, channel.id, reply_to=message.id),
-            AnswerOrigin(guild_id, channel.id, author.id, author.display_name, prompt_message_id=message.id),
-            prompt_message_id=message.id,
-        )
+        try:
+            self._start(
+                question,
+                Requester(author.id, guild_id, channel.id),
+                ChannelTarget(self.bot, channel.id, reply_to=message.id),
+                AnswerOrigin(
+                    guild_id, channel.id, author.id, author.display_name, prompt_message_id=message.id
+                ),
+                admitted.ticket,
+                prompt_message_id=message.id,
+            )
+        except Refused as refusal:  # shutdown began meanwhile
+            await self._reply(message, str(refusal))
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -288,9 +314,16 @@ def _attachments(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
 
 
-def _role_ids(user: discord.User | discord.Member) -> list[int]:
-    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
-
-
 async def setup(bot: StreamcordBot) -> None:
     await bot.add_cog(Chat(bot))
+
+
+async def _refuse(interaction: discord.Interaction, text: str) -> None:
+    """Tell the requester why not, ephemerally; a slow check may find the interaction expired."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("Could not refuse /chat for user %s: %s %s", interaction.user.id, exc.status, exc.code)

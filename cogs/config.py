@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import discord
@@ -16,15 +17,7 @@ from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import NO_MENTIONS
 from bot.llm import models_within
-from bot.settings import (
-    KEYS,
-    REASONING_EFFORTS,
-    REASONING_MODES,
-    SettingError,
-    check_key,
-    format_value,
-    parse_value,
-)
+from bot.settings import KEYS, SettingError, check_channel, check_key, format_value, parse_value
 from bot.store.settings import NOT_SET, Scope
 
 log = logging.getLogger(__name__)
@@ -35,12 +28,6 @@ AUTOCOMPLETE_TIMEOUT = 2.0  # Discord drops autocomplete answers after 3 s
 HISTORY_LIMIT = 10
 _VALUE_CHARS = 80
 _MESSAGE_LIMIT = 2000
-_MODEL_KEYS = ("model", "fallback_model")  # checked against the model server's list when set
-# Keys "none" clears (no limit, nobody listed), offered as the value's autocomplete.
-_NONE_OK = frozenset(
-    "max_tokens daily_token_quota monthly_budget alert_channel prices allowed_roles blocked_roles"
-    " allowed_users blocked_users role_quotas".split()
-)
 
 
 class ManageServerRequired(app_commands.CheckFailure):
@@ -55,6 +42,11 @@ def _short(key: str, value: Any) -> str:
 
 def _where(scope: Scope) -> str:
     return "this channel" if scope == "channel" else "the whole server"
+
+
+def _channel_here(guild: discord.Guild | None) -> Callable[[int], bool]:
+    """Whether a channel id is one of this server's channels (import's channel ids, alert_channel)."""
+    return lambda channel_id: guild is not None and guild.get_channel(channel_id) is not None
 
 
 def _fit(lines: list[str]) -> str:
@@ -120,11 +112,12 @@ class ConfigCommands(commands.Cog, name="Config"):
         try:
             key = check_key(key)
             parsed = parse_value(key, value)  # for the reply and the model check; the store validates too
+            check_channel(key, parsed, _channel_here(interaction.guild))
         except SettingError as exc:
             await self._reply(interaction, str(exc))
             return
         note = ""
-        if key in _MODEL_KEYS and parsed is not None:
+        if KEYS[key].model and parsed is not None:
             await interaction.response.defer(ephemeral=True, thinking=True)  # listing models may be slow
             models = await self.bot.llm.list_models()
             if not models:
@@ -212,7 +205,6 @@ class ConfigCommands(commands.Cog, name="Config"):
     @app_commands.describe(file="A file from /config export; nothing changes unless all of it is valid")
     async def import_(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         guild_id, _ = self._ids(interaction)
-        guild = interaction.guild
         if file.size > settings_transfer.MAX_BYTES:
             await self._reply(
                 interaction,
@@ -221,10 +213,7 @@ class ConfigCommands(commands.Cog, name="Config"):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            wanted = settings_transfer.parse(
-                await file.read(),
-                lambda channel_id: guild is not None and guild.get_channel(channel_id) is not None,
-            )
+            wanted = settings_transfer.parse(await file.read(), _channel_here(interaction.guild))
         except settings_transfer.ImportRefused as refused:
             await self._reply(interaction, _fit(["Nothing imported:", *(f"- {p}" for p in refused.problems)]))
             return
@@ -253,9 +242,9 @@ class ConfigCommands(commands.Cog, name="Config"):
     ) -> list[app_commands.Choice[str]]:
         needle = current.strip().lower()
         return [
-            app_commands.Choice(name=f"{key}: {description}"[:100], value=key)
-            for key, description in KEYS.items()
-            if needle in key or needle in description.lower()
+            app_commands.Choice(name=f"{key}: {info.description}"[:100], value=key)
+            for key, info in KEYS.items()
+            if needle in key or needle in info.description.lower()
         ][:25]
 
     @set_.autocomplete("value")
@@ -264,21 +253,12 @@ class ConfigCommands(commands.Cog, name="Config"):
     ) -> list[app_commands.Choice[str]]:
         if not interaction.permissions.manage_guild:
             return []  # checks don't run for autocomplete; don't reveal the model list
-        key = str(getattr(interaction.namespace, "key", "") or "").strip().lower()
-        if key in ("enabled", "vision"):
-            options = ["on", "off"]
-        elif key == "reasoning":
-            options = list(REASONING_MODES)
-        elif key == "reasoning_effort":
-            options = [*REASONING_EFFORTS, "none"]
-        elif key in _MODEL_KEYS:
-            options = await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
-            if key == "fallback_model":
-                options = ["none", *options]
-        elif key in _NONE_OK:
-            options = ["none"]
-        else:
+        info = KEYS.get(str(getattr(interaction.namespace, "key", "") or "").strip().lower())
+        if info is None:
             return []
+        options = info.suggestions
+        if info.model:
+            options += await models_within(self.bot.llm, AUTOCOMPLETE_TIMEOUT)
         needle = current.strip().lower()
         return [app_commands.Choice(name=o[:100], value=o[:100]) for o in options if needle in o.lower()][:25]
 

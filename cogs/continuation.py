@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 from discord.ext import commands
 
+from bot.channels import role_ids
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
 from bot.streaming.continuation import CONTINUE_EMOJI
@@ -26,6 +27,7 @@ class Continuation(commands.Cog):
             self.bot,
             message_id=payload.message_id,
             user_id=payload.user_id,
+            role_ids=role_ids(payload.member),
             channel=channel,
             answer_to=self.bot.get_partial_messageable(payload.channel_id).get_partial_message(
                 payload.message_id

@@ -3,33 +3,21 @@ Manage Server), an optional chart, and deleting your own rows after a confirmati
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.budget import server_prices
 from bot.client import StreamcordBot
-from bot.db import utcnow
+from bot.db import DATABASE_DOWN, DatabaseUnavailable
 from bot.discord_targets import NO_MENTIONS
-from bot.pricing import Cost, PriceList, TokenCounts
-from bot.store.usage import Period, UsageSummary, period_since
-from bot.usage_chart import render as render_chart
+from bot.store.usage import Period
+from bot.usage_report import ChartKind, ReportRequest, Scope, UsageReport
 
 log = logging.getLogger(__name__)
 
-ScopeChoice = Literal["me", "channel", "server"]
-ChartChoice = Literal["tokens", "cost"]
-_PERIODS: dict[Period, str] = {
-    "today": "today (UTC)",
-    "7d": "the last 7 days",
-    "30d": "the last 30 days",
-    "all": "all time",
-}
 NEEDS_MANAGE_SERVER = (
     "You need the Manage Server permission to see usage for other people, channels or the server."
 )
@@ -37,17 +25,10 @@ CHART_FILE = "usage.png"
 FORGET_TIMEOUT = 60.0
 
 
-def render(
-    summary: UsageSummary,
-    cost: Cost,
-    prices: PriceList,
-    *,
-    title: str,
-    show_top_users: bool,
-    model_errors: dict[str, int] | None = None,
-) -> discord.Embed:
+def render(report: UsageReport, *, model_errors: dict[str, int] | None = None) -> discord.Embed:
     """``model_errors``: the last hour's model errors by kind, for admins (None: not shown)."""
-    embed = discord.Embed(title=title, colour=discord.Colour.blurple())
+    summary, cost, prices = report.summary, report.cost, report.prices
+    embed = discord.Embed(title=report.title, colour=discord.Colour.blurple())
     statuses = ", ".join(f"{count:,} {status}" for status, count in sorted(summary.by_status.items()))
     embed.add_field(name="Requests", value=f"{summary.requests:,}" + (f" ({statuses})" if statuses else ""))
     tokens = f"{summary.total_tokens:,} ({summary.prompt_tokens:,} prompt"
@@ -63,7 +44,7 @@ def render(
         models = ", ".join(f"`{m}`" for m in cost.unpriced_models[:5])
         money += f"\nNo price for {models}{'…' if len(cost.unpriced_models) > 5 else ''}: counted as free"
     embed.add_field(name="Cost", value=money, inline=False)
-    if show_top_users and summary.top_users:
+    if report.show_top_users and summary.top_users:
         top = "\n".join(
             f"{rank}. <@{user_id}>: {tokens:,} tokens"
             for rank, (user_id, tokens) in enumerate(summary.top_users, 1)
@@ -90,12 +71,20 @@ class ForgetConfirmation(discord.ui.View):
         self, interaction: discord.Interaction, _: discord.ui.Button[ForgetConfirmation]
     ) -> None:
         self.stop()
-        deleted = await self._bot.retention.forget(self._guild_id, self._user_id)
-        await interaction.response.edit_message(
-            content=f"Deleted {deleted:,} usage record(s); the totals keep their tokens under nobody's name.",
-            view=None,
-            allowed_mentions=NO_MENTIONS,
-        )
+        try:
+            forgotten = await self._bot.retention.forget(self._guild_id, self._user_id)
+        except DatabaseUnavailable as exc:
+            log.warning("Could not forget usage for user %s: %s", self._user_id, exc)
+            content = f"Nothing was deleted: {DATABASE_DOWN}"
+        else:
+            content = f"Deleted {forgotten.deleted:,} usage record(s); "
+            content += "the totals keep their tokens under nobody's name."
+            if forgotten.kept_today:
+                content += (
+                    f" Today's {forgotten.kept_today:,} stay until the day ends (UTC): they count toward "
+                    "today's quota and cooldown. Forget again tomorrow to delete them."
+                )
+        await interaction.response.edit_message(content=content, view=None, allowed_mentions=NO_MENTIONS)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(
@@ -133,66 +122,36 @@ class Usage(commands.Cog):
         self,
         interaction: discord.Interaction,
         period: Period = "today",
-        scope: ScopeChoice = "me",
+        scope: Scope = "me",
         # Not Member alone: someone who left the server is a plain User, and their usage still counts.
         user: discord.Member | discord.User | None = None,
-        chart: ChartChoice | None = None,
+        chart: ChartKind | None = None,
     ) -> None:
-        guild_id, channel_id = interaction.guild_id, interaction.channel_id
-        subject = user.id if user is not None else interaction.user.id if scope == "me" else None
-        if guild_id is None and (scope != "me" or user is not None):
+        request = ReportRequest(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            asker=interaction.user.id,
+            period=period,
+            scope=scope,
+            user=user.id if user else None,
+            user_name=user.display_name if user else None,
+        )
+        if request.guild_id is None and (scope != "me" or user is not None):
             await _say(interaction, "In direct messages you can only see your own usage.")
             return
-        others = scope != "me" or subject != interaction.user.id
-        if others and not interaction.permissions.manage_guild:
+        if request.about_others and not interaction.permissions.manage_guild:
             await _say(interaction, NEEDS_MANAGE_SERVER)
             return
         if chart is not None:  # rendering may not fit in Discord's 3-s deadline for an answer
             await interaction.response.defer(ephemeral=True, thinking=True)
-        now = utcnow()
-        since = period_since(period, now)
-        in_channel = channel_id if scope == "channel" else None
-        summary = await self.bot.usage.summary(
-            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
-        )
-        prices, overrides = self.bot.budget.prices, await server_prices(self.bot.settings, guild_id)
-        if subject == interaction.user.id:
-            whose = "Your usage"
-        elif subject is not None:
-            whose = f"Usage by {user.display_name if user else subject}"
-        else:
-            whose = "Usage in this channel" if scope == "channel" else "Usage in this server"
-        title = f"{whose}{' in this channel' if scope == 'channel' and subject else ''}, {_PERIODS[period]}"
+        report = await self.bot.usage_reports.report(request)
         # Operators' view of the model server's health: the same for every server the bot is in.
         errors = self.bot.models.errors.counts() if interaction.permissions.manage_guild else None
-        embed = render(
-            summary,
-            prices.cost(summary.by_model, overrides),
-            prices,
-            title=title,
-            show_top_users=subject is None,
-            model_errors=errors,
-        )
+        embed = render(report, model_errors=errors)
         if chart is None:
             await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
-        days = await self.bot.usage.daily(
-            guild_id=guild_id, user_id=subject, channel_id=in_channel, since=since
-        )
-        first = since.date() if since else min(days, default=now.date())
-
-        def cost(model: str, counts: TokenCounts) -> float:
-            return prices.request_cost(model, counts, overrides) or 0.0
-
-        png = await asyncio.to_thread(
-            render_chart,
-            days,
-            first=first,
-            last=now.date(),
-            measure=cost if chart == "cost" else lambda _, counts: counts.prompt + counts.completion,
-            title=f"{'Cost' if chart == 'cost' else 'Tokens'} per day, by model",
-            unit=prices.currency if chart == "cost" else "tokens",
-        )
+        png = await self.bot.usage_reports.chart(request, report, chart)
         embed.set_image(url=f"attachment://{CHART_FILE}")
         await interaction.followup.send(
             embed=embed,
@@ -207,7 +166,7 @@ class Usage(commands.Cog):
         view = ForgetConfirmation(self.bot, interaction.guild_id, interaction.user.id)
         await interaction.response.send_message(
             f"Delete every usage record of yours {where}? The totals keep the tokens, under nobody's name. "
-            "This can't be undone.",
+            "Today's (UTC) stay until the day ends, for the daily quota and cooldown. This can't be undone.",
             view=view,
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,

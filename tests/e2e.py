@@ -1,5 +1,5 @@
 """What the end-to-end tests share: the world they run in, the real bot running against it, acting as its
-users (/chat, other commands, the CLI), and reading back what those users saw.
+users (/chat, mentions, other commands, the CLI), and reading back what those users (and operators) saw.
 
 The pytest fixtures built on these (``world``, ``bot``, ``db``) live in conftest.py.
 """
@@ -8,28 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
+import numpy as np
+from matplotlib import colors
+from matplotlib import image as mpimg
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
 from bot.db import Database
+from bot.store.usage import UsageStore
 from bot.streaming.render import MARKER
-from fakes.discord import FLAG_LOADING, FakeDiscord, FakeMessage
+from fakes.discord import FLAG_LOADING, FakeAttachment, FakeDiscord, FakeMessage
 from fakes.llm_server import FakeLLM, Scenario, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY = " ".join(f"word{i}" for i in range(60)) + "."
 LONG = " ".join(f"t{i}" for i in range(400))
 STOP = "🛑"
+# The /usage chart's default colour cycle: the biggest model is stacked first (C0), the next one on top (C1).
+BLUE, ORANGE = (np.array(colors.to_rgb(c)) for c in ("C0", "C1"))
 # Every variable the bot reads; CLI subprocesses start from an environment without any of them.
 _KNOBS = frozenset(
     "DISCORD_TOKEN OPENAI_API_KEY OPENAI_BASE_URL DEFAULT_MODEL DATABASE_PATH LOG_LEVEL DISCORD_API_BASE"
@@ -100,6 +112,12 @@ async def running_bot(world: World, *, guild: int | None = None, **env: str) -> 
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
+async def healthz(bot: StreamcordBot) -> tuple[int, str]:
+    """What the bot's /healthz answers (it runs with METRICS_PORT=0): status and text."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{bot.metrics_port}/healthz") as r:
+        return r.status, await r.text()
+
+
 @contextlib.asynccontextmanager
 async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`python -m bot` as a separate process, for signals and crashes; its log goes to log_path."""
@@ -128,6 +146,24 @@ async def bot_process(world: World, log_path: Path, **env: str) -> AsyncIterator
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def add_row(
+    db: Database, at: datetime, user_id: int, channel_id: int, guild_id: int, tokens: int
+) -> None:
+    """A finished request recorded at ``at`` (the store's clock is the only way to backdate one)."""
+    store = UsageStore(db, clock=lambda: at)
+    request_id = f"old-{at.isoformat()}-{user_id}"
+    await store.start(request_id, guild_id, channel_id, user_id, "fake-model")
+    await store.finish(
+        request_id,
+        status="completed",
+        prompt_tokens=tokens,
+        completion_tokens=0,
+        estimated=False,
+        ttft_ms=10,
+        duration_ms=20,
+    )
 
 
 def run_cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
@@ -181,6 +217,31 @@ async def command(
     return world.discord.messages[interaction.message_id]
 
 
+async def mention(
+    world: World,
+    text: str,
+    *,
+    user: int | None = None,
+    channel: int | None = None,
+    reply_to: int | None = None,
+    attachments: list[FakeAttachment] | None = None,
+) -> int:
+    """Post a message that mentions the bot (as Alice unless told, in the world's channel unless told);
+    returns its id at once."""
+    return await world.discord.post_message(
+        channel or world.channel_id,
+        user or world.alice,
+        f"<@{world.discord.bot_user_id}> {text}",
+        reply_to=reply_to,
+        attachments=attachments,
+    )
+
+
+async def ask(world: World, text: str, *, reply_to: int | None = None) -> int:
+    """Mention the bot with a question as Alice; the id of its reply once there is one."""
+    return await first_reply(world, await mention(world, text, reply_to=reply_to))
+
+
 async def chat_until_done(
     world: World, bot: StreamcordBot, prompt: str, *, user: int | None = None, channel: int | None = None
 ) -> FakeMessage:
@@ -188,6 +249,16 @@ async def chat_until_done(
     reply = await command(world, "chat", {"prompt": prompt}, user=user or world.alice, channel=channel)
     await wait_idle(world, bot, timeout=15)
     return reply
+
+
+async def usage(world: World, options: dict[str, Any] | None = None, *, user: int) -> FakeMessage:
+    """/usage show as ``user``; its reply once final."""
+    return await command(world, "usage show", options, user=user)
+
+
+async def asks(world: World, bot: StreamcordBot, user: int, prompt: str = "may I?") -> str:
+    """What /chat answers this user once the answer is over: the refusal, or the answer's text."""
+    return (await chat_until_done(world, bot, prompt, user=user)).content
 
 
 async def say(world: World, name: str, options: dict[str, Any] | None = None, **who: int) -> str:
@@ -208,6 +279,38 @@ async def wait_final(world: World, message_id: int, predicate: Callable[[str], b
         timeout=20,
         what=f"final version of message {message_id}",
     )
+
+
+def inflight_message_ids(db_path: Path) -> list[int]:
+    """The pages of every reply the SQLite database at ``db_path`` has in flight."""
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
+    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
+
+
+async def first_reply(world: World, message_id: int) -> int:
+    """The id of the bot's reply to a message, once it exists (there must be only one)."""
+    await world.discord.wait_for(
+        lambda: any(m.reference_id == message_id for m in world.discord.messages.values()),
+        what=f"a reply to {message_id}",
+    )
+    [reply] = [m for m in world.discord.messages.values() if m.reference_id == message_id]
+    return reply.id
+
+
+async def finished(world: World, bot: StreamcordBot, message_id: int) -> str:
+    """The message's final content, once its answer is over and its usage recorded."""
+    await wait_final(world, message_id)
+    await wait_idle(world, bot, timeout=20)
+    return world.discord.messages[message_id].content
+
+
+async def answers(world: World, bot: StreamcordBot, count: int) -> list[str]:
+    """The contents of the bot's messages once ``count`` exist and no answer is being written."""
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) >= count and len(bot.streams) == 0, timeout=20, what="answers"
+    )
+    return [m.content for m in bot_messages(world)]
 
 
 async def wait_stop_button(world: World, message_id: int) -> None:
@@ -287,3 +390,32 @@ async def overrides(bot: StreamcordBot) -> list[tuple[str, int, str, str]]:
     """The settings table, as (scope, scope id, key, JSON value) rows."""
     rows = await bot.db.fetchall("SELECT scope, scope_id, key, value FROM settings ORDER BY scope, key")
     return [tuple(row) for row in rows]
+
+
+def embed_of(reply: FakeMessage) -> dict[str, Any]:
+    """The /usage answer as {"title": ..., field name: field value}; it must be ephemeral."""
+    assert reply.ephemeral
+    [embed] = reply.embeds
+    return {"title": embed["title"]} | {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+def decode(png: bytes) -> np.ndarray:
+    """A /usage chart's RGB pixels."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return mpimg.imread(io.BytesIO(png), format="png")[:, :, :3]
+
+
+def pixels_of(picture: np.ndarray, colour: np.ndarray) -> int:
+    return int(np.all(np.abs(picture - colour) < 0.02, axis=-1).sum())
+
+
+# --- what operators saw ---------------------------------------------------------------------------------
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus scrape as {(name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

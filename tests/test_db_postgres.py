@@ -38,9 +38,9 @@ def test_every_dialect_has_the_same_migration_versions_and_names() -> None:
     }
     sqlite_versions = listed["sqlite"]
     for dialect, versions in listed.items():
-        assert versions == sqlite_versions, f"migrations/{dialect} must have the same NNNN_name.sql files"
+        assert versions == sqlite_versions, f"bot/migrations/{dialect} must have the same NNNN_name.sql files"
     stray = sorted(p.name for p in MIGRATIONS_ROOT.glob("*.sql"))
-    assert not stray, f"move {stray} into migrations/sqlite/ and add its twin under migrations/postgres/"
+    assert not stray, f"move {stray} into bot/migrations/sqlite/, its twin into bot/migrations/postgres/"
 
 
 def test_shards_follow_discords_formula() -> None:

@@ -44,12 +44,18 @@ class ScriptedTarget:
         self.files.append(file)
         await self._notify()
 
-    def reaction_route(self) -> Route:
-        return Route(None, "PUT /test/reactions", False)
+    def reaction_route(self, shown: bool) -> Route:
+        return Route(None, "REACTION /test/reactions", False)
 
     async def set_stop_button(self, shown: bool) -> None:
         self.button = shown
         await self._notify()
+
+    def note_route(self) -> Route:
+        return Route(None, "POST /test/notes", False)
+
+    async def note(self, text: str) -> None:
+        self.shown.append(text)
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -76,15 +82,19 @@ async def no_page(ids: list[int]) -> None:
 @pytest.mark.parametrize("failures", [1, display_module.MAX_RETRIES])
 async def test_passing_failures_are_retried_until_the_final_text_shows(pacer: Pacer, failures: int) -> None:
     target = ScriptedTarget(failures)
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.finish("All done.", "")
     assert await display.wait_synced(5)
     assert target.shown == ["All done."]
 
 
 async def test_gives_up_after_the_last_retry_and_says_so(pacer: Pacer) -> None:
-    target = ScriptedTarget(display_module.MAX_RETRIES + 1)
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    target = ScriptedTarget(display_module.FINAL_MAX_RETRIES + 1)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.finish("All done.", "")
     assert not await display.wait_synced(5)
     assert target.shown == []
@@ -92,7 +102,9 @@ async def test_gives_up_after_the_last_retry_and_says_so(pacer: Pacer) -> None:
 
 async def test_a_live_status_line_shows_while_streaming_and_never_in_the_final_version(pacer: Pacer) -> None:
     target = ScriptedTarget(0)
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.set_status("💭 thinking… 3 s")
     await target.wait_for(lambda: target.shown[-1:] == ["💭 thinking… 3 s ▌"])  # in place of the bare ▌
     await target.wait_for(lambda: target.button)  # the stop button goes up with the first page
@@ -109,7 +121,9 @@ async def test_a_live_status_line_shows_while_streaming_and_never_in_the_final_v
 
 async def test_an_abandoned_reply_is_left_alone_and_releases_its_waiters(pacer: Pacer) -> None:
     target = ScriptedTarget(0)
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.update("Paris")
     await target.wait_for(lambda: target.button)
     display.abandon()
@@ -120,7 +134,9 @@ async def test_an_abandoned_reply_is_left_alone_and_releases_its_waiters(pacer: 
 
 async def test_a_file_goes_with_the_final_version_of_the_last_page(pacer: Pacer) -> None:
     target = ScriptedTarget(0)
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.update("word " * 500)
     await target.wait_for(lambda: len(target.shown) == 2)  # two pages while streaming
     thinking = FileUpload("reasoning.md", b"Hmm.")
@@ -145,7 +161,9 @@ async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() ->
     await pacer.start()
     try:
         target = ChannelScriptedTarget(0)
-        display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+        display = ReplyDisplay(
+            target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+        )
         text = " ".join(["word"] * 1000)  # three pages
         display.update(text)
         # The first page and the next one went out together: no spacing between them.
@@ -177,7 +195,9 @@ class HeldEditTarget(ChannelScriptedTarget):
 
 async def test_a_new_page_does_not_wait_for_the_finishing_edit_to_return(pacer: Pacer) -> None:
     target = HeldEditTarget()
-    display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
     display.update("Paris")
     await target.wait_for(lambda: target.shown == ["Paris ▌"])
     words = " ".join(["word"] * 450)  # two pages
@@ -194,7 +214,9 @@ async def test_a_page_break_spends_the_create_budget_when_the_edit_budget_is_spe
     await pacer.start()
     try:
         target = ChannelScriptedTarget(0)
-        display = ReplyDisplay(target, pacer, "r", on_gone=lambda: None, on_page=no_page)
+        display = ReplyDisplay(
+            target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+        )
         display.update("Paris")
         await target.wait_for(lambda: target.shown == ["Paris ▌"])  # one create
         # Another request edits in the channel: one edit is left, one create too.

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.access import NOT_ALLOWED
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
-from tests.e2e import World, bot_messages, chat_until_done, say
+from tests.e2e import World, asks, bot_messages, chat_until_done, say
 
 
-async def asks(world: World, bot: StreamcordBot, user: int) -> str:
-    """What /chat answers this user: the refusal, or the answer's text."""
-    return (await chat_until_done(world, bot, "may I?", user=user)).content
-
-
-async def test_roles_and_users_allowed_and_blocked(world: World, bot: StreamcordBot) -> None:
+async def test_roles_and_users_allowed_and_blocked(
+    world: World, bot: StreamcordBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cogs.chat")
     helpers = world.discord.add_role(world.guild_id, "Helpers", [world.alice, world.bob])
     muted = world.discord.add_role(world.guild_id, "Muted", [world.bob])
     answer = Scenario().text
@@ -35,9 +37,12 @@ async def test_roles_and_users_allowed_and_blocked(world: World, bot: Streamcord
     assert await asks(world, bot, world.alice) == NOT_ALLOWED
     assert len(world.llm.requests) == 2  # refusals never reach the model
 
-    # A mention from someone blocked gets no answer at all.
+    # A mention from someone blocked gets no answer at all (the log says when the bot has decided).
     await world.discord.post_message(world.channel_id, world.bob, f"<@{world.discord.bot_user_id}> hello?")
-    await say(world, "config show", {})
+    await world.discord.wait_for(
+        lambda: any(f"Not answering user {world.bob}" in r.getMessage() for r in caplog.records),
+        what="the blocked mention decided",
+    )
     assert all(m.interaction_id is not None for m in bot_messages(world))  # only the /chat answers
     assert len(world.llm.requests) == 2
 

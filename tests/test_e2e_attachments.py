@@ -7,23 +7,11 @@ import base64
 from bot.attachments import TEXT_MAX_BYTES
 from bot.client import StreamcordBot
 from bot.status import IMAGES_REFUSED
-from fakes.discord import FakeAttachment
 from fakes.llm_server import Scenario
-from tests.e2e import World, bot_messages
+from tests.e2e import World, answers, bot_messages, mention
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 LOG = "ERROR disk full\nWARN retrying\n"
-
-
-async def mention(world: World, bot: StreamcordBot, text: str, files: list[FakeAttachment]) -> str:
-    """Ask with attachments; the final content of the reply."""
-    await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", attachments=files
-    )
-    await world.discord.wait_for(
-        lambda: len(bot_messages(world)) == 1 and len(bot.streams) == 0, timeout=20, what="the answer"
-    )
-    return bot_messages(world)[0].content
 
 
 def user_turn(world: World, n: int = 0) -> object:
@@ -34,11 +22,10 @@ async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text="The disk is full."))
-    content = await mention(
+    await mention(
         world,
-        bot,
         "what failed?",
-        [
+        attachments=[
             world.discord.upload("app.log", LOG.encode(), "text/plain; charset=utf-8"),
             world.discord.upload("screen.png", PNG, "image/png"),
             world.discord.upload("big.log", b"x" * (TEXT_MAX_BYTES + 1), "text/plain"),
@@ -47,6 +34,7 @@ async def test_text_and_image_go_to_the_model_the_rest_is_named_and_skipped(
             world.discord.upload("liar.txt", b"y" * (TEXT_MAX_BYTES * 3), "text/plain", size=10),
         ],
     )
+    [content] = await answers(world, bot, 1)
     assert user_turn(world) == [
         {"type": "text", "text": f"what failed?\n\nAttached file `app.log`:\n```\n{LOG}\n```"},
         {
@@ -64,7 +52,8 @@ async def test_a_model_refusing_images_is_asked_once_more_without_them(
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.default = Scenario(text="I can only read text.", reject_images=True)
-    content = await mention(world, bot, "what is this?", [world.discord.upload("a.png", PNG, "image/png")])
+    await mention(world, "what is this?", attachments=[world.discord.upload("a.png", PNG, "image/png")])
+    [content] = await answers(world, bot, 1)
     assert len(world.llm.requests) == 2
     assert [part["type"] for part in user_turn(world, 0)] == ["text", "image_url"]  # type: ignore[attr-defined]
     assert user_turn(world, 1) == "what is this?"
@@ -88,12 +77,7 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
     assert user_turn(world) == "summarise\n\nAttached file `notes.md`:\n```\n# Notes\nall good\n```"
 
     world.llm.enqueue(Scenario(text="No image then."))
-    await world.discord.post_message(
-        world.channel_id,
-        world.alice,
-        f"<@{world.discord.bot_user_id}> and this?",
-        attachments=[world.discord.upload("a.png", PNG, "image/png")],
-    )
+    await mention(world, "and this?", attachments=[world.discord.upload("a.png", PNG, "image/png")])
     await world.discord.wait_for(lambda: len(world.llm.requests) == 2 and len(bot.streams) == 0)
     assert user_turn(world, 1) == "and this?"
     assert bot_messages(world)[-1].content == "No image then.\n📎 skipped a.png (images are off here)"
@@ -102,7 +86,8 @@ async def test_images_off_and_chat_file_option(world: World, bot: StreamcordBot)
 async def test_file_mode_attaches_the_reasoning(world: World, bot: StreamcordBot) -> None:
     await bot.settings.set(world.guild_id, "channel", world.channel_id, "reasoning", "file", world.admin)
     world.llm.enqueue(Scenario(text="Four.", reasoning=["Two and", " two."]))
-    content = await mention(world, bot, "2+2?", [])
+    await mention(world, "2+2?")
+    [content] = await answers(world, bot, 1)
     [reply] = bot_messages(world)
     assert content == "Four."
     assert [(f.filename, f.data) for f in reply.attachments] == [("reasoning.md", b"Two and two.")]

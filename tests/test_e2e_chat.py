@@ -5,18 +5,22 @@ from __future__ import annotations
 import pytest
 
 from bot.client import StreamcordBot
+from bot.streaming import display
 from bot.streaming.render import fences_balanced, render
 from fakes.llm_server import Scenario, tokenize
 from tests.e2e import (
+    LONG,
     STORY,
     World,
     assert_grew_monotonically,
     assert_no_pings,
     bot_messages,
     chat,
+    mention,
     running_bot,
     usage_rows,
     wait_final,
+    wait_idle,
     without_marker,
 )
 
@@ -28,7 +32,7 @@ async def test_chat_streams_into_one_message_with_paced_edits(world: World, bot:
     await world.discord.wait_for(
         lambda: not world.discord.messages[message_id].reactions.get("🛑"), what="stop button removed"
     )
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    await wait_idle(world, bot)
 
     message = world.discord.messages[message_id]
     assert message.content == STORY
@@ -105,7 +109,7 @@ async def test_upstream_failure_ends_in_a_clear_message(
     assert error in content
     partial = world.llm.requests[0].text_sent
     assert content.startswith(partial)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
     assert row["status"] == "error"
 
@@ -135,7 +139,7 @@ async def test_deleted_reply_cancels_generation(world: World, bot: StreamcordBot
     await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
     assert request.finished_at is None
     assert request.tokens_after_disconnect == 0
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="stream finished")
+    await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
     assert row["status"] == "stopped"
     assert row["estimated"] == 1
@@ -149,9 +153,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text="Paris is the capital of France."))
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> what is the capital of France?"
-    )
+    question = await mention(world, "what is the capital of France?")
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
     [reply] = bot_messages(world)
     await wait_final(world, reply.id)
@@ -163,6 +165,7 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
         "name": "Alice",
     }
 
+    await wait_idle(world, bot)  # the answer's pages are recorded: the reply below leads back to it
     world.llm.enqueue(Scenario(text="About two million people."))
     await world.discord.post_message(world.channel_id, world.alice, "And its population?", reply_to=reply.id)
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 2, what="a second reply")
@@ -205,9 +208,7 @@ async def test_a_mention_reply_longer_than_a_page_continues_in_a_plain_second_me
 ) -> None:
     text = " ".join(["word"] * 500)  # 2,499 characters: two pages
     world.llm.enqueue(Scenario(text=text))
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> talk"
-    )
+    question = await mention(world, "talk")
     await world.discord.wait_for(
         lambda: len(bot_messages(world)) == 2 and not bot_messages(world)[1].content.endswith("▌"),
         what="both pages final",
@@ -255,7 +256,39 @@ async def test_a_passing_discord_outage_does_not_lose_the_final_text(
     await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
     world.discord.fail_requests("PATCH", "/messages/@original", 503, count=2)
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     assert message.content == STORY
     assert sum(r.status == 503 for r in world.discord.requests) == 2
     assert await bot.db.fetchall("SELECT * FROM inflight") == []
+
+
+async def test_a_503_burst_that_exhausts_the_retries_mid_stream_leaves_no_mark(
+    world: World, bot: StreamcordBot
+) -> None:
+    """A burst longer than a streaming version's retries, reaching the final version: the complete answer
+    still shows and is final (not left for recovery to label interrupted), and a later failure is retried
+    too. A mention's reply, since discord.py raises a channel edit's 503 at once (it retries webhook 5xx
+    itself)."""
+    text = LONG[:800]
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=40))
+    await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count")
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    message = bot_messages(world)[0]
+    await world.discord.wait_for(lambda: len(message.versions) >= 2, what="streaming started")
+
+    def failures() -> int:
+        return sum(r.status == 503 for r in world.discord.requests)
+
+    edits = f"/messages/{message.id}"
+    world.discord.fail_requests("PATCH", edits, 503, count=display.MAX_RETRIES + 1)
+    await world.discord.wait_for(
+        lambda: failures() == display.MAX_RETRIES + 1, timeout=20, what="retries spent"
+    )
+    world.discord.fail_requests("PATCH", edits, 503, count=2)
+    await wait_final(world, message.id)
+    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    assert message.content == text
+    assert failures() == display.MAX_RETRIES + 3
+    assert await bot.db.fetchall("SELECT * FROM inflight") == []
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "completed"

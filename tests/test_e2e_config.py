@@ -25,6 +25,7 @@ from tests.e2e import (
     running_bot,
     say,
     usage_rows,
+    wait_idle,
 )
 
 NEEDS_MANAGE_SERVER = "You need the Manage Server permission"
@@ -277,7 +278,7 @@ async def test_cooldown_holds_for_back_to_back_requests(world: World, bot: Strea
     await world.discord.wait_for(
         lambda: first.message_id is not None and second.message_id is not None, what="both answered"
     )
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answers finished")
+    await wait_idle(world, bot)
     assert len(world.llm.requests) == 1
 
 

@@ -14,6 +14,8 @@ from tests.e2e import (
     bot_messages,
     chat,
     command,
+    first_reply,
+    mention,
     running_bot,
     usage_rows,
     wait_final,
@@ -26,13 +28,9 @@ SYSTEM = {"role": "system", "content": "You are a helpful assistant in a Discord
 
 async def answer_to(world: World, message_id: int) -> int:
     """The id of the bot's (first) reply to a message, once final."""
-    await world.discord.wait_for(
-        lambda: any(m.reference_id == message_id for m in world.discord.messages.values()),
-        what=f"a reply to {message_id}",
-    )
-    [reply] = [m for m in world.discord.messages.values() if m.reference_id == message_id]
-    await wait_final(world, reply.id)
-    return reply.id
+    reply = await first_reply(world, message_id)
+    await wait_final(world, reply)
+    return reply
 
 
 async def test_a_chat_chain_continued_from_page_two_and_by_another_user(
@@ -188,12 +186,13 @@ async def test_without_the_intent_a_thread_explains_once_and_mentions_still_work
     first = await world.discord.post_message(thread, world.alice, "plain one")
     await world.discord.post_message(thread, world.bob, "plain two")
     world.llm.enqueue(Scenario(text="Yes, with a mention."))
-    mention = await world.discord.post_message(
-        thread, world.bob, f"<@{world.discord.bot_user_id}> can you hear me?"
-    )
-    await answer_to(world, mention)
-    explanations = [m for m in bot_messages(world, thread) if "Message Content intent" in m.content]
-    assert [m.reference_id for m in explanations] == [first]
+    await answer_to(world, await mention(world, "can you hear me?", user=world.bob, channel=thread))
+
+    def explanations() -> list[int | None]:
+        return [m.reference_id for m in bot_messages(world, thread) if "Message Content intent" in m.content]
+
+    # One-offs take turns with the streams' edits, so the explanation may land after the answer.
+    await world.discord.wait_for(lambda: explanations() == [first], what="one explanation")
     assert len(world.llm.requests) == 2
 
 
@@ -228,7 +227,7 @@ async def test_direct_messages_are_ignored_unless_allowed(world: World, bot: Str
     world.llm.enqueue(Scenario(text="In the server."))
     await answer_to(
         world,
-        await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hi"),
+        await mention(world, "hi"),
     )
     assert bot_messages(world, dm) == [] and len(world.llm.requests) == 1
 
@@ -283,16 +282,15 @@ async def test_a_thread_archived_mid_answer_ends_it_with_the_model_closed_and_us
     await world.llm.wait_for(lambda: request.disconnected_at is not None, what="upstream closed")
     await wait_idle(world, bot)
     [row] = await usage_rows(bot.db)
-    assert row["status"] == "stopped" and row["completion_tokens"] > 0
+    # Discord refuses the reply for good: the usage says so (issue 12), with the code.
+    assert row["status"] == "error" and "50083" in row["error"] and row["completion_tokens"] > 0
     assert request.finished_at is None and request.tokens_after_disconnect == 0
 
 
 async def test_a_mention_without_text_gets_a_short_answer_not_a_model_call(
     world: World, bot: StreamcordBot
 ) -> None:
-    empty = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}>  "
-    )
+    empty = await mention(world, " ")
     reply = await answer_to(world, empty)
     assert world.discord.messages[reply].content == "Ask me something: your message had no text I can read."
     assert world.llm.requests == []
@@ -302,9 +300,7 @@ async def test_a_long_answer_to_a_mention_continues_on_new_pages_that_lead_back_
     world: World, bot: StreamcordBot
 ) -> None:
     world.llm.enqueue(Scenario(text=LONG))
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> write a lot"
-    )
+    question = await mention(world, "write a lot")
     pages = render(LONG, streaming=False)
     await world.discord.wait_for(
         lambda: [m.content for m in bot_messages(world)] == pages, timeout=30, what="three final pages"

@@ -12,9 +12,22 @@ from pathlib import Path
 from bot.db.sqlite import SqliteDatabase
 from bot.usage_chart import HEIGHT_PX, WIDTH_PX
 from fakes.llm_server import Scenario
-from tests.e2e import World, bot_messages, chat_until_done, command, run_cli, running_bot, say
-from tests.test_e2e_usage import add_row, embed_of, usage
-from tests.test_usage_chart import BLUE, ORANGE, decode, pixels_of
+from tests.e2e import (
+    BLUE,
+    ORANGE,
+    World,
+    add_row,
+    bot_messages,
+    chat_until_done,
+    command,
+    decode,
+    embed_of,
+    pixels_of,
+    run_cli,
+    running_bot,
+    say,
+    usage,
+)
 
 
 def price_file(tmp_path: Path, text: str) -> str:

@@ -6,22 +6,7 @@ from __future__ import annotations
 from bot.client import StreamcordBot
 from bot.status import CONTENT_FILTER, OUTPUT_LIMIT, too_long, too_slow
 from fakes.llm_server import Scenario, tokenize
-from tests.e2e import World, bot_messages, running_bot, usage_rows
-
-STORY = " ".join(f"word{i}" for i in range(60)) + "."
-
-
-async def ask(world: World, text: str, reply_to: int | None = None) -> None:
-    prefix = "" if reply_to else f"<@{world.discord.bot_user_id}> "
-    await world.discord.post_message(world.channel_id, world.alice, prefix + text, reply_to=reply_to)
-
-
-async def answers(world: World, bot: StreamcordBot, count: int) -> list[str]:
-    """The contents of the bot's messages once ``count`` exist and no answer is being written."""
-    await world.discord.wait_for(
-        lambda: len(bot_messages(world)) >= count and len(bot.streams) == 0, timeout=20, what="answers"
-    )
-    return [m.content for m in bot_messages(world)]
+from tests.e2e import STORY, World, answers, bot_messages, mention, running_bot, usage_rows
 
 
 async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
@@ -30,11 +15,13 @@ async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
     await bot.settings.set(world.guild_id, "channel", world.channel_id, "max_tokens", "5", world.admin)
     world.llm.default = Scenario(text=STORY, obey_max_tokens=True)
     words = tokenize(STORY)
-    await ask(world, "tell a story")
+    await mention(world, "tell a story")
     [first] = await answers(world, bot, 1)
     assert first == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
 
-    await ask(world, "Continue", reply_to=bot_messages(world)[0].id)
+    await world.discord.post_message(
+        world.channel_id, world.alice, "Continue", reply_to=bot_messages(world)[0].id
+    )
     second = (await answers(world, bot, 2))[1]
     assert (
         second == "".join(words[:5]) + "\n" + OUTPUT_LIMIT
@@ -61,7 +48,7 @@ async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
 
 async def test_content_filter_has_its_own_label(world: World, bot: StreamcordBot) -> None:
     world.llm.enqueue(Scenario(text="I was saying", finish_reason="content_filter"))
-    await ask(world, "say it")
+    await mention(world, "say it")
     assert await answers(world, bot, 1) == ["I was saying\n" + CONTENT_FILTER]
     [row] = await usage_rows(bot.db)
     assert row["status"] == "stopped"
@@ -70,7 +57,7 @@ async def test_content_filter_has_its_own_label(world: World, bot: StreamcordBot
 async def test_an_endless_stream_stops_at_the_page_limit_upstream_closed(world: World) -> None:
     world.llm.enqueue(Scenario(tokens=["lorem ipsum dolor sit amet "], tokens_per_second=400, endless=True))
     async with running_bot(world, MAX_REPLY_PAGES="2") as bot:
-        await ask(world, "go on forever")
+        await mention(world, "go on forever")
         await world.llm.wait_for(lambda: bool(world.llm.requests), what="request")
         rec = world.llm.requests[0]
         contents = await answers(world, bot, 2)
@@ -83,7 +70,7 @@ async def test_an_endless_stream_stops_at_the_page_limit_upstream_closed(world: 
 async def test_a_keepalive_only_stream_stops_at_the_deadline_upstream_closed(world: World) -> None:
     world.llm.enqueue(Scenario(keepalive_only=True, keepalive_interval=0.05))
     async with running_bot(world, LLM_DEADLINE="1", LLM_TIMEOUT="5") as bot:
-        await ask(world, "anyone there?")
+        await mention(world, "anyone there?")
         contents = await answers(world, bot, 1)
         rec = world.llm.requests[0]
         await world.llm.wait_for(lambda: rec.disconnected_at is not None, what="upstream closed")

@@ -8,9 +8,8 @@ import aiohttp
 import pytest
 
 from bot.client import StreamcordBot
-from fakes.llm_server import Scenario
-from tests.e2e import STORY, World, chat, running_bot, wait_final
-from tests.test_metrics import samples
+from fakes.llm_server import Outage, Scenario
+from tests.e2e import STORY, World, chat, healthz, running_bot, samples, wait_final, wait_idle
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ async def test_metrics_move_during_a_stream(world: World, bot: StreamcordBot) ->
     )
 
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     after = await scrape(bot)
     [request] = world.llm.requests
     assert after[("streamcord_answers_total", (("outcome", "completed"),))] == 1
@@ -64,7 +63,7 @@ async def test_model_errors_are_counted_by_kind(world: World, bot: StreamcordBot
     world.llm.enqueue(Scenario(status=429))
     message_id = await chat(world, "rate limited")
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answer finished")
+    await wait_idle(world, bot)
     seen = await scrape(bot)
     # LLM_MAX_RETRIES is 0 in the tests: one request, one error, classified by bot/model_retry.py.
     assert seen[("streamcord_model_errors_total", (("kind", "rate limited"),))] == 1
@@ -80,17 +79,36 @@ async def test_healthz_ok_while_connected(bot: StreamcordBot) -> None:
 
 
 async def test_healthz_is_503_while_the_gateway_is_down(world: World, bot: StreamcordBot) -> None:
-    url = f"http://127.0.0.1:{bot.metrics_port}/healthz"
-
-    async def health() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            return response.status, await response.text()
-
     ready_before = world.discord.ready_count
     await world.discord.gateway_down()
-    await world.discord.wait_for(lambda: not bot.gateway_connected(), what="the bot saw the gateway go")
-    assert await health() == (503, "gateway disconnected\n")
+    await world.discord.wait_for(lambda: bot.gateway_problem() is not None, what="the bot saw the gateway go")
+    assert await healthz(bot) == (503, "gateway disconnected\n")
     world.discord.gateway_up()
     await world.discord.wait_for(lambda: world.discord.ready_count > ready_before, timeout=30, what="resumed")
-    await world.discord.wait_for(bot.gateway_connected, what="the bot back on the gateway")
-    assert await health() == (200, "ok\n")
+    await world.discord.wait_for(lambda: bot.gateway_problem() is None, what="the bot back on the gateway")
+    assert await healthz(bot) == (200, "ok\n")
+
+
+async def test_healthz_and_metrics_show_an_open_model_circuit(world: World) -> None:
+    """One model down: still 200 (the fallback answers), the circuit listed; every model down: 503."""
+    world.llm.start_outage(Outage(status=500, models=frozenset({"fake-model"})))
+    async with running_bot(
+        world, METRICS_PORT="0", LLM_CIRCUIT_FAILURES="1", LLM_CIRCUIT_COOLDOWN="600"
+    ) as bot:
+        assert await healthz(bot) == (200, "ok\n")
+        await chat(world, "first")
+        await wait_idle(world, bot)
+        main = f"fake-model at {world.llm.base_url}"
+        assert await healthz(bot) == (
+            503,
+            f"every model circuit is open\nmodel circuit open: {main} (next probe in 600 s)\n",
+        )
+        await bot.settings.set(
+            world.guild_id, "guild", world.guild_id, "fallback_model", "fake-model-mini", world.admin
+        )
+        await chat(world, "second")
+        await wait_idle(world, bot)
+        assert await healthz(bot) == (200, f"ok\nmodel circuit open: {main} (next probe in 600 s)\n")
+        seen = await scrape(bot)
+    assert seen[("streamcord_model_circuit_open", (("circuit", main),))] == 1
+    assert seen[("streamcord_model_circuit_open", (("circuit", main.replace("model", "model-mini")),))] == 0

@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bot.circuit import CircuitState
-from bot.client import StreamcordBot
 from fakes.discord import FakeMessage
 from fakes.llm_server import Outage, Scenario
-from tests.e2e import World, chat, command, running_bot, usage_rows, wait_final, wait_idle
-from tests.test_e2e_usage import embed_of
+from tests.e2e import World, chat, command, embed_of, finished, running_bot, usage_rows
 
 ANSWER = "The server is back and here is the answer."
 
@@ -18,13 +16,6 @@ ANSWER = "The server is back and here is the answer."
 def first_version_with(message: FakeMessage, needle: str) -> float:
     """When a version containing ``needle`` was first shown."""
     return next(v.at for v in message.versions if needle in v.content)
-
-
-async def finished(world: World, bot: StreamcordBot, message_id: int) -> str:
-    """The reply's final content, once its answer is over and its usage recorded."""
-    await wait_final(world, message_id)
-    await wait_idle(world, bot)
-    return world.discord.messages[message_id].content
 
 
 @pytest.mark.parametrize(

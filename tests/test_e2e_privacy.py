@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bot.client import StreamcordBot
+from bot.db import DATABASE_DOWN, to_db_time, utcnow
 from fakes.discord import FakeMessage
 from fakes.llm_server import Scenario
-from tests.e2e import World, chat_until_done, command, usage_rows
-from tests.test_e2e_usage import embed_of, usage
+from tests.e2e import World, chat_until_done, command, embed_of, running_bot, say, usage, usage_rows
+from tests.postgres import PostgresServer
 
 
 def buttons(message: FakeMessage) -> list[dict[str, Any]]:
@@ -26,7 +28,9 @@ async def test_forget_asks_first_then_deletes_only_your_rows(world: World, bot: 
     for user, tokens in ((world.alice, 100), (world.alice, 20), (world.bob, 7)):
         world.llm.enqueue(Scenario(text="x", prompt_tokens=tokens))
         await chat_until_done(world, bot, "hi", user=user)
-    before = embed_of(await usage(world, {"scope": "server"}, user=world.admin))
+    yesterday = to_db_time(utcnow() - timedelta(days=1))  # today's rows stay (see the next test)
+    await bot.db.execute("UPDATE usage SET started_at = ?", (yesterday,))
+    before = embed_of(await usage(world, {"scope": "server", "period": "7d"}, user=world.admin))
 
     question = await command(world, "usage forget", user=world.alice)
     assert question.ephemeral and question.content.startswith(
@@ -39,12 +43,54 @@ async def test_forget_asks_first_then_deletes_only_your_rows(world: World, bot: 
 
     question = await command(world, "usage forget", user=world.alice)
     await press(world, question, "Delete my usage", world.alice)
-    assert question.content.startswith("Deleted 2 usage record(s)")
+    assert question.content == (
+        "Deleted 2 usage record(s); the totals keep their tokens under nobody's name."
+    )
     assert question.components == []
     assert [row["user_id"] for row in await usage_rows(bot.db)] == [world.bob]
 
     mine = embed_of(await usage(world, {"period": "all"}, user=world.alice))
     assert (mine["Requests"], mine["Tokens"]) == ("0", "0 (0 prompt + 0 completion)")
-    after = embed_of(await usage(world, {"scope": "server"}, user=world.admin))
+    after = embed_of(await usage(world, {"scope": "server", "period": "7d"}, user=world.admin))
     assert (after["Requests"], after["Tokens"]) == (before["Requests"], before["Tokens"])
     assert after["Top users"] == f"1. <@{world.bob}>: 8 tokens"  # the forgotten tokens name nobody
+
+
+async def test_forget_resets_neither_the_daily_quota_nor_the_cooldown(
+    world: World, bot: StreamcordBot
+) -> None:
+    await say(world, "config set", {"key": "daily_token_quota", "value": "50", "scope": "server"})
+    world.llm.enqueue(Scenario(text="spent", prompt_tokens=60))
+    await chat_until_done(world, bot, "first", user=world.alice)
+
+    question = await command(world, "usage forget", user=world.alice)
+    await press(world, question, "Delete my usage", world.alice)
+    assert question.content == (
+        "Deleted 0 usage record(s); the totals keep their tokens under nobody's name. Today's 1 stay until"
+        " the day ends (UTC): they count toward today's quota and cooldown."
+        " Forget again tomorrow to delete them."
+    )
+    refusal = await chat_until_done(world, bot, "second", user=world.alice)
+    assert refusal.ephemeral and refusal.content.startswith("You've used your 50 tokens for today")
+
+    await say(world, "config set", {"key": "daily_token_quota", "value": "none", "scope": "server"})
+    await say(world, "config set", {"key": "cooldown_seconds", "value": "600", "scope": "server"})
+    await press(world, await command(world, "usage forget", user=world.alice), "Delete my usage", world.alice)
+    refusal = await chat_until_done(world, bot, "third", user=world.alice)
+    assert refusal.ephemeral and refusal.content.startswith("Slow down a little")
+    assert len(world.llm.requests) == 1
+
+
+async def test_an_unreachable_database_gets_a_short_message(
+    world: World, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    async with running_bot(world, DATABASE_URL=postgres_url):
+        question = await command(world, "usage forget", user=world.alice)
+        postgres_server.stop()
+        try:
+            await press(world, question, "Delete my usage", world.alice)
+            assert question.content == f"Nothing was deleted: {DATABASE_DOWN}"
+            text = await say(world, "config set", {"key": "temperature", "value": "0.2"})
+            assert text == DATABASE_DOWN
+        finally:
+            postgres_server.start()

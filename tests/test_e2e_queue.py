@@ -15,7 +15,7 @@ async def test_queued_answers_show_their_place_and_move_up(world: World) -> None
     world.llm.enqueue(Scenario(text="First answer, at length.", hang_after=1))
     world.llm.enqueue(Scenario(text="Second answer.", hang_after=1))
     world.llm.enqueue(Scenario(text="Third."))
-    async with running_bot(world, MAX_CONCURRENT_STREAMS="1") as bot:
+    async with running_bot(world, MAX_CONCURRENT_STREAMS="1", MAX_STREAMS_PER_USER="5") as bot:
         first = await chat(world, "one")
         second = await chat(world, "two")
         third = await chat(world, "three")

@@ -6,7 +6,7 @@ import pytest
 
 from bot.client import StreamcordBot
 from fakes.llm_server import LLMRequest, Scenario
-from tests.e2e import World, bot_messages, usage_rows
+from tests.e2e import World, ask, finished, usage_rows
 
 ANSWER = "The answer is 4."
 THOUGHTS = ["I ponder", " the sum", " of two", " and two,", " carefully"] * 3
@@ -17,20 +17,6 @@ SCENARIOS = {
     "inline": Scenario(tokens=INLINE, tokens_per_second=4),
 }
 THINKING_WORDS = ("ponder", "sum", "carefully", "<th", "nk>")
-
-
-async def ask(world: World, text: str, reply_to: int | None = None) -> int:
-    count = len(bot_messages(world))
-    await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> {text}", reply_to=reply_to
-    )
-    await world.discord.wait_for(lambda: len(bot_messages(world)) > count, what="a reply")
-    return bot_messages(world)[count].id
-
-
-async def finished(world: World, bot: StreamcordBot, message_id: int) -> str:
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, timeout=20, what="the answer over")
-    return world.discord.messages[message_id].content
 
 
 def first_thought_at(rec: LLMRequest) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sqlite3
 from pathlib import Path
@@ -20,6 +19,8 @@ from tests.e2e import (
     bot_messages,
     bot_process,
     chat,
+    inflight_message_ids,
+    mention,
     running_bot,
     slow,
     usage_rows,
@@ -80,20 +81,12 @@ async def test_reaction_on_a_finished_reply_does_nothing(world: World, bot: Stre
 
 async def test_deleting_the_question_stops_a_mention_reply(world: World, bot: StreamcordBot) -> None:
     world.llm.enqueue(slow())
-    question = await world.discord.post_message(
-        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> count for me"
-    )
+    question = await mention(world, "count for me")
     await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
     reply = bot_messages(world)[0]
     await wait_stop_button(world, reply.id)
     await world.discord.delete_message(world.channel_id, question)
     await assert_stopped(world, bot, reply.id, "⏹ stopped: the question was deleted")
-
-
-def inflight_message_ids(db_path: Path) -> list[int]:
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT message_ids FROM inflight").fetchall()
-    return [i for (ids,) in rows for i in json.loads(ids or "[]")]
 
 
 async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: World, tmp_path: Path) -> None:
@@ -117,7 +110,10 @@ async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: Worl
         assert conn.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
 
-async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tmp_path: Path) -> None:
+@pytest.mark.parametrize("outage", [0, 2], ids=["", "through_a_discord_outage"])
+async def test_kill_9_then_restart_finalises_the_orphaned_reply(
+    world: World, tmp_path: Path, outage: int
+) -> None:
     world.llm.enqueue(slow())
     async with bot_process(world, tmp_path / "bot.log") as process:
         message_id = await chat(world, "count")
@@ -134,6 +130,8 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
     assert shown.endswith("▌")
 
     message = world.discord.messages[message_id]
+    # A passing outage as the bot starts again: recovery retries rather than leave the cursor for good.
+    world.discord.fail_requests("PATCH", f"/messages/{message_id}", 503, count=outage)
     async with running_bot(world) as bot:
         await wait_final(world, message_id, lambda content: "interrupted" in content)
         await world.discord.wait_for(lambda: inflight_message_ids(world.db_path) == [], what="orphan closed")
@@ -152,7 +150,7 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(world: World, tm
 async def test_answers_past_the_concurrency_cap_wait_their_turn_and_can_be_stopped(world: World) -> None:
     world.llm.enqueue(Scenario(text=LONG[:300], tokens_per_second=60))
     world.llm.enqueue(Scenario(text="Second."))
-    async with running_bot(world, MAX_CONCURRENT_STREAMS="1") as bot:
+    async with running_bot(world, MAX_CONCURRENT_STREAMS="1", MAX_STREAMS_PER_USER="3") as bot:
         first = await chat(world, "one")
         queued = await chat(world, "two")
         third = await chat(world, "three")

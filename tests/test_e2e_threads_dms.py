@@ -22,12 +22,14 @@ from tests.e2e import (
     assert_stopped,
     bot_messages,
     chat,
+    mention,
     overrides,
     running_bot,
     say,
     slow,
     usage_rows,
     wait_final,
+    wait_idle,
     wait_stop_button,
 )
 
@@ -95,7 +97,7 @@ async def test_chat_streams_into_the_thread(world: World, places: Places, bot: S
     world.llm.enqueue(Scenario(text=STORY, tokens_per_second=40))
     message_id = await chat(world, "Tell me a story", channel=places.thread)
     await wait_final(world, message_id)
-    await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+    await wait_idle(world, bot)
 
     message = world.discord.messages[message_id]
     assert message.channel_id == places.thread and message.content == STORY
@@ -154,7 +156,7 @@ async def test_a_parent_channel_overwrite_governs_who_may_stop_in_its_threads(
             lambda: world.mod not in message.reactions.get(STOP, set()), what="removed"
         )
         await wait_final(world, message_id)
-        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="usage recorded")
+        await wait_idle(world, bot)
         [row] = await usage_rows(bot.db)
     assert message.content == LONG[:400]
     assert row["status"] == "completed"
@@ -169,7 +171,7 @@ async def test_a_mention_in_direct_messages_is_ignored(
     caplog.set_level(logging.ERROR)
     dm = world.discord.add_dm_channel(world.alice)
     heard = bot.wait_for("message", check=lambda m: m.channel.id == dm, timeout=10)
-    question = await world.discord.post_message(dm, world.alice, f"<@{world.discord.bot_user_id}> hello")
+    question = await mention(world, "hello", channel=dm)
     received = await heard
     # The bot got the whole mention (DMs carry content), so only its server-only rule keeps it quiet.
     assert received.id == question and received.guild is None and bot.user in received.mentions

@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 
 from bot.client import StreamcordBot
-from bot.db import Database, DatabaseLocation, open_database
-from bot.store.usage import CSV_COLUMNS, UsageStore
-from fakes.discord import FakeMessage
+from bot.db import DatabaseLocation, open_database
+from bot.store.usage import CSV_COLUMNS
 from fakes.llm_server import Scenario
 from tests.e2e import (
     World,
+    add_row,
     chat_until_done,
     command,
+    embed_of,
     run_cli,
     running_bot,
+    usage,
     usage_rows,
 )
 from tests.postgres import env_for
@@ -29,35 +31,6 @@ from tests.postgres import env_for
 NEEDS_MANAGE_SERVER = (
     "You need the Manage Server permission to see usage for other people, channels or the server."
 )
-
-
-def embed_of(reply: FakeMessage) -> dict[str, Any]:
-    """The /usage answer as {"title": ..., field name: field value}; it must be ephemeral."""
-    assert reply.ephemeral
-    [embed] = reply.embeds
-    return {"title": embed["title"]} | {f["name"]: f["value"] for f in embed.get("fields", [])}
-
-
-async def usage(world: World, options: dict[str, Any] | None = None, *, user: int) -> FakeMessage:
-    return await command(world, "usage show", options, user=user)
-
-
-async def add_row(
-    db: Database, at: datetime, user_id: int, channel_id: int, guild_id: int, tokens: int
-) -> None:
-    """A finished request recorded at ``at`` (the store's clock is the only way to backdate one)."""
-    store = UsageStore(db, clock=lambda: at)
-    request_id = f"old-{at.isoformat()}-{user_id}"
-    await store.start(request_id, guild_id, channel_id, user_id, "fake-model")
-    await store.finish(
-        request_id,
-        status="completed",
-        prompt_tokens=tokens,
-        completion_tokens=0,
-        estimated=False,
-        ttft_ms=10,
-        duration_ms=20,
-    )
 
 
 # --- the rows -------------------------------------------------------------------------------------------

@@ -4,20 +4,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from bot.circuit import CircuitState, CircuitStatus
 from bot.db import Database
-from bot.health import problem
+from bot.health import HealthReport, check
 from bot.metrics import Metrics, serve
+from bot.streaming.observer import FinishedAnswer
 from bot.streaming.stream import Requester
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from tests.e2e import samples
 
 
 @pytest.fixture
@@ -29,16 +23,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_scrape_shows_what_the_observer_saw(http: aiohttp.ClientSession) -> None:
     metrics = Metrics()
     metrics.count_streams(lambda: 3, lambda: 1)
-    metrics.answer_finished(Requester(1, 2, 3), "completed", 100, 20)
-    metrics.answer_finished(Requester(1, 2, 3), "stopped", 5, 1)
+    metrics.answer_finished(FinishedAnswer(Requester(1, 2, 3), "completed", 100, 20, "m"))
+    metrics.answer_finished(FinishedAnswer(Requester(1, 2, 3), "stopped", 5, 1, "m"))
     metrics.first_text(0.3)
     metrics.display_lag(1.2)
     metrics.model_error("timeout")
     metrics.discord_response(429)
     metrics.discord_response(None)
 
-    async def healthy() -> str | None:
-        return None
+    async def healthy() -> HealthReport:
+        return HealthReport()
 
     async with serve(metrics, healthy, "127.0.0.1", 0) as port:
         async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
@@ -68,8 +62,8 @@ async def test_scrape_shows_what_the_observer_saw(http: aiohttp.ClientSession) -
 async def test_healthz_is_503_with_the_reason(http: aiohttp.ClientSession, db: Database) -> None:
     connected = False
 
-    async def health() -> str | None:
-        return await problem(lambda: connected, db)
+    async def health() -> HealthReport:
+        return await check(lambda: None if connected else "gateway disconnected", db, list)
 
     async with serve(Metrics(), health, "127.0.0.1", 0) as port:
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -81,3 +75,23 @@ async def test_healthz_is_503_with_the_reason(http: aiohttp.ClientSession, db: D
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
             assert response.status == 503
             assert (await response.text()).startswith("database error: ")
+
+
+async def test_open_circuits_are_listed_and_only_all_of_them_fail_the_check(db: Database) -> None:
+    def circuit(name: str, state: CircuitState) -> CircuitStatus:
+        return CircuitStatus(
+            name, state, failures=5, retry_in=12.4 if state is CircuitState.OPEN else 0, cool_down=30
+        )
+
+    main, fallback = circuit("m1", CircuitState.OPEN), circuit("m2", CircuitState.CLOSED)
+    assert await check(lambda: None, db, list) == HealthReport()
+    one_down = await check(lambda: None, db, lambda: [main, fallback])
+    assert (one_down.status, one_down.text) == (200, "ok\nmodel circuit open: m1 (next probe in 12 s)\n")
+    probing = circuit("m2", CircuitState.PROBING)
+    all_down = await check(lambda: None, db, lambda: [main, probing])
+    assert all_down.status == 503
+    assert all_down.text.splitlines() == [
+        "every model circuit is open",
+        "model circuit open: m1 (next probe in 12 s)",
+        "model circuit probing: m2 (one probe under way)",
+    ]

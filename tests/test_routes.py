@@ -7,6 +7,7 @@ from bot.streaming.routes import (
     MessageWrite,
     Route,
     api_path,
+    known_bucket,
     major_parameters,
     redact,
     token_hash,
@@ -30,12 +31,12 @@ def route_key(method: str, path: str) -> str:
         (
             "PUT",
             "/channels/10/messages/99/reactions/%F0%9F%9B%91/@me",
-            "PUT /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me:10",
+            "REACTION /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}:10",
         ),
         (
             "DELETE",
             "/channels/10/messages/99/reactions/🛑/42",
-            "DELETE /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{id}:10",
+            "REACTION /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}:10",
         ),
         ("GET", "/guilds/7/members/42", "GET /guilds/{guild_id}/members/{user_id}:7"),
         ("GET", "/users/@me", "GET /users/@me"),
@@ -45,6 +46,16 @@ def route_key(method: str, path: str) -> str:
 )
 def test_route_keys(method: str, path: str, key: str) -> None:
     assert route_key(method, path) == key
+
+
+def test_adding_and_removing_reactions_share_one_known_bucket() -> None:
+    add = Route.reaction_add(10, 99, "🛑")
+    assert add.key == Route.reaction_remove(10, 99, "🛑").key == Route.reaction_remove(10, 99, "🛑", 42).key
+    assert add.key == route_key("DELETE", "/channels/10/messages/99/reactions/%F0%9F%9B%91/@me")
+    assert add.key != Route.reaction_add(11, 99, "🛑").key
+    assert known_bucket(add.key) == (1, 0.25)
+    assert known_bucket(route_key("GET", "/channels/10/messages/99/reactions/🛑")) is None
+    assert known_bucket(route_key("PATCH", "/channels/10/messages/99")) is None
 
 
 def test_minor_ids_share_a_key_and_major_ids_do_not() -> None:
@@ -184,6 +195,11 @@ def test_redact() -> None:
             Route.reaction_remove(10, 99, "🛑", 42),
             "DELETE",
             f"{BASE}/channels/10/messages/99/reactions/%F0%9F%9B%91/42",
+        ),
+        (
+            Route.reaction_remove(10, 99, "🛑"),
+            "DELETE",
+            f"{BASE}/channels/10/messages/99/reactions/%F0%9F%9B%91/@me",
         ),
         (Route.interaction_callback(66, TOKEN), "POST", f"{BASE}/interactions/66/{TOKEN}/callback"),
     ],

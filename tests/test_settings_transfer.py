@@ -7,7 +7,7 @@ import pytest
 from bot.db import Database
 from bot.settings_transfer import ImportRefused, export, parse
 from bot.store.settings import SettingsStore
-from tests.test_store_settings import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
+from tests.stores import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
 
 HERE = {CHANNEL, OTHER_CHANNEL}.__contains__
 

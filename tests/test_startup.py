@@ -13,6 +13,7 @@ import pytest
 from bot.config import ConfigError, configure_logging, load_config
 from bot.db import DatabaseLocation
 from bot.db.sqlite import SqliteDatabase
+from bot.settings import ChannelSettings
 from tests.e2e import World
 
 BASE = {"DISCORD_TOKEN": "discord-secret", "DEFAULT_MODEL": "gpt-4o-mini"}
@@ -29,6 +30,14 @@ def test_defaults_and_secrets_stay_out_of_repr() -> None:
     assert config.llm_retry_budget == 20
     assert config.circuit_failures == 5 and config.circuit_cool_down == 30
     assert "sk-secret" not in repr(config) and "discord-secret" not in repr(config)
+
+
+def test_one_default_system_prompt() -> None:
+    """The built-in default, the settings' default and .env.example's example are one text (issue 18)."""
+    built_in = load_config(BASE).defaults.system_prompt
+    assert built_in == ChannelSettings(model="m").system_prompt
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    assert f"SYSTEM_PROMPT={built_in}\n" in example
 
 
 @pytest.mark.parametrize(
@@ -102,3 +111,34 @@ async def test_an_invalid_token_exits_2_without_a_traceback(world: World, tmp_pa
     assert "Discord rejected DISCORD_TOKEN" in output
     assert "Traceback" not in output
     assert "not-the-token" not in output
+
+
+async def test_a_corrupt_database_exits_2_with_one_line(world: World, tmp_path: Path) -> None:
+    world.db_path.write_bytes(b"this is not an SQLite database, just bytes " * 100)
+    code, output = await run_bot_cli(world.env(), tmp_path)
+    assert code == 2 and "Traceback" not in output
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(f"Database error: cannot use the SQLite database {world.db_path}")
+    )
+
+
+async def test_an_unusable_database_path_exits_2_with_one_line(world: World, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database's folder should be")
+    code, output = await run_bot_cli(world.env(DATABASE_PATH=str(blocker / "s.db")), tmp_path)
+    assert code == 2 and "Traceback" not in output
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(f"Database error: cannot open the SQLite database {blocker / 's.db'}")
+    )
+
+
+async def test_a_failing_command_sync_exits_2_with_one_line(world: World, tmp_path: Path) -> None:
+    world.discord.fail_requests("PUT", "/commands", 400, count=1, code=50035, message="Invalid Form Body")
+    code, output = await run_bot_cli(world.env(), tmp_path)
+    assert code == 2 and "Traceback" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("Start-up error: Discord refused the slash commands (400 50035)")

@@ -13,8 +13,10 @@ from bot.status import (
     CONTENT_FILTER,
     IMAGES_REFUSED,
     INTERRUPTED_BY_RESTART,
+    NOT_RECORDED,
     OUTPUT_LIMIT,
     QUESTION_DELETED,
+    UNDELIVERABLE,
     Status,
     answered_by,
     failed,
@@ -39,6 +41,8 @@ LINES = [
     INTERRUPTED_BY_RESTART,
     OUTPUT_LIMIT,
     failed("The model server took too long to answer."),
+    NOT_RECORDED,
+    UNDELIVERABLE,
     left_out(12),
     retried_shorter(15),
     CONTENT_FILTER,
@@ -121,3 +125,15 @@ def test_model_trouble_lines_say_what_went_wrong_and_what_happens_next(line: str
 def test_several_status_lines_under_an_answer_are_all_recognised() -> None:
     lines = f"{answered_by('mini')}\n{stopped_by('Bob')}"
     assert split_status(f"Paris.\n{lines}") == ("Paris.", lines)
+
+
+def test_stores_pass_statuses_as_parameters_not_sql_literals() -> None:
+    """One home for the outcome words: the stores' SQL takes Status values as parameters (A4)."""
+    from pathlib import Path
+
+    import bot.store
+    from bot.status import Status
+
+    for path in Path(bot.store.__path__[0]).glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not [s for s in Status if f"'{s.value}'" in text], path.name

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 from bot.db import Database
 from bot.store.inflight import InflightStore
-from bot.store.retention import UsageRetention
+from bot.store.retention import Forgotten, UsageRetention
 from bot.store.usage import UsageStore, UsageSummary
-from tests.test_store_usage import ALICE, BOB, GENERAL, GUILD, NOW, RANDOM, Clock, record
+from tests.stores import ALICE, BOB, GENERAL, GUILD, NOW, RANDOM, Clock, record
 
 
 async def everything(usage: UsageStore, **who: int) -> UsageSummary:
@@ -53,25 +53,32 @@ async def test_forget_removes_a_users_rows_but_not_the_servers_totals(db: Databa
     await record(usage, clock, "a-old", at=NOW - timedelta(days=50), prompt=100)
     await record(usage, clock, "b-old", at=NOW - timedelta(days=50), user=BOB, prompt=7)
     await retention.prune(keep_days=30)  # Alice's old row now lives in an aggregate
-    await record(usage, clock, "a-new", at=NOW, prompt=1)
+    await record(usage, clock, "a-new", at=NOW - timedelta(days=1), prompt=1)
+    await record(usage, clock, "a-today", at=NOW - timedelta(hours=1), prompt=2)  # kept for the quota
     await record(usage, clock, "a-dm", at=NOW, guild=None)  # another "server": not forgotten
+    clock.now = NOW
     server = await everything(usage)
+    quota_before = await usage.tokens_today(GUILD, ALICE)
+    cooldown_before = await usage.last_request_at(GUILD, ALICE)
 
-    assert await retention.forget(GUILD, ALICE) == 1
+    assert await retention.forget(GUILD, ALICE) == Forgotten(deleted=1, kept_today=1)
     mine = await everything(usage, user_id=ALICE)
-    assert (mine.requests, mine.total_tokens, mine.by_model) == (0, 0, {})
+    assert (mine.requests, mine.total_tokens) == (1, 22)  # today's row only
+    # Forgetting resets neither the daily quota nor the cooldown (issue 1).
+    assert quota_before == 22 and await usage.tokens_today(GUILD, ALICE) == quota_before
+    assert await usage.last_request_at(GUILD, ALICE) == cooldown_before
     after = await everything(usage)
     assert (after.requests, after.total_tokens, after.by_model) == (
         server.requests,
         server.total_tokens,
         server.by_model,
     )
-    assert after.top_users == [(BOB, 27)]  # nobody's name on the forgotten tokens
+    assert after.top_users == [(BOB, 27), (ALICE, 22)]  # nobody's name on the forgotten tokens
     dm = await usage.summary(guild_id=None, user_id=ALICE, since=None)
     assert dm.requests == 1
     rows = await db.fetchall(
-        "SELECT guild_id FROM usage WHERE user_id = ?"
-        " UNION ALL SELECT guild_id FROM usage_daily WHERE user_id = ?",
+        "SELECT request_id FROM usage WHERE user_id = ? AND guild_id IS NOT NULL"
+        " UNION ALL SELECT day FROM usage_daily WHERE user_id = ?",
         (ALICE, ALICE),
     )
-    assert [row["guild_id"] for row in rows] == [None]  # only the direct-message row still names her
+    assert [row[0] for row in rows] == ["a-today"]  # in the server, only today's row still names her

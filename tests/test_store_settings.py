@@ -8,11 +8,7 @@ from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store import settings as settings_store
 from bot.store.settings import NOT_SET, SettingsStore
-
-GUILD, OTHER_GUILD = 100, 200
-CHANNEL, OTHER_CHANNEL = 1001, 1002
-ADMIN, OTHER_ADMIN = 7, 8
-DEFAULTS = ChannelSettings(model="default-model")
+from tests.stores import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
 
 
 @pytest.fixture
@@ -274,3 +270,17 @@ async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
         assert [e.new_value for e in await store.history(GUILD)] == ["kept-model"]
     finally:
         await db.close()
+
+
+def test_each_keys_metadata_agrees_with_its_parser() -> None:
+    """What /config offers (on/off, choices, none) comes from KEYS and is accepted as offered."""
+    for key, info in KEYS.items():
+        for word in info.suggestions:
+            parse_value(key, word)  # raises if the metadata offers what the parser refuses
+        if not (info.accepts_none or info.choices or info.model) and key != "system_prompt":
+            with pytest.raises(SettingError):
+                parse_value(key, "none")
+    assert [k for k, i in KEYS.items() if i.model] == ["model", "fallback_model"]
+    assert KEYS["enabled"].suggestions == ["on", "off"]
+    assert KEYS["reasoning_effort"].suggestions == ["low", "medium", "high", "none"]
+    assert [k for k, i in KEYS.items() if i.channel] == ["alert_channel"]

@@ -7,20 +7,9 @@ import pytest
 
 from bot.db import Database
 from bot.pricing import TokenCounts
+from bot.status import Status
 from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
-
-GUILD, OTHER_GUILD = 100, 200
-ALICE, BOB, CAROL = 1, 2, 3
-GENERAL, RANDOM = 10, 11
-NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.stores import ALICE, BOB, CAROL, GENERAL, GUILD, NOW, OTHER_GUILD, RANDOM, Clock, record
 
 
 @pytest.fixture
@@ -31,34 +20,6 @@ def clock() -> Clock:
 @pytest.fixture
 def usage(db: Database, clock: Clock) -> UsageStore:
     return UsageStore(db, clock=clock)
-
-
-async def record(
-    usage: UsageStore,
-    clock: Clock,
-    request_id: str,
-    *,
-    at: datetime,
-    user: int = ALICE,
-    channel: int = GENERAL,
-    guild: int | None = GUILD,
-    prompt: int = 10,
-    completion: int = 20,
-    estimated: bool = False,
-    status: str = "completed",
-) -> None:
-    clock.now = at
-    await usage.start(request_id, guild, channel, user, "m1")
-    await usage.finish(
-        request_id,
-        status=status,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        estimated=estimated,
-        ttft_ms=120.4,
-        duration_ms=900,
-    )
-    clock.now = NOW
 
 
 async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) -> None:
@@ -245,3 +206,41 @@ async def test_finish_records_the_model_that_answered(usage: UsageStore, db: Dat
         )
     rows = await db.fetchall("SELECT request_id, model FROM usage ORDER BY id")
     assert [tuple(r) for r in rows] == [("kept", "primary"), ("fell-back", "fallback")]
+
+
+async def no_cost(guild_id: int | None, model: str, tokens: TokenCounts) -> float | None:
+    return None
+
+
+@pytest.mark.parametrize("hostile", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd"])
+async def test_export_csv_neutralises_cells_a_spreadsheet_would_run(
+    usage: UsageStore, clock: Clock, hostile: str
+) -> None:
+    clock.now = NOW
+    await usage.start("r1", GUILD, GENERAL, ALICE, hostile)
+    await usage.finish(
+        "r1",
+        status=Status.ERROR,
+        prompt_tokens=1,
+        completion_tokens=0,
+        estimated=True,
+        ttft_ms=None,
+        duration_ms=5,
+        error=hostile,
+        model=hostile,
+    )
+    out = io.StringIO()
+    assert await usage.export_csv(date(2000, 1, 1), out, no_cost) == 1
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["model"] == row["error"] == "'" + hostile
+    assert row["prompt_tokens"] == "1"  # numbers are left as they are
+
+
+async def test_export_csv_reads_every_row_in_batches(usage: UsageStore, clock: Clock) -> None:
+    for i in range(1234):  # several rows share each start time: batches must not skip or repeat them
+        clock.now = NOW + timedelta(seconds=i // 3)
+        await usage.start(f"r{i:04d}", GUILD, GENERAL, ALICE, "m1")
+    out = io.StringIO()
+    assert await usage.export_csv(date(2000, 1, 1), out, no_cost) == 1234
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["request_id"] for r in rows] == [f"r{i:04d}" for i in range(1234)]

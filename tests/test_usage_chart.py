@@ -1,27 +1,14 @@
 """The /usage chart: a real PNG of the expected size whose pixels show the stacked models."""
 
-import io
 from datetime import date
 
 import numpy as np
-from matplotlib import colors
-from matplotlib import image as mpimg
 
 from bot.pricing import TokenCounts
 from bot.usage_chart import HEIGHT_PX, WIDTH_PX, render
+from tests.e2e import BLUE, ORANGE, decode, pixels_of
 
 FIRST, LAST = date(2025, 6, 1), date(2025, 6, 7)
-# The default colour cycle: the biggest model is stacked first (C0), the next one on top (C1).
-BLUE, ORANGE = (np.array(colors.to_rgb(c)) for c in ("C0", "C1"))
-
-
-def decode(png: bytes) -> np.ndarray:
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    return mpimg.imread(io.BytesIO(png), format="png")[:, :, :3]
-
-
-def pixels_of(picture: np.ndarray, colour: np.ndarray) -> int:
-    return int(np.all(np.abs(picture - colour) < 0.02, axis=-1).sum())
 
 
 def test_tokens_per_day_stacked_by_model() -> None:

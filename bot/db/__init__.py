@@ -2,12 +2,13 @@
 embedded default) and PostgreSQL (``postgres``, for several processes); the migrations runner
 (``migrations``); stored times (``times``); which backend to open (``location``)."""
 
-from bot.db.base import Database, DatabaseUnavailable
+from bot.db.base import DATABASE_DOWN, Database, DatabaseUnavailable
 from bot.db.location import DatabaseLocation, migration_status, open_database
 from bot.db.migrations import AppliedMigration, MigrationError, Row, load_migrations
 from bot.db.times import from_db_time, to_db_time, utcnow
 
 __all__ = [
+    "DATABASE_DOWN",
     "AppliedMigration",
     "Database",
     "DatabaseLocation",

@@ -18,6 +18,10 @@ class DatabaseUnavailable(ConnectionError):
     """The database cannot be reached (down, restarting, unreachable); the message says which one."""
 
 
+# What a user is told when their request needs the database and it is away.
+DATABASE_DOWN = "I can't reach my database right now. Try again in a moment."
+
+
 class Database(Protocol):
     """A connection (or pool) the whole process shares."""
 

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([A-Za-z0-9_]+)\.sql$")
 _TRANSACTION_KEYWORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 SELECT_APPLIED = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version"
-# One folder per SQL dialect under migrations/, with the same versions and names in each (a test checks).
-MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent.parent / "migrations"
+# One folder per SQL dialect under bot/migrations/, with the same versions and names in each (a test checks);
+# package data, so found wherever the bot is installed and whatever the working directory.
+MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 DIALECTS = ("sqlite", "postgres")
 
 Params = Sequence[Any] | dict[str, Any]
@@ -100,7 +101,7 @@ class MigrationStatus:
 def load_migrations(migrations_dir: Path) -> list[MigrationFile]:
     """The migration files in version order; malformed names and duplicate versions are errors."""
     if not migrations_dir.is_dir():
-        raise MigrationError(f"migrations directory {migrations_dir} not found; run from a complete checkout")
+        raise MigrationError(f"migrations directory {migrations_dir} not found; reinstall the bot")
     files: dict[int, MigrationFile] = {}
     for path in sorted(migrations_dir.glob("*.sql")):
         match = _MIGRATION_NAME.match(path.name)

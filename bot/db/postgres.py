@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yarl
 
 from bot.db.base import DatabaseUnavailable
+from bot.db.location import describe_url
 from bot.db.migrations import (
     MIGRATIONS_ROOT,
     SELECT_APPLIED,
@@ -38,7 +38,6 @@ from bot.db.placeholders import to_numbered
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = MIGRATIONS_ROOT / "postgres"
-URL_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
 POOL_SIZE = 10
@@ -51,16 +50,6 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash recovery, "cannot connect now"
     asyncpg.TooManyConnectionsError,
 )
-
-
-def is_postgres_url(value: str) -> bool:
-    return yarl.URL(value).scheme in URL_SCHEMES
-
-
-def describe_url(url: str) -> str:
-    """The URL without password or query (which may hold one), for messages and logs."""
-    parsed = yarl.URL(url)
-    return str(parsed.with_password(None).with_query(None).with_fragment(None))
 
 
 def advisory_key(*parts: object) -> int:

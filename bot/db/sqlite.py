@@ -33,6 +33,8 @@ from bot.db.migrations import (
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = MIGRATIONS_ROOT / "sqlite"
+# How long a statement waits for another connection's write lock before failing with "database is locked".
+BUSY_TIMEOUT = 5.0
 
 
 class SqliteDatabase:
@@ -56,14 +58,16 @@ class SqliteDatabase:
         return str(self.path)
 
     @classmethod
-    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> SqliteDatabase:
+    async def open(
+        cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *, busy_timeout: float = BUSY_TIMEOUT
+    ) -> SqliteDatabase:
         """Open (creating it if needed) and bring the schema up to date."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no implicit transactions from the sqlite3 module; we issue BEGIN.
-            db = await cls._connect(path, migrations_dir, path, isolation_level=None)
-        except (OSError, sqlite3.OperationalError) as exc:
+            db = await cls._connect(path, migrations_dir, path, busy_timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
             raise DatabaseUnavailable(f"cannot open the SQLite database {path}: {exc}") from exc
         try:
             row = await db.fetchone("PRAGMA journal_mode = WAL")
@@ -71,6 +75,13 @@ class SqliteDatabase:
                 log.warning("could not enable WAL on %s (journal_mode=%s)", path, row and row[0])
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:  # not an SQLite file, or one it can't write
+            await db.close()
+            raise DatabaseUnavailable(f"cannot use the SQLite database {path}: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        try:
             db.newly_applied = await apply_migrations(db)
         except BaseException:
             await db.close()
@@ -79,12 +90,12 @@ class SqliteDatabase:
 
     @classmethod
     async def _connect(
-        cls, path: Path, migrations_dir: Path, target: str | Path, **options: Any
+        cls, path: Path, migrations_dir: Path, target: str | Path, busy_timeout: float, **options: Any
     ) -> SqliteDatabase:
         conn = await aiosqlite.connect(target, **options)
         try:
             conn.row_factory = sqlite3.Row
-            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
         except BaseException:
             await conn.close()
             raise
@@ -184,7 +195,7 @@ async def migration_status(path: str | Path, migrations_dir: Path = MIGRATIONS_D
     if not path.exists():
         return compare_migrations([], files)
     uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = await SqliteDatabase._connect(path, migrations_dir, uri, uri=True)
+    db = await SqliteDatabase._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
     try:
         exists = await db.fetchone(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"

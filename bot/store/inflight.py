@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.shards import GuildFilter, every_guild
+from bot.status import Status
 from bot.store.write_queue import WriteQueue
 
 
@@ -31,6 +33,10 @@ class InflightStore:
         self._db = db
         self._clock = clock
         self.writes = WriteQueue(db)
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Writes a reply's usage row and its in-flight row together."""
+        return self._db.transaction()
 
     async def add(self, request_id: str, guild_id: int | None, channel_id: int, user_id: int) -> None:
         """Track a reply; its usage row must exist already (UsageStore.start)."""
@@ -74,14 +80,21 @@ class InflightStore:
     async def close_orphan(
         self, request_id: str, *, prompt_tokens: int | None = None, completion_tokens: int | None = None
     ) -> None:
-        """Mark an unfinished usage row 'interrupted' (token counts estimated; pass estimates if you have
+        """Mark an unfinished usage row interrupted (token counts estimated; pass estimates if you have
         them) and forget the in-flight row, atomically. A usage row that did finish is left as it is."""
         async with self._db.transaction():
             await self._db.execute(
-                "UPDATE usage SET status = 'interrupted', estimated = 1, finished_at = ?,"
+                "UPDATE usage SET status = ?, estimated = 1, finished_at = ?,"
                 " prompt_tokens = COALESCE(?, prompt_tokens),"
                 " completion_tokens = COALESCE(?, completion_tokens)"
-                " WHERE request_id = ? AND status = 'streaming'",
-                (to_db_time(self._clock()), prompt_tokens, completion_tokens, request_id),
+                " WHERE request_id = ? AND status = ?",
+                (
+                    Status.INTERRUPTED,
+                    to_db_time(self._clock()),
+                    prompt_tokens,
+                    completion_tokens,
+                    request_id,
+                    Status.STREAMING,
+                ),
             )
             await self._db.execute("DELETE FROM inflight WHERE request_id = ?", (request_id,))

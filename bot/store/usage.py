@@ -34,6 +34,7 @@ CSV_COLUMNS = (
 )
 # Prices a row: (guild_id, model, its tokens) -> cost, or None for a model without a price.
 RowCost = Callable[[int | None, str, TokenCounts], Awaitable[float | None]]
+EXPORT_BATCH = 500  # rows read at a time by export_csv
 
 
 @dataclass(frozen=True)
@@ -193,18 +194,35 @@ class UsageStore:
         return days
 
     async def export_csv(self, since: date, out: TextIO, cost: RowCost) -> int:
-        """Write a header and a row per request started on/after ``since`` (UTC); returns the row count."""
-        rows = await self._db.fetchall(
-            f"SELECT {', '.join(CSV_COLUMNS[:-1])} FROM usage WHERE started_at >= ? ORDER BY started_at, id",
-            (to_db_time(datetime.combine(since, time(), tzinfo=UTC)),),
-        )
+        """Write a header and a row per request started on/after ``since`` (UTC), read a batch at a time (a
+        large table never sits in memory); returns the row count."""
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            tokens = TokenCounts(1, row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"])
-            amount = await cost(row["guild_id"], row["model"], tokens)
-            writer.writerow((*tuple(row), "" if amount is None else f"{amount:.6f}"))
-        return len(rows)
+        count = 0
+        after = (to_db_time(datetime.combine(since, time(), tzinfo=UTC)), 0)
+        while rows := await self._db.fetchall(
+            f"SELECT id, {', '.join(CSV_COLUMNS[:-1])} FROM usage WHERE (started_at, id) > (?, ?)"
+            " ORDER BY started_at, id LIMIT ?",
+            (*after, EXPORT_BATCH),
+        ):
+            for row in rows:
+                tokens = TokenCounts(
+                    1, row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"]
+                )
+                amount = await cost(row["guild_id"], row["model"], tokens)
+                cells = [_csv_cell(value) for value in tuple(row)[1:]]
+                writer.writerow((*cells, "" if amount is None else f"{amount:.6f}"))
+            count += len(rows)
+            after = (rows[-1]["started_at"], rows[-1]["id"])
+        return count
+
+
+def _csv_cell(value: Any) -> Any:
+    """A spreadsheet runs a cell starting with = + - @ (or a tab or carriage return) as a formula: a model
+    name or an error text must not. A leading apostrophe shows it as text."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 def same_guild(guild_id: int | None) -> tuple[str, tuple[int, ...]]:

@@ -114,11 +114,13 @@ class RouteBudget(Generic[W]):
     def __init__(self, key: str) -> None:
         self.keys = {key}
         self.bucket_key: str | None = None
-        self.limit: int | None = None  # None: never saw headers, so allow one request at a time
+        known = routes.known_bucket(key)
+        # None: never saw headers (nor is the bucket known), so allow one request at a time
+        self.limit: int | None = None if known is None else known[0]
         self.remaining = 0  # server's remaining minus our reservations since that response
         self.reset_at = -INF
         self.window_id: float | None = None  # X-RateLimit-Reset: identical for all responses of one window
-        self.window_len = 0.0
+        self.window_len = 0.0 if known is None else known[1]
         self.blocked_until = -INF
         self.inflight = 0
         self.last_used = -INF
@@ -175,6 +177,12 @@ class RouteBudget(Generic[W]):
         self.remaining = remaining - unseen
         self.reset_at = now + reset_after
 
+    def unreported(self, now: float) -> None:
+        """A response without rate-limit headers (a REST proxy strips them): a known bucket's window counts
+        from this response, no earlier than the server's window began, whatever the latency."""
+        if self.limit is not None:
+            self.reset_at = max(self.reset_at, now + max(self.window_len, MIN_ROUTE_WINDOW))
+
     def absorb(self, other: RouteBudget[W]) -> None:
         """Merge the state of a route key that turned out to share this bucket."""
         if self.limit is None and other.limit is not None:
@@ -221,15 +229,17 @@ class RouteTable(Generic[W]):
             state = self._bind_bucket(key, state, f"{bucket}:{routes.major_parameters(key)}")
         remaining = _header_float(headers, "X-RateLimit-Remaining")
         reset_after = _header_float(headers, "X-RateLimit-Reset-After")
-        if remaining is not None and reset_after is not None:
-            limit = _header_float(headers, "X-RateLimit-Limit")
-            state.learn(
-                None if limit is None else int(limit),
-                int(remaining),
-                reset_after,
-                _header_float(headers, "X-RateLimit-Reset"),
-                now,
-            )
+        if remaining is None or reset_after is None:
+            state.unreported(now)
+            return state
+        limit = _header_float(headers, "X-RateLimit-Limit")
+        state.learn(
+            None if limit is None else int(limit),
+            int(remaining),
+            reset_after,
+            _header_float(headers, "X-RateLimit-Reset"),
+            now,
+        )
         return state
 
     def _bind_bucket(self, key: str, state: RouteBudget[W], bucket_key: str) -> RouteBudget[W]:

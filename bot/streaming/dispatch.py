@@ -177,8 +177,13 @@ class Dispatcher:
             self._wait_lane(lane, at)
             return
         lane.state = LaneState.READY
-        rank = 0 if head.priority else 1
-        heapq.heappush(self._ready, (rank, head.first_at, head.seq, lane.version, lane))
+        if head.priority:  # first text and final edits: oldest first, ahead of everything else
+            entry = (0, head.first_at, head.seq, lane.version, lane)
+        else:
+            # Streaming edits and one-offs take turns: a lane just served waits behind every lane that was
+            # already waiting, so a burst of one-offs (a history fetch, 🛑 spam) can't hold other channels.
+            entry = (1, max(head.first_at, lane.served_at), head.seq, lane.version, lane)
+        heapq.heappush(self._ready, entry)
         self.wake()
 
     def _free_at(self, lane: Lane, head: Job, now: float) -> float:
@@ -226,6 +231,7 @@ class Dispatcher:
             match self._pick(lane, head, now, global_room):
                 case _Run(job):
                     self._start(job, now)
+                    lane.served_at = now
                     global_room = self._global.has_room(now)
                     self._schedule_lane(lane, now)
                 case _Held():

@@ -14,6 +14,7 @@ from bot.streaming.pacer import Pacer
 from bot.streaming.render import render
 from bot.streaming.stop_button import StopButton
 from bot.streaming.target import (
+    DeliveryBlocked,
     DeliveryFailed,
     DeliveryRetry,
     FileUpload,
@@ -24,8 +25,11 @@ from bot.streaming.target import (
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 4
+MAX_RETRIES = 4  # for a streaming version: the next one will be tried anyway
+# The final version has no successor: it keeps trying for about as long as the stream waits for it (30 s).
+FINAL_MAX_RETRIES = 9
 RETRY_BACKOFF = 0.5  # seconds, doubled on each try
+MAX_BACKOFF = 4.0
 STOP_BUTTON_TIMEOUT = 5.0
 
 
@@ -82,6 +86,7 @@ class ReplyDisplay:
         key: str,
         *,
         on_gone: Callable[[], None],
+        on_blocked: Callable[[str], None],
         on_page: Callable[[list[int]], Awaitable[None]],
         observer: StreamObserver = NO_OBSERVER,
     ) -> None:
@@ -92,6 +97,8 @@ class ReplyDisplay:
         self._pacer = pacer
         self._key = key
         self._on_gone = on_gone
+        self._on_blocked = on_blocked
+        self._note: asyncio.Future[None] | None = None
         self._on_page = on_page
         self._button = StopButton(target, pacer, f"{key}:stop-button")
         self._wanted: Frame | None = None  # None until something (even the placeholder) should show
@@ -141,7 +148,21 @@ class ReplyDisplay:
         else:
             synced = self._delivery in (Delivery.SYNCED, Delivery.GONE)
         await self._button.wait_hidden(STOP_BUTTON_TIMEOUT)
+        if self._note is not None:
+            await asyncio.wait([self._note], timeout=STOP_BUTTON_TIMEOUT)
         return synced
+
+    def note(self, text: str) -> None:
+        """A short message beside a reply Discord no longer lets us edit, where the bot may still write."""
+        self._note = self._pacer.submit(
+            f"{self._key}:note", lambda: self._send_note(text), self._target.note_route()
+        )
+
+    async def _send_note(self, text: str) -> None:
+        try:
+            await self._target.note(text)
+        except Exception as exc:  # nowhere left to write: the log has it
+            log.warning("Reply %s: could not post a note beside it: %r", self._key, exc)
 
     @property
     def _frame(self) -> Frame:
@@ -188,6 +209,11 @@ class ReplyDisplay:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()
             self._on_gone()
+            return
+        except DeliveryBlocked as exc:
+            log.warning("Reply %s: Discord refuses it for good (%s): stopping", self._key, exc)
+            self.abandon()
+            self._on_blocked(str(exc))
             return
         except TargetExpired:
             log.info("Reply %s: interaction token expired, continuing in channel messages", self._key)
@@ -239,8 +265,9 @@ class ReplyDisplay:
 
     async def _retry(self, page: int, exc: DeliveryRetry) -> None:
         self._retries += 1
-        if self._retries > MAX_RETRIES:
-            log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, MAX_RETRIES, exc)
+        retries = FINAL_MAX_RETRIES if self._wanted is not None and self._wanted.final else MAX_RETRIES
+        if self._retries > retries:
+            log.error("Reply %s: giving up on page %d after %d tries: %s", self._key, page, retries, exc)
             self._set_delivery(Delivery.FAILED)
             return
         log.warning(
@@ -249,9 +276,9 @@ class ReplyDisplay:
             page,
             exc,
             self._retries,
-            MAX_RETRIES,
+            retries,
         )
-        await asyncio.sleep(RETRY_BACKOFF * 2 ** (self._retries - 1))
+        await asyncio.sleep(min(RETRY_BACKOFF * 2 ** (self._retries - 1), MAX_BACKOFF))
         self._schedule()
 
     async def _record(self, page: int, content: str) -> None:
@@ -259,10 +286,11 @@ class ReplyDisplay:
             self._shown[page] = content
             return
         self._shown.append(content)
+        # Recorded first: a reply showing its stop button is one a restart can find (kill -9 right after).
+        await self._on_page(list(self._target.message_ids))
         streaming = self._wanted is not None and not self._wanted.final
         if page == 0 and streaming and self._delivery is not Delivery.GONE:
             self._button.show()
-        await self._on_page(list(self._target.message_ids))
 
     def _set_delivery(self, delivery: Delivery) -> None:
         if self._delivery is Delivery.GONE:

@@ -88,13 +88,14 @@ class Lane:
     """Pending jobs that spend one channel budget (a channel's creates, or its edits; or no channel) plus
     that budget's window."""
 
-    __slots__ = ("budget", "heap", "last_dispatch", "state", "version", "window")
+    __slots__ = ("budget", "heap", "last_dispatch", "served_at", "state", "version", "window")
 
     def __init__(self, budget: ChannelBudget | None, window: SlidingWindow | None) -> None:
         self.budget = budget
         self.window = window
         self.heap: list[_Entry] = []
         self.last_dispatch = -INF
+        self.served_at = -INF  # when the dispatcher last started one of its jobs (any lane, paced or not)
         self.state = LaneState.IDLE
         # Bumped on every reschedule; heap entries carrying an older version are stale.
         self.version = 0

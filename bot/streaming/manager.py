@@ -6,8 +6,10 @@ import asyncio
 import logging
 import uuid
 
+from bot.admission import RESTARTING, Refused
 from bot.llm import ChatRequest
 from bot.model_calls import ModelCaller
+from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.answers import AnswerOrigin, AnswersStore
 from bot.store.inflight import InflightStore
@@ -48,6 +50,7 @@ class StreamManager:
         self._streams: dict[str, tuple[ReplyStream, asyncio.Task[None], int | None]] = {}
         self._limits = limits
         self.cut_offs = CutOffAnswers()
+        self.closed = False  # shutdown began: no answer may start after it
 
     def __len__(self) -> int:
         return len(self._streams)
@@ -66,11 +69,17 @@ class StreamManager:
         chat: ChatRequest,
         requester: Requester,
         target: ReplyTarget,
+        ticket: Ticket,
         prompt_message_id: int | None = None,
         options: AnswerOptions | None = None,
         origin: AnswerOrigin | None = None,
     ) -> ReplyStream:
-        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it."""
+        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it.
+        ``ticket`` (its admission's reservation) is released when it is over. Refused once shutdown began:
+        the answer would run while the connections close under it."""
+        if self.closed:
+            ticket.release()
+            raise Refused(RESTARTING)
         request_id = uuid.uuid4().hex
         stream = ReplyStream(
             request_id=request_id,
@@ -90,7 +99,7 @@ class StreamManager:
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
-        task.add_done_callback(lambda t: self._forget(stream, t))
+        task.add_done_callback(lambda t: self._forget(stream, t, ticket))
         log.info(
             "Request %s started in channel %s for user %s (model %s)",
             request_id,
@@ -100,8 +109,9 @@ class StreamManager:
         )
         return stream
 
-    def _forget(self, stream: ReplyStream, task: asyncio.Task[None]) -> None:
+    def _forget(self, stream: ReplyStream, task: asyncio.Task[None], ticket: Ticket) -> None:
         self._streams.pop(stream.request_id, None)
+        ticket.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("Request %s crashed", stream.request_id, exc_info=task.exception())
         elif stream.cut_off and stream.message_ids:
@@ -132,6 +142,7 @@ class StreamManager:
 
     async def shutdown(self, timeout: float) -> None:
         """Finalise every answer as interrupted and record its usage before the connections close."""
+        self.closed = True
         entries = list(self._streams.values())
         for stream, _, _ in entries:
             self.stop(stream, Status.INTERRUPTED, INTERRUPTED_BY_RESTART)

@@ -4,17 +4,26 @@ call these hooks and know nothing about who listens. The base class ignores ever
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.streaming.stream import Requester
 
 
+@dataclass(frozen=True)
+class FinishedAnswer:
+    requester: Requester
+    outcome: str  # a Status value
+    prompt_tokens: int
+    completion_tokens: int  # reasoning tokens included
+    model: str  # the model its usage row names
+    reasoning_tokens: int = 0
+
+
 class StreamObserver:
-    def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
-    ) -> None:
-        """An answer ended (outcome: a Status value) and its usage is recorded."""
+    def answer_finished(self, answer: FinishedAnswer) -> None:
+        """An answer ended and its usage is recorded."""
 
     def first_text(self, seconds: float) -> None:
         """From the request to the first text the user could see."""
@@ -35,11 +44,9 @@ class Observers(StreamObserver):
     def __init__(self, observers: Sequence[StreamObserver]) -> None:
         self._observers = list(observers)
 
-    def answer_finished(
-        self, requester: Requester, outcome: str, prompt_tokens: int, completion_tokens: int
-    ) -> None:
+    def answer_finished(self, answer: FinishedAnswer) -> None:
         for observer in self._observers:
-            observer.answer_finished(requester, outcome, prompt_tokens, completion_tokens)
+            observer.answer_finished(answer)
 
     def first_text(self, seconds: float) -> None:
         for observer in self._observers:

@@ -162,9 +162,10 @@ class Pacer:
             fut.cancel()
 
     async def run(self, action: Callable[[], Awaitable[T]], route: Route) -> T:
-        """Run a one-off priority job and return its result."""
+        """Run a one-off job and return its result. One-offs take turns with streaming edits (first text
+        and final edits go first), so many of them can't freeze the streams."""
         key = object()
-        fut = self.submit(key, action, route, priority=True)
+        fut = self.submit(key, action, route)
         try:
             result: T = await fut
         except asyncio.CancelledError:

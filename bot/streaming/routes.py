@@ -8,7 +8,9 @@ A route key is ``"<METHOD> <template>"`` plus ``":<major parameters>"`` when the
 ``Route.of("PATCH", "/channels/1/messages/2").key == "PATCH /channels/{channel_id}/messages/{message_id}:1"``.
 As in discord.py's ``Route``, major parameters (channel, guild, webhook id + token) are kept because Discord
 keeps a separate bucket per value, and minor ids are replaced by placeholders. Webhook and interaction tokens
-are secrets, so keys and logs only ever carry a short hash of them.
+are secrets, so keys and logs only ever carry a short hash of them. Adding and removing a reaction share
+one key (``"REACTION /channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}:1"``), as they
+share one Discord bucket, whose limit ``known_bucket`` gives before any response reports it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ChannelBudget", "MessageWrite", "Route", "api_path", "major_parameters", "redact", "token_hash"]
+__all__ = [
+    "ChannelBudget",
+    "MessageWrite",
+    "Route",
+    "api_path",
+    "known_bucket",
+    "major_parameters",
+    "redact",
+    "token_hash",
+]
 
 # Accepts full URLs ("http://host/api/v10/...") as well as bare API paths.
 _PREFIX_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?P<api>/api(?:/v\d+)?)?", re.IGNORECASE)
@@ -41,6 +52,13 @@ _MINOR_NAMES = {
     "applications": "{application_id}",
 }
 _MESSAGE_BUDGET_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+# Adding and removing one reaction (the bot's own or anyone's) share one bucket per channel on Discord, which
+# says so (X-RateLimit-Bucket) only once each has been answered, and a REST proxy never: one key for both.
+_REACTION_METHODS = frozenset({"PUT", "DELETE"})
+_REACTION_TAIL = ["reactions", "{emoji}"]
+_REACTION = "REACTION"
+# That bucket's limit, 1 per 0.25 s (observed; Discord does not document it): paced before any header says.
+_REACTION_BUCKET = (1, 0.25)
 
 
 def token_hash(token: str) -> str:
@@ -102,6 +120,8 @@ def _parse(path: str) -> tuple[list[str], list[str]]:
 def _route_key(method: str, path: str) -> str:
     """Stable bucket key for a request; never contains a raw token."""
     template, major = _parse(path)
+    if method in _REACTION_METHODS and template[-3:-1] == _REACTION_TAIL:
+        method, template[-1] = _REACTION, "{user}"
     key = f"{method} /{'/'.join(template)}"
     return f"{key}:{'+'.join(major)}" if major else key
 
@@ -110,6 +130,11 @@ def major_parameters(key: str) -> str:
     """The major-parameter part of a route key ('' if none); Discord buckets are per hash + this."""
     _, sep, major = key.partition(":")
     return major if sep else ""
+
+
+def known_bucket(key: str) -> tuple[int, float] | None:
+    """(limit, window in seconds) of a route key's bucket when known before any response, else None."""
+    return _REACTION_BUCKET if key.startswith(f"{_REACTION} ") else None
 
 
 def _uses_global(path: str) -> bool:
@@ -198,8 +223,10 @@ class Route:
         return Route.of("PUT", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me")
 
     @staticmethod
-    def reaction_remove(channel_id: int, message_id: int, emoji: str, user_id: int) -> Route:
-        return Route.of("DELETE", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}")
+    def reaction_remove(channel_id: int, message_id: int, emoji: str, user_id: int | None = None) -> Route:
+        """Someone's reaction, or the bot's own (``user_id`` None); the same bucket as adding one."""
+        user = "@me" if user_id is None else user_id
+        return Route.of("DELETE", f"/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user}")
 
     @staticmethod
     def interaction_callback(interaction_id: int, token: str) -> Route:

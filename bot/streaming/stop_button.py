@@ -23,13 +23,13 @@ class StopButton:
 
     def show(self) -> None:
         self._wanted = True
-        self._submit(self._add)
+        self._submit(self._add, shown=True)
 
     def hide(self) -> None:
         """Take the button off (wait_hidden() waits for it)."""
         self._wanted = False
         if self._touched:
-            self._removal = self._submit(self._remove)
+            self._removal = self._submit(self._remove, shown=False)
         else:
             self._drop_pending()  # the add never went out: nothing to undo
 
@@ -45,8 +45,8 @@ class StopButton:
     def _drop_pending(self) -> None:
         self._pacer.cancel(self._key)
 
-    def _submit(self, action: Callable[[], Awaitable[None]]) -> asyncio.Future[None]:
-        return self._pacer.submit(self._key, action, self._target.reaction_route())
+    def _submit(self, action: Callable[[], Awaitable[None]], *, shown: bool) -> asyncio.Future[None]:
+        return self._pacer.submit(self._key, action, self._target.reaction_route(shown))
 
     async def _add(self) -> None:
         if not self._wanted:

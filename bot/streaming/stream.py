@@ -12,13 +12,16 @@ import openai
 
 from bot.attachments import has_images, without_images
 from bot.circuit import CircuitOpen
+from bot.db.retry import FAILURES, retried
 from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
 from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.prompt import context_full, halved_history
 from bot.status import (
     CONTENT_FILTER,
     IMAGES_REFUSED,
+    NOT_RECORDED,
     OUTPUT_LIMIT,
+    UNDELIVERABLE,
     Status,
     answered_by,
     failed,
@@ -34,7 +37,7 @@ from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
-from bot.streaming.observer import NO_OBSERVER, StreamObserver
+from bot.streaming.observer import NO_OBSERVER, FinishedAnswer, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
@@ -45,6 +48,7 @@ from bot.tokens import estimate_tokens
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
+RECORD_TIMEOUT = 10.0  # the busy timeout bounds each statement; this bounds the wait for the connection too
 REASONING_FILE = "reasoning.md"
 
 
@@ -60,6 +64,7 @@ class StopRequest:
     status: Status
     footer: str
     reply_gone: bool = False  # the reply was deleted: nothing left to edit
+    error: str | None = None  # for the usage row: why it stopped, when that was a failure
 
 
 class ReplyStream:
@@ -96,7 +101,13 @@ class ReplyStream:
         self._intake = intake
         self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
-            target, pacer, request_id, on_gone=self._on_gone, on_page=self._on_page, observer=observer
+            target,
+            pacer,
+            request_id,
+            on_gone=self._on_gone,
+            on_blocked=self._on_blocked,
+            on_page=self._on_page,
+            observer=observer,
         )
         self.text = ""
         self._deltas = 0
@@ -115,7 +126,8 @@ class ReplyStream:
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
         self._has_slot = False
-        self._recorded = asyncio.Event()  # the usage and in-flight rows exist
+        # Whether the usage and in-flight rows were written (known before the model is asked).
+        self._recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     @property
     def message_ids(self) -> list[int]:
@@ -140,39 +152,53 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
-        # The model and the placeholder timer start first: they are what the user waits for. A queued
-        # answer shows its placeholder at once.
-        delay = 0.0 if self._intake.busy() else self.target.placeholder_delay()
+        # The placeholder timer starts first: it is what the user waits for. A queued answer shows its place
+        # in the queue as soon as it is recorded and joins it.
+        delay = self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
-            error = await self._generate()
+            recorded = await self._open_records()
+            self._recorded.set_result(recorded)
+            error = await self._generate() if recorded else None
         finally:
             placeholder.cancel()
+            if not self._recorded.done():
+                self._recorded.set_result(False)
+        if not recorded:
+            self.display.finish("", NOT_RECORDED)  # no row to account in: the model was never asked
+            await self.display.wait_synced(FINAL_EDIT_TIMEOUT)
+            return
         status, footer = self._outcome(error)
         footer = self._footer(footer)
         if self._trim:
             self.text = self._pages.fit(self.text, footer)
         self.display.finish(self.text, footer, self._reasoning_file())
         # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await self._record(status, error)
+        await retried(lambda: self._record(status, error), f"usage of request {self.request_id}")
         if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
             # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await self._inflight.remove(self.request_id)
+            await retried(lambda: self._inflight.remove(self.request_id), f"in-flight {self.request_id}")
         else:
             log.warning("Request %s: reply left for recovery at the next start", self.request_id)
 
+    async def _open_records(self) -> bool:
+        """Write the usage and in-flight rows, together, before the model is asked: an answer nobody can
+        account for or recover must not run. Whether they were written."""
+        r = self.requester
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT), self._inflight.transaction():
+                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+                await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
+        except FAILURES as exc:
+            log.error("Request %s not started: its usage could not be recorded: %r", self.request_id, exc)
+            return False
+        return True
+
     async def _generate(self) -> Exception | None:
-        """Record the request and read the answer (unless stopped before it began); the error it met."""
+        """Read the answer (unless stopped before it began); the error it met."""
         try:
             if self._stop is None:
                 self._consumer = asyncio.create_task(self._consume(), name=f"llm-{self.request_id}")
-            r = self.requester
-            try:
-                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
-                await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-            finally:
-                self._recorded.set()  # pages wait for the rows: a failed write must not leave them waiting
-            if self._consumer is not None:
                 await self._consumer
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -312,13 +338,26 @@ class ReplyStream:
         return "\n".join(lines)
 
     async def _on_page(self, message_ids: list[int]) -> None:
-        await self._recorded.wait()
-        await self._inflight.set_messages(self.request_id, message_ids)
-        if self._origin is not None:
-            await self._answers.set_pages(self.request_id, self._origin, message_ids)
+        if not await self._recorded:
+            return
+        try:
+            await self._inflight.set_messages(self.request_id, message_ids)
+            if self._origin is not None:
+                await self._answers.set_pages(self.request_id, self._origin, message_ids)
+        except FAILURES as exc:  # recovery then misses this page; the answer itself goes on
+            log.warning("Request %s: pages not recorded: %r", self.request_id, exc)
 
     def _on_gone(self) -> None:
         self.stop(StopRequest(Status.STOPPED, "", reply_gone=True))
+
+    def _on_blocked(self, reason: str) -> None:
+        self.stop(StopRequest(Status.ERROR, "", reply_gone=True, error=f"discord {reason}"))
+        self.display.note(UNDELIVERABLE)
+
+    def _error_detail(self, error: Exception | None) -> str | None:
+        if self._stop is not None and self._stop.error is not None:
+            return self._stop.error
+        return None if error is None else type(error).__name__
 
     async def _record(self, status: Status, error: Exception | None) -> None:
         usage = self._finish.usage if self._finish else None
@@ -342,11 +381,13 @@ class ReplyStream:
             estimated=estimated,
             ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self._started) * 1000),
-            error=None if error is None else type(error).__name__,
+            error=self._error_detail(error),
             reasoning_tokens=reasoning,
             model=self._model,
         )
-        self._observer.answer_finished(self.requester, status.value, prompt, completion)
+        self._observer.answer_finished(
+            FinishedAnswer(self.requester, status.value, prompt, completion, self._model, reasoning)
+        )
         log.info(
             "Request %s %s: %d+%d tokens%s",
             self.request_id,

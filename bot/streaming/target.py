@@ -20,6 +20,10 @@ class MessageGone(Exception):
     """The reply (or its channel) no longer exists: stop generating."""
 
 
+class DeliveryBlocked(Exception):
+    """Discord refuses the reply for good (permission revoked, thread archived): stop generating."""
+
+
 class DeliveryFailed(Exception):
     """Discord refused a request in a way that retrying would not fix."""
 
@@ -52,7 +56,17 @@ class ReplyTarget(Protocol):
         """Create the page (page == len(message_ids)) or edit it, with ``file`` attached if given."""
         ...
 
-    def reaction_route(self) -> Route: ...
+    def reaction_route(self, shown: bool) -> Route:
+        """The route set_stop_button(shown) takes."""
+        ...
+
+    def note_route(self) -> Route:
+        """The route note() takes."""
+        ...
+
+    async def note(self, text: str) -> None:
+        """Post a short message beside the reply, where the bot may still write (the reply being blocked)."""
+        ...
 
     async def set_stop_button(self, shown: bool) -> None:
         """Add or remove the bot's own 🛑 reaction on the first page."""

@@ -21,7 +21,7 @@ What it enforces, as Discord does:
 - Auth: a bot token on REST (401 otherwise) and in IDENTIFY (close 4004); RESUME of an unknown session: op 9.
 - Gateway: events go only to sessions with the intents for them; others' message content is blanked
   without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM). ``gateway_down()`` is an outage:
-  connections drop and new ones get 503 until ``gateway_up()``.
+  connections (all, or those of some shards) drop and new ones get 503 until ``gateway_up()``.
 - Files: the bot's uploads are kept (``FakeMessage.attachments``) and, like files a user picks for an
   attachment option (``upload()``), served at ``/attachments/{id}/{filename}``; buttons the bot sends can be
   pressed (``click()``), and an UPDATE_MESSAGE callback edits the message they are on.
@@ -39,7 +39,9 @@ routes by resource in rest_app.py, rest_channels.py, rest_threads.py and rest_in
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Collection
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -259,9 +261,10 @@ class FakeDiscord(LoopbackServer):
         attachment option; ``size``: what Discord reports, if not the real size."""
         return self.state.upload(filename, data, content_type, size)
 
-    async def gateway_down(self) -> None:
-        """A gateway outage: connections drop and reconnecting fails until gateway_up()."""
-        await self.gateway.go_down()
+    async def gateway_down(self, shards: Collection[int] | None = None) -> None:
+        """A gateway outage: connections (of ``shards`` only, if given) drop and reconnecting fails until
+        gateway_up()."""
+        await self.gateway.go_down(shards)
 
     def gateway_up(self) -> None:
         self.gateway.up()
@@ -272,9 +275,16 @@ class FakeDiscord(LoopbackServer):
     def channel_permissions(self, channel_id: int, user_id: int) -> int:
         return self.state.channel_permissions(channel_id, user_id)
 
-    def fail_requests(self, method: str, path_contains: str, status: int, count: int) -> None:
-        """Answer the next `count` matching requests with `status` (e.g. 503), as during a Discord outage."""
-        self.rest.fail_requests(method, path_contains, status, count)
+    def fail_requests(
+        self, method: str, path_contains: str, status: int, count: int, *, code: int = 0, message: str = ""
+    ) -> None:
+        """Answer the next `count` matching requests with `status` (e.g. 503, as during a Discord outage), or
+        with a Discord error `code` (e.g. 403 50013 Missing Permissions, 400 50083 thread archived)."""
+        self.rest.fail_requests(method, path_contains, status, count, code=code, message=message)
+
+    def hold_requests(self, method: str, path_contains: str) -> asyncio.Event:
+        """Matching requests wait (after being recorded) until the returned event is set."""
+        return self.rest.hold_requests(method, path_contains)
 
     # ----------------------------------------------------------------------------------- what happened
 

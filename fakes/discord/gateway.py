@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -106,11 +106,13 @@ class Gateway:
             c.session.shard for c in self.conns if c.ready and not c.ws.closed and c.session is not None
         )
 
-    async def go_down(self) -> None:
-        """An outage: drop every connection (resumable, close code 4000) and refuse new ones until up()."""
+    async def go_down(self, shards: Collection[int] | None = None) -> None:
+        """An outage: drop every connection (or those of ``shards``; resumable, close code 4000) and refuse
+        new ones until up()."""
         self.down = True
         for conn in list(self.conns):
-            await conn.ws.close(code=4000)
+            if shards is None or (conn.session is not None and conn.session.shard[0] in shards):
+                await conn.ws.close(code=4000)
 
     def up(self) -> None:
         self.down = False

@@ -46,7 +46,9 @@ class RestServer:
         self.latency = latency  # seconds added to every request
         self.requests: list[RequestRecord] = []
         self.unknown_routes: list[str] = []
-        self._outages: list[list[Any]] = []  # [method, path substring, status, remaining count]
+        # [method, path substring, status, remaining count, Discord error code, message]
+        self._outages: list[list[Any]] = []
+        self._holds: list[tuple[str, str, asyncio.Event]] = []  # (method, path substring, release)
         # Routes indexed by (method, number of segments); templates are matched segment by segment.
         self._index: dict[tuple[str, int], list[tuple[list[str], str, Handler]]] = collections.defaultdict(
             list
@@ -55,9 +57,19 @@ class RestServer:
             segments = template.strip("/").split("/")
             self._index[(method, len(segments))].append((segments, template, handler))
 
-    def fail_requests(self, method: str, path_contains: str, status: int, count: int) -> None:
-        """Answer the next `count` matching requests with `status` (e.g. 503), as during a Discord outage."""
-        self._outages.append([method, path_contains, status, count])
+    def fail_requests(
+        self, method: str, path_contains: str, status: int, count: int, *, code: int = 0, message: str = ""
+    ) -> None:
+        """Answer the next `count` matching requests with `status` (e.g. 503, as during a Discord outage), or
+        with a Discord error `code` (e.g. 403 50013 Missing Permissions, 400 50083 thread archived)."""
+        text = message or ("Service Unavailable" if status >= 500 else "Refused")
+        self._outages.append([method, path_contains, status, count, code, text])
+
+    def hold_requests(self, method: str, path_contains: str) -> asyncio.Event:
+        """Matching requests wait (after being recorded) until the returned event is set."""
+        release = asyncio.Event()
+        self._holds.append((method, path_contains, release))
+        return release
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
@@ -78,6 +90,9 @@ class RestServer:
         self.requests.append(record)
         if self.latency:
             await asyncio.sleep(self.latency)
+        for held_method, held_path, release in self._holds:
+            if held_method == method and held_path in path:
+                await release.wait()
         status, payload, headers = 200, None, {"Via": "1.1 google"}
         try:
             if handler is None:
@@ -139,7 +154,7 @@ class RestServer:
         for outage in self._outages:
             if outage[3] > 0 and outage[0] == method and outage[1] in path:
                 outage[3] -= 1
-                raise ApiError(outage[2], 0, f"{outage[2]}: Service Unavailable")
+                raise ApiError(outage[2], outage[4], f"{outage[2]}: {outage[5]}")
 
 
 async def _read_body(request: web.Request) -> Any:
