@@ -106,11 +106,12 @@ class Seat:
 
 def build_seats(fake: FakeDiscord, count: int) -> list[Seat]:
     seats: list[Seat] = []
-    guild = user = 0
+    guild = 0
     for i in range(count):
         if i % CHANNELS_PER_GUILD == 0:
             guild = fake.add_guild(f"Bench {i // CHANNELS_PER_GUILD}")
-            user = fake.add_user(guild, "Requester")
+        # A requester per stream: the bot caps answers in progress per member.
+        user = fake.add_user(guild, f"Requester {i}")
         seats.append(Seat(guild, fake.add_channel(guild, f"bench-{i}"), user, f"bench stream {i}"))
     return seats
 
