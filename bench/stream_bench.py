@@ -106,11 +106,12 @@ class Seat:
 
 def build_seats(fake: FakeDiscord, count: int) -> list[Seat]:
     seats: list[Seat] = []
-    guild = user = 0
+    guild = 0
     for i in range(count):
         if i % CHANNELS_PER_GUILD == 0:
             guild = fake.add_guild(f"Bench {i // CHANNELS_PER_GUILD}")
-            user = fake.add_user(guild, "Requester")
+        # A requester per stream: the bot caps answers in progress per member.
+        user = fake.add_user(guild, f"Requester {i}")
         seats.append(Seat(guild, fake.add_channel(guild, f"bench-{i}"), user, f"bench stream {i}"))
     return seats
 
@@ -381,7 +382,10 @@ class LevelFigures:
     lag_ms: tuple[float, float]
     edits_mean: float
     max_writes_5s: int  # message versions, creates included
-    max_budgeted_5s: int  # without the interaction response, which the channel budget does not count
+    # Per channel budget (Discord counts creates and edits in separate buckets); the interaction response,
+    # which neither counts, left out.
+    max_creates_5s: int
+    max_edits_5s: int
     global_rps: tuple[float, float]  # peak (sliding 1 s), mean
     all_rps: tuple[float, float]
     n429: int
@@ -479,17 +483,17 @@ def measure(
     first_visible: list[float] = []
     lags: list[float] = []
     edits: list[int] = []
-    max_writes = max_budgeted = incomplete = 0
+    max_writes = max_creates = max_edits = incomplete = 0
     for seat, interaction in zip(seats, interactions, strict=True):
         pages = reply_pages(fake, seat.channel_id)
         request = by_prompt.get(seat.prompt)
         edits.append(sum(len(p.versions) - 1 for p in pages))
-        writes = [
-            (v.at, i == 0 and p.id == interaction.message_id) for p in pages for i, v in enumerate(p.versions)
-        ]
-        max_writes = max(max_writes, max_in_window([at for at, _ in writes], CHANNEL_WINDOW))
-        budgeted = [at for at, response in writes if not response]
-        max_budgeted = max(max_budgeted, max_in_window(budgeted, CHANNEL_WINDOW))
+        writes = [v.at for p in pages for v in p.versions]
+        max_writes = max(max_writes, max_in_window(writes, CHANNEL_WINDOW))
+        creates = [p.versions[0].at for p in pages if p.id != interaction.message_id]
+        max_creates = max(max_creates, max_in_window(creates, CHANNEL_WINDOW))
+        changes = [v.at for p in pages for v in p.versions[1:]]
+        max_edits = max(max_edits, max_in_window(changes, CHANNEL_WINDOW))
         incomplete += not answer.complete([p.content for p in pages])
         if request is None or request.first_token_at is None:
             continue
@@ -525,7 +529,8 @@ def measure(
         lag_ms=median_p95(lags),
         edits_mean=statistics.fmean(edits),
         max_writes_5s=max_writes,
-        max_budgeted_5s=max_budgeted,
+        max_creates_5s=max_creates,
+        max_edits_5s=max_edits,
         global_rps=request_rates([r.at for r in records if is_global(r.path)], window),
         all_rps=request_rates([r.at for r in records], window),
         n429=fake.count_429(),
@@ -684,10 +689,10 @@ def level_rows(streams: int) -> list[Row]:
         Row("edits per stream (mean)", lambda f: f"{f.edits_mean:.1f}"),
         Row("max writes in 5 s, any channel", lambda f: str(f.max_writes_5s), "(incl. creates)"),
         Row(
-            "  same, without interaction response",
-            lambda f: str(f.max_budgeted_5s),
-            "≤ 5",
-            lambda f: f.max_budgeted_5s <= 5,
+            "  creates / edits (each its own bucket)",
+            lambda f: f"{f.max_creates_5s} / {f.max_edits_5s}",
+            "≤ 5 each",
+            lambda f: max(f.max_creates_5s, f.max_edits_5s) <= 5,
         ),
         Row(
             "global-limit req/s peak / mean",

@@ -118,7 +118,7 @@ class LLMClient:
             reasoning_effort=request.reasoning_effort or openai.omit,
         ) as response:
             # Keep reading after finish_reason: the usage chunk comes last.
-            async for chunk in _sse_json(response.iter_lines()):
+            async for chunk in _sse_json(response.http_response.aiter_bytes()):
                 if chunk is None:
                     break
                 if chunk.get("error"):
@@ -177,19 +177,26 @@ async def models_within(llm: LLMClient, timeout: float) -> list[str]:
         return []
 
 
-async def _sse_json(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any] | None]:
+async def _sse_json(body: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
     """The JSON payloads of a Server-Sent Events stream, then None for `[DONE]`; comments and other fields
-    are skipped."""
-    data: list[str] = []
-    async for line in lines:
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:
-            payload, data = "\n".join(data), []
-            yield None if payload == "[DONE]" else orjson.loads(payload)
+    are skipped. Lines (ending in LF or CRLF) are split here from the bytes as they arrive: the HTTP
+    library's text and line decoders cost more per chunk than the JSON."""
+    rest = b""
+    data: list[bytes] = []
+    async for piece in body:
+        lines = (rest + piece if rest else piece).split(b"\n")
+        rest = lines.pop()  # an unfinished line waits for the next piece
+        for line in lines:
+            if line.startswith(b"data:"):
+                data.append(line[5:].removeprefix(b" ").removesuffix(b"\r"))
+            elif data and (not line or line == b"\r"):
+                payload, data = b"\n".join(data), []
+                yield None if payload == b"[DONE]" else orjson.loads(payload)
+    if rest.startswith(b"data:"):
+        data.append(rest[5:].removeprefix(b" ").removesuffix(b"\r"))
     if data:
-        payload = "\n".join(data)
-        yield None if payload == "[DONE]" else orjson.loads(payload)
+        payload = b"\n".join(data)
+        yield None if payload == b"[DONE]" else orjson.loads(payload)
 
 
 def _usage(raw: object) -> Usage | None:

@@ -11,6 +11,7 @@ import pytest
 from bot.streaming import display as display_module
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.pacer import Pacer
+from bot.streaming.render import render
 from bot.streaming.routes import Route
 from bot.streaming.target import DeliveryRetry, FileUpload
 
@@ -154,7 +155,8 @@ class ChannelScriptedTarget(ScriptedTarget):
 
 
 async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() -> None:
-    # One edit per 10 s per channel, at most 2 per 20 s: a normal edit could not follow within the test.
+    # Two creates and two edits per 20 s per channel (one every 10 s): a normal edit could not follow
+    # within the test.
     pacer = Pacer(channel_limit=2, channel_window=20.0)
     await pacer.start()
     try:
@@ -168,7 +170,62 @@ async def test_a_page_break_goes_out_as_one_burst_within_the_channel_budget() ->
         await target.wait_for(lambda: len(target.shown) == 2)
         # A job in another channel has run since: the dispatcher had its chance at the third page.
         await asyncio.wait_for(pacer.run(lambda: asyncio.sleep(0), Route.create_message(2)), 2)
-        assert len(target.message_ids) == 2  # the burst stopped at the channel budget
+        assert len(target.message_ids) == 2  # the burst stopped at the channel's create budget
         assert [len(content) <= 2000 for content in target.shown] == [True, True]
+    finally:
+        await pacer.close()
+
+
+class HeldEditTarget(ChannelScriptedTarget):
+    """Like discord.py with an interaction's webhook: one request at a time, and an edit that exhausts its
+    bucket holds the next request until the bucket resets (here: until released)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.release = asyncio.Event()
+        self._one_at_a_time = asyncio.Lock()
+
+    async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
+        async with self._one_at_a_time:
+            edit = page < len(self.message_ids)
+            await super().put(page, content, file)
+            if edit:
+                await self.release.wait()
+
+
+async def test_a_new_page_does_not_wait_for_the_finishing_edit_to_return(pacer: Pacer) -> None:
+    target = HeldEditTarget()
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
+    display.update("Paris")
+    await target.wait_for(lambda: target.shown == ["Paris ▌"])
+    words = " ".join(["word"] * 450)  # two pages
+    display.finish(words, "")
+    await target.wait_for(lambda: len(target.message_ids) == 2)  # not held behind the edit
+    assert target.shown[:2] == ["Paris ▌", render(words, streaming=False)[1]]
+    target.release.set()
+    assert await display.wait_synced(5)
+    assert target.shown[-1] == render(words, streaming=False)[0]
+
+
+async def test_a_page_break_spends_the_create_budget_when_the_edit_budget_is_spent() -> None:
+    pacer = Pacer(channel_limit=2, channel_window=20.0)  # as above: 2 creates and 2 edits per 20 s
+    await pacer.start()
+    try:
+        target = ChannelScriptedTarget(0)
+        display = ReplyDisplay(
+            target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+        )
+        display.update("Paris")
+        await target.wait_for(lambda: target.shown == ["Paris ▌"])  # one create
+        # Another request edits in the channel: one edit is left, one create too.
+        await pacer.submit("other", lambda: asyncio.sleep(0), Route.edit_message(1, 7), priority=True)
+        words = " ".join(["word"] * 450)  # two pages
+        display.finish(words, "")
+        # The final edit of page one takes the last edit, the new page the last create: both show.
+        assert await display.wait_synced(5)
+        assert sorted(target.shown[1:]) == sorted(render(words, streaming=False))  # the new page goes first
+        assert len(target.message_ids) == 2
     finally:
         await pacer.close()

@@ -180,6 +180,30 @@ async def test_mention_gets_a_streamed_reply_and_replies_continue_the_conversati
     assert_no_pings(world)
 
 
+@pytest.mark.parametrize("mention", [False, True], ids=["chat", "mention"])
+async def test_a_page_break_goes_out_as_one_step_within_both_buckets(
+    world: World, bot: StreamcordBot, mention: bool
+) -> None:
+    text = " ".join(["word"] * 500)  # two pages
+    world.llm.enqueue(Scenario(text=text, tokens_per_second=100))  # several paced edits before the break
+    if mention:
+        await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> go")
+    else:
+        await chat(world, "talk")
+    final = render(text, streaming=False)
+    await world.discord.wait_for(
+        lambda: [m.content for m in bot_messages(world)] == final, timeout=30, what="both pages final"
+    )
+    first, second = bot_messages(world)
+    # The finishing edit of page one and the creation of page two are neighbours: nothing went between.
+    writes = sorted([(v.at, 1, v.content) for v in first.versions] + [(second.versions[0].at, 2, "")])
+    pages = [page for _, page, _ in writes]
+    created = pages.index(2)
+    neighbours = {writes[created - 1][2], writes[created + 1][2] if created + 1 < len(writes) else None}
+    assert final[0] in neighbours
+    assert world.discord.count_429() == 0  # neither the create nor the edit bucket was exceeded
+
+
 async def test_a_mention_reply_longer_than_a_page_continues_in_a_plain_second_message(
     world: World, bot: StreamcordBot
 ) -> None:

@@ -84,6 +84,7 @@ async def test_a_channel_setting_made_in_a_thread_applies_to_its_parent(
     await wait_final(world, in_thread)
     in_parent = await chat(world, "from the parent")
     await wait_final(world, in_parent)
+    await wait_idle(world, bot)  # both answers over: Alice may have two in progress at once
     in_other = await chat(world, "from another channel", channel=places.other)
     await wait_final(world, in_other)
 

@@ -268,7 +268,7 @@ async def test_validation_errors_surface_as_http_exceptions(w: World) -> None:
 
 
 async def test_rate_limit_429_is_retried_by_discord_py(w: World) -> None:
-    w.fake.bucket_limits["channel_messages"] = (5, 1.0)  # same shape as Discord's 5/5 s, faster test
+    w.fake.bucket_limits["message_edit"] = (5, 1.0)  # same shape as Discord's 5/5 s, faster test
     bot = make_bot()
     holder: dict[str, discord.Interaction] = {}
 
@@ -502,10 +502,15 @@ async def test_bad_token_is_rejected(w: World) -> None:
     await bot.close()
 
 
+@contextlib.asynccontextmanager
+async def channel_http(w: World) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """A plain HTTP client with the bot's token, and the URL of the world's channel's messages."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {w.fake.token}"}) as http:
+        yield http, f"{w.fake.api_base}/channels/{w.channel}/messages"
+
+
 async def test_fixed_window_headers_and_429_shape(w: World) -> None:
-    url = f"{w.fake.api_base}/channels/{w.channel}/messages"
-    auth = {"Authorization": f"Bot {w.fake.token}"}
-    async with aiohttp.ClientSession(headers=auth) as http:
+    async with channel_http(w) as (http, url):
         seen = []
         for i in range(6):
             async with http.post(url, json={"content": f"m{i}"}) as resp:
@@ -523,6 +528,28 @@ async def test_fixed_window_headers_and_429_shape(w: World) -> None:
     assert 0 < body["retry_after"] <= 5
     assert len(w.fake.channel_messages(w.channel)) == 5  # the 429 was not applied
     assert w.fake.count_429() == 1
+
+
+async def test_creates_and_edits_spend_separate_channel_buckets(w: World) -> None:
+    """Discord reports creates and edits as different buckets: five of each fit in one window."""
+    async with channel_http(w) as (http, url):
+        created = []
+        for i in range(5):
+            async with http.post(url, json={"content": f"m{i}"}) as resp:
+                assert resp.status == 200
+                created.append((resp.headers["X-RateLimit-Bucket"], (await resp.json())["id"]))
+        edited = []
+        for i in range(5):
+            async with http.patch(f"{url}/{created[0][1]}", json={"content": f"e{i}"}) as resp:
+                assert resp.status == 200
+                edited.append(resp.headers["X-RateLimit-Bucket"])
+        async with http.patch(f"{url}/{created[0][1]}", json={"content": "one too many"}) as resp:
+            assert resp.status == 429
+        async with http.post(url, json={"content": "one too many"}) as resp:
+            assert resp.status == 429
+    assert len({bucket for bucket, _ in created}) == 1 and len(set(edited)) == 1
+    assert created[0][0] != edited[0]
+    assert w.fake.count_429() == 2
 
 
 async def test_files_on_every_route_and_user_attachments_on_messages(w: World) -> None:

@@ -8,13 +8,17 @@ from typing import Any
 from bot.llm import Usage, _sse_json, _usage
 
 
-async def lines(*items: str) -> AsyncIterator[str]:
-    for item in items:
-        yield item
+async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
 
 
-async def collect(*items: str) -> list[dict[str, Any] | None]:
-    return [event async for event in _sse_json(lines(*items))]
+async def collect(*items: str, newline: str = "\n") -> list[dict[str, Any] | None]:
+    """The events of the lines ``items``, the same however the body arrives in pieces."""
+    body = newline.join(items).encode()
+    seen = [[event async for event in _sse_json(pieces(body, size))] for size in (1, 3, len(body) or 1)]
+    assert all(events == seen[0] for events in seen)
+    return seen[0]
 
 
 async def test_events_then_none_for_done() -> None:
@@ -28,6 +32,10 @@ async def test_events_then_none_for_done() -> None:
 async def test_comments_other_fields_and_multiline_data() -> None:
     events = await collect(": keep-alive", "", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "")
     assert events == [{"a": 1}]
+
+
+async def test_crlf_line_ends() -> None:
+    assert await collect('data: {"a": 1}', "", "data: [DONE]", "", newline="\r\n") == [{"a": 1}, None]
 
 
 async def test_a_last_event_without_a_blank_line_still_counts() -> None:

@@ -300,6 +300,22 @@ async def test_priority_skips_spacing_but_not_the_window(make_pacer: Callable[..
     assert [c.key for c in rec.calls] == ["a", "c", "d"]
 
 
+async def test_creates_and_edits_spend_separate_channel_budgets(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+) -> None:
+    pacer = await make_pacer(channel_limit=1, channel_window=30)  # 1 create and 1 edit per 30 s
+    rec = Recorder()
+    await asyncio.wait_for(pacer.submit("e", rec.action("e", 1), Route.edit_message(1, 5), priority=True), 2)
+    # The edit budget is spent, the create budget is not: a new page goes at once.
+    await asyncio.wait_for(pacer.submit("c", rec.action("c", 1), Route.create_message(1), priority=True), 2)
+    edit = pacer.submit("e2", rec.action("e2", 1), Route.edit_message(1, 5), priority=True)
+    create = pacer.submit("c2", rec.action("c2", 1), Route.create_message(1), priority=True)
+    # A job in another channel, submitted after them, has run: the dispatcher has had its chance at both.
+    await asyncio.wait_for(pacer.run(lambda: asyncio.sleep(0), Route.create_message(2)), 2)
+    assert not edit.done() and not create.done()  # each budget holds its own kind back
+    assert [c.key for c in rec.calls] == ["e", "c"]
+
+
 @pytest.mark.parametrize(
     ("budgets", "channels"),
     [

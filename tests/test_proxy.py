@@ -21,7 +21,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 async def test_proxy_queues_an_upstream_429_and_resends_the_body(fake: FakeDiscord, tmp_path: Path) -> None:
     guild = fake.add_guild()
     channel = fake.add_channel(guild)
-    fake.bucket_limits["channel_messages"] = (5, 1.0)  # a short window: the proxy's wait stays short
+    fake.bucket_limits["message_create"] = (5, 1.0)  # a short window: the proxy's wait stays short
     auth = {"Authorization": f"Bot {fake.token}"}
     upstream = fake.api_base.removesuffix("/v10")
     async with (

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.streaming.routes import Route, api_path, known_bucket, major_parameters, redact, token_hash
+from bot.streaming.routes import (
+    ChannelBudget,
+    MessageWrite,
+    Route,
+    api_path,
+    known_bucket,
+    major_parameters,
+    redact,
+    token_hash,
+)
 
 TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpzZWNyZXQ.very-secret_token"
 BASE = "https://discord.com/api/v10"
@@ -133,6 +142,23 @@ def test_uses_global(method: str, path: str, expected: bool) -> None:
 )
 def test_message_budget_channel(method: str, path: str, expected: int | None) -> None:
     assert Route.of(method, path).channel_id == expected
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        (Route.create_message(1), (1, MessageWrite.CREATE)),
+        (Route.edit_message(1, 2), (1, MessageWrite.EDIT)),
+        (Route.of("DELETE", "/channels/1/messages/2"), (1, MessageWrite.EDIT)),
+        (Route.webhook_create(5, TOKEN, channel_id=1), (1, MessageWrite.CREATE)),
+        (Route.webhook_edit(5, TOKEN, "@original", channel_id=1), (1, MessageWrite.EDIT)),
+        (Route.fetch_message(1, 2), None),
+    ],
+)
+def test_creates_and_edits_spend_different_channel_budgets(
+    route: Route, expected: ChannelBudget | None
+) -> None:
+    assert route.channel_budget == expected
 
 
 def test_api_path() -> None:

@@ -1,9 +1,12 @@
+import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
 from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
+from bot.store import settings as settings_store
 from bot.store.settings import NOT_SET, SettingsStore
 from bot.streaming.options import ReasoningMode
 from tests.stores import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
@@ -153,6 +156,50 @@ async def test_set_returns_old_value_and_cached_reads_see_writes(store: Settings
     assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is True
 
 
+class CountingReads:
+    """The test's database, counting the reads that reach it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    async def fetchall(self, sql: str, params: Any = ()) -> Any:
+        self.reads += 1
+        return await self.db.fetchall(sql, params)
+
+
+async def test_a_burst_in_new_channels_reads_the_overrides_once(db: Database) -> None:
+    """Admission of many answers at once must not queue a database read per channel."""
+    counting = CountingReads(db)
+    store = SettingsStore(counting)  # type: ignore[arg-type]
+    await store.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN)
+    channels = [CHANNEL, *range(5000, 5200)]
+    resolved = await asyncio.gather(*(store.get(GUILD, c, DEFAULTS) for c in channels))
+    assert [s.enabled for s in resolved] == [False] + [True] * 200
+    assert counting.reads == 1
+    await store.set(GUILD, "channel", OTHER_CHANNEL, "enabled", "off", ADMIN)  # a write: read them again
+    assert (await store.get(GUILD, OTHER_CHANNEL, DEFAULTS)).enabled is False
+    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
+    assert counting.reads == 2
+
+
+async def test_another_process_s_write_shows_after_the_refresh_interval(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_store, "REFRESH_AFTER", 0.0)
+    here, there = SettingsStore(db), SettingsStore(db)  # two processes sharing one database
+    assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True
+    await there.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN)
+
+    assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True  # the copy answers, is read again
+    refresh = [t for t in asyncio.all_tasks() if t.get_name() == "settings-refresh"]
+    await asyncio.wait_for(asyncio.gather(*refresh), 5)
+    assert refresh and (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
+
+
 async def test_invalid_value_writes_nothing(store: SettingsStore) -> None:
     with pytest.raises(SettingError, match="temperature must be between 0 and 2"):
         await store.set(GUILD, "guild", GUILD, "temperature", "9", ADMIN)
@@ -224,18 +271,6 @@ async def test_settings_survive_reopen(db_location: DatabaseLocation) -> None:
         assert [e.new_value for e in await store.history(GUILD)] == ["kept-model"]
     finally:
         await db.close()
-
-
-async def test_the_cache_keeps_only_the_most_recently_used_scopes(db: Database) -> None:
-    store = SettingsStore(db, cache_size=2)
-    await store.set(GUILD, "channel", CHANNEL, "history", "3", ADMIN)
-    await store.get(GUILD, CHANNEL, DEFAULTS)  # caches (guild GUILD) and (channel CHANNEL)
-    # Written behind the store's back: only a scope read again from the database shows it.
-    await db.execute("UPDATE settings SET value = '7' WHERE scope_id = ?", (CHANNEL,))
-    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 3  # still cached
-    for channel in (OTHER_CHANNEL, OTHER_CHANNEL + 1):
-        await store.get(OTHER_GUILD, channel, DEFAULTS)  # four more scopes push both out
-    assert (await store.get(GUILD, CHANNEL, DEFAULTS)).history == 7
 
 
 def test_each_keys_metadata_agrees_with_its_parser() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections import OrderedDict
+import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +16,10 @@ from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.settings import ChannelSettings, check_key, check_scope, parse_value, resolve
 
 Scope = Literal["guild", "channel"]
+
+log = logging.getLogger(__name__)
+
+REFRESH_AFTER = 30.0  # seconds before the overrides in memory are read again (another process may write)
 
 
 @dataclass(frozen=True)
@@ -45,21 +52,23 @@ class Replaced:
 
 
 NOT_SET: Any = object()
-CACHE_SIZE = 10_000  # scopes (servers and channels) whose overrides stay in memory
 
 
 class SettingsStore:
-    """Reads are cached per (scope, scope_id), the ``cache_size`` most recently used; every write invalidates
-    the scope it touched."""
+    """Every override is read into memory at the first read (one query: rows exist only where an admin set
+    something), and read again after any write. So an answer's admission reads no database: a burst of
+    /chat in channels not seen yet would otherwise queue a read per channel behind the database's one
+    connection, and keep the interactions waiting. Other processes' writes (a shared PostgreSQL) show
+    within REFRESH_AFTER: an older copy is read again in the background while it still answers."""
 
-    def __init__(
-        self, db: Database, *, clock: Callable[[], datetime] = utcnow, cache_size: int = CACHE_SIZE
-    ) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
-        self._cache_size = cache_size
-        self._cache: OrderedDict[tuple[Scope, int], dict[str, Any]] = OrderedDict()
-        # Bumped on every invalidation so a read that raced a write never caches the stale result.
+        self._overrides: dict[tuple[Scope, int], dict[str, Any]] | None = None  # None: read them first
+        self._loading = asyncio.Lock()  # one read of them at a time, however many wait for it
+        self._loaded_at = -math.inf  # monotonic
+        self._refresh: asyncio.Task[None] | None = None
+        # Bumped on every write so a read that raced a write never keeps the stale result.
         self._generation = 0
 
     async def get(self, guild_id: int | None, channel_id: int, defaults: ChannelSettings) -> ChannelSettings:
@@ -94,7 +103,7 @@ class SettingsStore:
             old_json = row["value"] if row else None
             await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
             await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
-        self._invalidate(scope, scope_id)
+        self._invalidate()
         return NOT_SET if old_json is None else json.loads(old_json)
 
     async def reset(
@@ -117,7 +126,7 @@ class SettingsStore:
                     (scope, scope_id, row["key"]),
                 )
                 await self._audit(guild_id, scope, scope_id, row["key"], row["value"], None, user_id, now)
-        self._invalidate(scope, scope_id)
+        self._invalidate()
         return {row["key"]: json.loads(row["value"]) for row in rows}
 
     async def guild_overrides(self, guild_id: int) -> Overrides:
@@ -166,8 +175,7 @@ class SettingsStore:
                 await self._upsert(guild_id, scope, scope_id, key, new_json, user_id, now)
                 await self._audit(guild_id, scope, scope_id, key, old_json, new_json, user_id, now)
                 written += 1
-        self._generation += 1
-        self._cache.clear()
+        self._invalidate()
         return Replaced(written, removed)
 
     async def history(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
@@ -195,24 +203,43 @@ class SettingsStore:
         ]
 
     async def _scope_values(self, scope: Scope, scope_id: int) -> dict[str, Any]:
-        cached = self._cache.get((scope, scope_id))
-        if cached is not None:
-            self._cache.move_to_end((scope, scope_id))
-        else:
-            generation = self._generation
-            rows = await self._db.fetchall(
-                "SELECT key, value FROM settings WHERE scope = ? AND scope_id = ?", (scope, scope_id)
-            )
-            cached = {row["key"]: json.loads(row["value"]) for row in rows}
-            if generation == self._generation:
-                self._cache[(scope, scope_id)] = cached
-                if len(self._cache) > self._cache_size:  # a bot in many servers: keep the busy ones
-                    self._cache.popitem(last=False)
-        return dict(cached)
+        overrides = self._overrides
+        if overrides is None:
+            overrides = await self._load()
+        elif self._refresh is None and time.monotonic() - self._loaded_at > REFRESH_AFTER:
+            self._refresh = asyncio.create_task(self._read_again(), name="settings-refresh")
+        return dict(overrides.get((scope, scope_id), {}))
 
-    def _invalidate(self, scope: Scope, scope_id: int) -> None:
+    async def _load(self) -> dict[tuple[Scope, int], dict[str, Any]]:
+        async with self._loading:
+            while self._overrides is None:  # a write during the read: read again
+                await self._read_all()
+            return self._overrides
+
+    async def _read_again(self) -> None:
+        """In the background, while the copy in memory answers; a failure keeps it a while longer."""
+        try:
+            async with self._loading:
+                await self._read_all()
+        except Exception as exc:
+            log.warning("Settings not read again (the copy in memory stays): %r", exc)
+            self._loaded_at = time.monotonic()
+        finally:
+            self._refresh = None
+
+    async def _read_all(self) -> None:
+        generation = self._generation
+        rows = await self._db.fetchall("SELECT scope, scope_id, key, value FROM settings")
+        loaded: dict[tuple[Scope, int], dict[str, Any]] = {}
+        for row in rows:
+            values = loaded.setdefault((row["scope"], row["scope_id"]), {})
+            values[row["key"]] = json.loads(row["value"])
+        if generation == self._generation:  # else a write came meanwhile: the next read loads again
+            self._overrides, self._loaded_at = loaded, time.monotonic()
+
+    def _invalidate(self) -> None:
         self._generation += 1
-        self._cache.pop((scope, scope_id), None)
+        self._overrides = None
 
     async def _upsert(
         self, guild_id: int, scope: Scope, scope_id: int, key: str, new_json: str, user_id: int, at: str

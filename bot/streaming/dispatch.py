@@ -1,10 +1,10 @@
 """When each queued job of the pacer may start: the lanes, their heaps and the dispatcher loop.
 
-Jobs are queued per channel ("lanes"). A lane is either ready (in a heap ordered by priority, then oldest
-first-pending time), timed (in a heap of the time its channel budget/spacing/route block frees), waiting for
-a completion, or idle. The dispatcher only touches lanes whose state changed, and sleeps until the earliest
-timed lane, a freed global slot or a submission. Starting a job (taking its budgets) is the pacer's: the
-dispatcher hands it the job to start.
+Jobs are queued per channel budget ("lanes": a channel's creates, its edits, or no channel). A lane is either
+ready (in a heap ordered by priority, then oldest first-pending time), timed (in a heap of the time its
+channel budget/spacing/route block frees), waiting for a completion, or idle. The dispatcher only touches
+lanes whose state changed, and sleeps until the earliest timed lane, a freed global slot or a submission.
+Starting a job (taking its budgets) is the pacer's: the dispatcher hands it the job to start.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bot.streaming.budgets import INF, TIMER_SLACK, GlobalBudget, RouteBudget, RouteTable, SlidingWindow
 from bot.streaming.jobs import Job, Lane, LaneState, PacerStats
+from bot.streaming.routes import ChannelBudget
 
 __all__ = ["Dispatcher"]
 
@@ -68,7 +69,7 @@ class Dispatcher:
         self._spacing = channel_window / channel_limit
         self._stats = stats
         self._start = start
-        self._lanes: dict[int | None, Lane] = {}
+        self._lanes: dict[ChannelBudget | None, Lane] = {}
         self._ready: list[tuple[int, float, int, int, Lane]] = []
         self._timed: list[tuple[float, int, int, Lane]] = []
         self._timed_seq = itertools.count()
@@ -80,15 +81,15 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- what the pacer calls
 
-    def lane(self, channel_id: int | None) -> Lane:
-        lane = self._lanes.get(channel_id)
+    def lane(self, budget: ChannelBudget | None) -> Lane:
+        lane = self._lanes.get(budget)
         if lane is None:
-            window = None if channel_id is None else SlidingWindow(self._channel_limit, self._channel_window)
-            lane = self._lanes[channel_id] = Lane(channel_id, window)
+            window = None if budget is None else SlidingWindow(self._channel_limit, self._channel_window)
+            lane = self._lanes[budget] = Lane(budget, window)
         return lane
 
     def enqueue(self, job: Job) -> None:
-        lane = self.lane(job.route.channel_id)
+        lane = self.lane(job.route.channel_budget)
         entry = (0 if job.priority else 1, job.first_at, job.seq, job)
         job.entry = entry
         job.lane = lane
@@ -270,12 +271,12 @@ class Dispatcher:
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_EVERY
-        for channel_id, lane in list(self._lanes.items()):
+        for budget, lane in list(self._lanes.items()):
             if (
                 lane.state is LaneState.IDLE
                 and lane.head() is None
                 and (lane.window is None or lane.window.occupied(now) == 0)
                 and now >= lane.last_dispatch + self._spacing
             ):
-                del self._lanes[channel_id]
+                del self._lanes[budget]
         self._routes.sweep(now)

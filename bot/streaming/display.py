@@ -63,6 +63,18 @@ class Queued(IntEnum):
     PRIORITY = 2  # first text and the final version jump the queue
 
 
+def _burst(stale: list[int], shown: int) -> list[int]:
+    """The stale pages that go out at once: the first, and at a page break the new page right behind it.
+
+    The finishing edit of page N and the creation of page N+1 spend different channel budgets, so they go
+    together: sending the create only after the edit returned could cost a second, since discord.py sleeps
+    out an exhausted bucket (the 5th edit of a window) before it returns."""
+    first = stale[0]
+    if first < shown and len(stale) > 1 and stale[1] == shown:
+        return stale[:2]
+    return stale[:1]
+
+
 class ReplyDisplay:
     """Latest frame wins: it is rendered only when the pacer lets a request go, so a slow channel drops
     intermediate versions, never text. Owns the stop button, shown while the answer is being written."""
@@ -162,22 +174,21 @@ class ReplyDisplay:
         self._wanted = frame
         self._schedule()
 
-    def _schedule(self, *, page_break: bool = False) -> None:
+    def _schedule(self, *, page_break: int | None = None) -> None:
+        """Queue a flush; ``page_break``: the page that goes right behind the one just sent."""
         if self._wanted is None or self._delivery is Delivery.GONE:
             return
         self._set_delivery(Delivery.IN_PROGRESS)
         first_text = bool(self._wanted.text) and not self._text_shown
-        urgent = self._wanted.final or first_text or page_break
+        urgent = self._wanted.final or first_text or page_break is not None
         needed = Queued.PRIORITY if urgent else Queued.NORMAL
         if self._queued >= needed:
             return  # the waiting flush renders the latest frame when it runs
         self._queued = needed
-        self._submit(needed is Queued.PRIORITY)
-
-    def _submit(self, priority: bool) -> None:
-        page = len(self._shown) - 1 if self._shown else 0
-        route = self._target.route(page)
-        self._pacer.submit(self._key, self._flush, route, priority=priority)
+        # The route of the request the flush will most likely send, so the pacer spends the right budget
+        # (a new page is a create, the rest edits): the next page at a break, else the last one shown.
+        page = page_break if page_break is not None else max(len(self._shown) - 1, 0)
+        self._pacer.submit(self._key, self._flush, self._target.route(page), priority=urgent)
 
     async def _flush(self) -> None:
         self._queued = Queued.NONE
@@ -189,11 +200,11 @@ class ReplyDisplay:
         if not stale:
             self._set_delivery(Delivery.SYNCED)
             return
-        page = stale[0]
+        burst = _burst(stale, len(self._shown))
+        page = burst[0]
         sent_at = time.monotonic()
         try:
-            last = frame.final and page == len(pages) - 1
-            await self._target.put(page, pages[page], frame.file if last else None)
+            await self._put(frame, pages, burst)
         except MessageGone as exc:
             log.info("Reply %s can no longer be shown (%s): stopping", self._key, exc)
             self.abandon()
@@ -219,13 +230,29 @@ class ReplyDisplay:
             self._observe(frame, sent_at)
         self._retries = 0
         self._text_shown = self._text_shown or bool(frame.text)
-        await self._record(page, pages[page])
-        if len(stale) > 1:
-            # A page break is one step: the rest goes right behind this request, skipping the spacing
-            # between edits but never the channel budget, so the break costs no extra tick when it has room.
-            self._schedule(page_break=True)
+        for sent in burst:
+            await self._record(sent, pages[sent])
+        rest = stale[len(burst) :]
+        if rest:
+            # More pages than one burst: the rest goes right behind it, skipping the spacing between edits
+            # but never a budget.
+            self._schedule(page_break=rest[0])
         elif self._wanted == frame:  # else a change made meanwhile has queued its own flush
             self._set_delivery(Delivery.SYNCED)
+
+    async def _put(self, frame: Frame, pages: list[str], burst: list[int]) -> None:
+        """Send the pages of a burst together; the first failure raises (after all were tried).
+
+        The new page starts first: discord.py sends one interaction's webhook requests one at a time, and
+        after the request that exhausts a bucket it holds the rest until that bucket resets. An edit may
+        well exhaust its bucket, a create seldom: so the new page shows at once, and the edit trimming the
+        page before it follows."""
+        last = len(pages) - 1
+        file = frame.file if frame.final else None
+        puts = [self._target.put(p, pages[p], file if p == last else None) for p in reversed(burst)]
+        for outcome in await asyncio.gather(*puts, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _observe(self, frame: Frame, sent_at: float) -> None:
         now = time.monotonic()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.streaming.budgets import INF, GlobalBudget, SlidingWindow
-from bot.streaming.routes import Route
+from bot.streaming.routes import ChannelBudget, Route
 
 __all__ = ["Claim", "Job", "Lane", "LaneState", "PacerStats", "TracedRequest"]
 
@@ -72,7 +72,7 @@ class Job:
         claim = Claim.NONE
         if request.uses_global and own.uses_global:
             claim |= Claim.GLOBAL
-        if request.channel_id is not None and request.channel_id == own.channel_id:
+        if request.channel_id is not None and request.channel_budget == own.channel_budget:
             claim |= Claim.CHANNEL
         if request.key == own.key:
             claim |= Claim.ROUTE
@@ -85,12 +85,13 @@ class Job:
 
 
 class Lane:
-    """Pending jobs of one channel (or of no channel) plus that channel's message budget."""
+    """Pending jobs that spend one channel budget (a channel's creates, or its edits; or no channel) plus
+    that budget's window."""
 
-    __slots__ = ("channel_id", "heap", "last_dispatch", "served_at", "state", "version", "window")
+    __slots__ = ("budget", "heap", "last_dispatch", "served_at", "state", "version", "window")
 
-    def __init__(self, channel_id: int | None, window: SlidingWindow | None) -> None:
-        self.channel_id = channel_id
+    def __init__(self, budget: ChannelBudget | None, window: SlidingWindow | None) -> None:
+        self.budget = budget
         self.window = window
         self.heap: list[_Entry] = []
         self.last_dispatch = -INF

@@ -5,7 +5,8 @@ decides when each runs so that no budget is ever exceeded:
 
 * ``global``: ``global_per_second - global_headroom`` paced requests per ``global_window`` (the headroom is
   for requests the trace sees but the pacer did not schedule);
-* ``channel:<id>``: ``channel_limit`` message creates/edits per ``channel_window``;
+* ``channel:<id>``: ``channel_limit`` message creates per ``channel_window``, and as many edits (Discord
+  counts them in separate buckets; the ``Route`` says which one a request spends);
 * ``route:<key>``: learned from response headers (remaining/reset, 429 retry-after).
 
 Windows are sliding and measured with completion times: a request holds a slot from dispatch until it
@@ -131,7 +132,8 @@ class Pacer:
             job.action = action
             job.futures.append(fut)
             self.stats.replaced += 1
-            moved = (job.route.channel_id, job.route.uses_global) != (route.channel_id, route.uses_global)
+            was, now = job.route, route
+            moved = (was.channel_budget, was.uses_global) != (now.channel_budget, now.uses_global)
             requeue = job.entry is not None and (moved or (priority and not job.priority))
             if requeue:
                 self._dispatch.unqueue(job)
@@ -258,7 +260,7 @@ class Pacer:
             job,
             claim,
             self._global if route.uses_global and Claim.GLOBAL not in claim else None,
-            self._dispatch.lane(route.channel_id) if spends_channel else None,
+            self._dispatch.lane(route.channel_budget) if spends_channel else None,
         )
 
     def hold(self, request: TracedRequest, now: float) -> None:

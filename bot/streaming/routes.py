@@ -16,13 +16,23 @@ share one Discord bucket, whose limit ``known_bucket`` gives before any response
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import hashlib
 import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Route", "api_path", "known_bucket", "major_parameters", "redact", "token_hash"]
+__all__ = [
+    "ChannelBudget",
+    "MessageWrite",
+    "Route",
+    "api_path",
+    "known_bucket",
+    "major_parameters",
+    "redact",
+    "token_hash",
+]
 
 # Accepts full URLs ("http://host/api/v10/...") as well as bare API paths.
 _PREFIX_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?P<api>/api(?:/v\d+)?)?", re.IGNORECASE)
@@ -150,21 +160,42 @@ def _message_budget_channel(method: str, path: str) -> int | None:
     return None
 
 
+class MessageWrite(enum.Enum):
+    """Which of a channel's two message budgets a write spends: Discord reports creates and edits (deletes
+    count with edits) as different buckets, each about 5 per 5 s."""
+
+    CREATE = "create"
+    EDIT = "edit"
+
+
+# One channel's budget of one kind: what a pacer lane spends.
+ChannelBudget = tuple[int, MessageWrite]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What one request costs: the channel whose message budget it spends (None: none), its bucket key, and
-    whether the bot's global limit counts it."""
+    """What one request costs: the channel whose message budget it spends (None: none) and which of its
+    budgets (``write``), its bucket key, and whether the bot's global limit counts it."""
 
     channel_id: int | None
     key: str
     uses_global: bool
+    write: MessageWrite = MessageWrite.EDIT
+
+    @property
+    def channel_budget(self) -> ChannelBudget | None:
+        """The channel budget this request spends, if any."""
+        return None if self.channel_id is None else (self.channel_id, self.write)
 
     @staticmethod
     @functools.lru_cache(maxsize=8192)  # streams ask for the same few routes on every token
     def of(method: str, path: str) -> Route:
         """The route of ``method`` on ``path`` (a bare API path or a full URL); never holds a raw token."""
         method = method.upper()
-        return Route(_message_budget_channel(method, path), _route_key(method, path), _uses_global(path))
+        write = MessageWrite.CREATE if method == "POST" else MessageWrite.EDIT
+        return Route(
+            _message_budget_channel(method, path), _route_key(method, path), _uses_global(path), write
+        )
 
     @staticmethod
     def create_message(channel_id: int) -> Route:

@@ -12,10 +12,11 @@ What it enforces, as Discord does:
 - Interactions: the callback must come within ``ack_deadline`` seconds (default 3) and only once, else 404
   "Unknown interaction"; the webhook token works for ``token_ttl`` seconds (default 900), then 401; the
   first followup after a deferred "thinking" response becomes that response.
-- Rate limits (``rate_limits=True``): fixed windows per bucket, 5 message writes per 5 s per channel
-  (shared with interaction webhook writes to it), 5 per 5 s per webhook token, 1 reaction per 0.25 s per
-  channel, 50 per second for other routes, and ``global_limit`` requests per second across all but
-  interaction routes; answers carry Discord's ``X-RateLimit-*`` headers, and a 429 its body and
+- Rate limits (``rate_limits=True``): fixed windows per bucket, 5 message creates and, separately, 5 edits
+  or deletes per 5 s per channel (each shared with interaction webhook writes of that kind to it; the two
+  report different ``X-RateLimit-Bucket`` hashes), 5 per 5 s per webhook token and route, 1 reaction per
+  0.25 s per channel, 50 per second for other routes, and ``global_limit`` requests per second across all
+  but interaction routes; answers carry Discord's ``X-RateLimit-*`` headers, and a 429 its body and
   ``Retry-After``, consuming nothing.
 - Auth: a bot token on REST (401 otherwise) and in IDENTIFY (close 4004); RESUME of an unknown session: op 9.
 - Gateway: events go only to sessions with the intents for them; others' message content is blanked

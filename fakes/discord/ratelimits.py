@@ -1,5 +1,6 @@
-"""Discord's rate limits as fixed windows: per-route buckets, the channel message budget that interaction
-webhooks share, the global limit (which interaction routes are exempt from), 429 bodies and headers.
+"""Discord's rate limits as fixed windows: per-route buckets, the channel's message budgets (one for creates,
+one for edits and deletes, as Discord reports them in X-RateLimit-Bucket) that interaction webhooks share,
+the global limit (which interaction routes are exempt from), 429 bodies and headers.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# Route templates whose POST/PATCH/DELETE spend the channel's message budget.
-_CHANNEL_MESSAGE_TEMPLATES = {
-    "/channels/{channel_id}/messages",
-    "/channels/{channel_id}/messages/{message_id}",
+# The channel's message budgets: (method, route template) -> limit family. Creates and edits are separate
+# buckets in Discord; deletes count with edits here (changes to an existing message).
+_CHANNEL_MESSAGE_FAMILIES = {
+    ("POST", "/channels/{channel_id}/messages"): "message_create",
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}"): "message_edit",
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}"): "message_edit",
 }
-# Webhook routes that write an interaction's message: they also spend its channel's budget.
-_MESSAGE_WRITE_HANDLERS = {"webhook_execute", "webhook_edit_message"}
+# Webhook routes that write an interaction's message: they also spend its channel's budget of that kind.
+_MESSAGE_WRITE_HANDLERS = {"webhook_execute": "message_create", "webhook_edit_message": "message_edit"}
 
 
 def is_interaction_route(handler: str) -> bool:
@@ -38,7 +41,7 @@ class _Window:
 
 @dataclass
 class BucketUse:
-    key: str  # state key, e.g. "channel_messages:123"
+    key: str  # state key, e.g. "message_edit:123"
     family: str  # limit family, key into RateLimiter.bucket_limits ("global" for the global window)
     hash: str
     scope: str  # X-RateLimit-Scope if this bucket is the one that 429s
@@ -50,7 +53,8 @@ class RateLimiter:
         self.global_limit = global_limit  # requests per second
         # family -> (limit, window seconds); tests may override entries before or during a run.
         self.bucket_limits: dict[str, tuple[int, float]] = {
-            "channel_messages": (5, 5.0),
+            "message_create": (5, 5.0),
+            "message_edit": (5, 5.0),
             "webhook": (5, 5.0),
             "reactions": (1, 0.25),
             "default": (50, 1.0),
@@ -64,31 +68,23 @@ class RateLimiter:
         uses: list[BucketUse] = []
         if not is_interaction_route(handler):
             uses.append(BucketUse("global", "global", "", "global"))
-        if template in _CHANNEL_MESSAGE_TEMPLATES and method in ("POST", "PATCH", "DELETE"):
+        family = _CHANNEL_MESSAGE_FAMILIES.get((method, template))
+        if family is not None:
             cid = params["channel_id"]
-            uses.append(
-                BucketUse(
-                    f"channel_messages:{cid}", "channel_messages", _bucket_hash("channel_messages"), "user"
-                )
-            )
+            uses.append(BucketUse(f"{family}:{cid}", family, _bucket_hash(family), "user"))
         elif "/reactions" in template and method in ("PUT", "DELETE"):
             cid = params["channel_id"]
             uses.append(BucketUse(f"reactions:{cid}", "reactions", _bucket_hash("reactions"), "user"))
         elif handler.startswith("webhook_"):
             token = params["token"]
-            if handler in _MESSAGE_WRITE_HANDLERS:
+            family = _MESSAGE_WRITE_HANDLERS.get(handler)
+            if family is not None:
                 channel_id = self._interaction_channel(token)
                 if channel_id is not None:
-                    # Interaction message writes share the channel's message budget (scope: shared).
-                    uses.append(
-                        BucketUse(
-                            f"channel_messages:{channel_id}",
-                            "channel_messages",
-                            _bucket_hash("webhook"),
-                            "shared",
-                        )
-                    )
-            uses.append(BucketUse(f"webhook:{token}", "webhook", _bucket_hash("webhook"), "user"))
+                    # Interaction message writes share the channel's message budgets (scope: shared).
+                    uses.append(BucketUse(f"{family}:{channel_id}", family, _bucket_hash(handler), "shared"))
+            # One bucket per token and route: executing and editing report different buckets.
+            uses.append(BucketUse(f"{handler}:{token}", "webhook", _bucket_hash(handler), "user"))
         else:
             major = params.get("channel_id") or params.get("guild_id") or params.get("token") or ""
             family = f"{method} {template}"
