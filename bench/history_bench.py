@@ -1,4 +1,5 @@
-"""Conversation history benchmark: time from a user's reply to the model being asked, for a long chain.
+"""Conversation history benchmark: time from a user's reply to the model being asked, and to the first
+visible reply (the placeholder, shown while the chain is read), for a long chain.
 
     python bench/history_bench.py [--turns 30] [--trials 5]
 
@@ -7,8 +8,8 @@ database) is set up in the loopback Discord before the bot (`python -m bot`, a s
 (after one warm-up answer in another channel) the user replies to the chain's last message --trials + 1
 times, one answer at a time: the first walk
 fetches every message through the pacer (cold), the later ones find them in the history cache (cached).
-The figure is from the reply's MESSAGE_CREATE (the fake's clock) to the model request arriving at the fake
-model server (same clock).
+The figures are from the reply's MESSAGE_CREATE (the fake's clock) to the model request arriving at the fake
+model server, and to the first version of the bot's reply to it (same clock).
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ async def seed_chain(
     return last
 
 
-async def ask(fake: FakeDiscord, llm: FakeLLM, channel: int, user: int, text: str, last: int | None) -> float:
-    """Seconds from a message (a reply to `last`, if given) to the model request it causes; waits for the
-    answer to finish."""
+async def ask(
+    fake: FakeDiscord, llm: FakeLLM, channel: int, user: int, text: str, last: int | None
+) -> tuple[float, float]:
+    """Seconds from a message (a reply to `last`, if given) to the model request it causes and to the first
+    thing the bot shows; waits for the answer to finish."""
     asked = len(llm.requests)
     reply = await fake.post_message(channel, user, text, reply_to=last)
     posted = fake.messages[reply].created_at
@@ -84,10 +87,11 @@ async def ask(fake: FakeDiscord, llm: FakeLLM, channel: int, user: int, text: st
         what="answer shown",
         strict=True,
     )
-    return request.started_at - posted
+    [shown] = [m for m in fake.channel_messages(channel) if m.reference_id == reply]
+    return request.started_at - posted, shown.versions[0].at - posted
 
 
-async def run(turns: int, trials: int) -> tuple[float, list[float]]:
+async def run(turns: int, trials: int) -> tuple[tuple[float, float], list[tuple[float, float]]]:
     async with FakeDiscord() as fake, FakeLLM(default=Scenario(text="Fine.")) as llm:
         guild = fake.add_guild("Bench")
         channel = fake.add_channel(guild, "history")
@@ -126,12 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cold, cached = asyncio.run(run(args.turns, args.trials))
-    print(f"{args.turns}-turn reply chain: reply → model request")
-    print(f"  cold (every message fetched through the pacer): {cold * 1000:7.1f} ms")
-    print(
-        f"  cached (median of {len(cached)}):                    {statistics.median(cached) * 1000:7.1f} ms"
-        f"  (min {min(cached) * 1000:.1f}, max {max(cached) * 1000:.1f})"
-    )
+    for i, what in enumerate(("model request", "first visible reply")):
+        times = [c[i] for c in cached]
+        print(f"{args.turns}-turn reply chain: reply → {what}")
+        print(f"  cold (every message fetched through the pacer): {cold[i] * 1000:7.1f} ms")
+        print(
+            f"  cached (median of {len(times)}):                    {statistics.median(times) * 1000:7.1f} ms"
+            f"  (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})"
+        )
     return 0
 
 

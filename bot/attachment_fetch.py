@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable
 
@@ -21,7 +22,10 @@ from bot.attachments import (
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT = 20.0  # seconds for one file, connect to last byte
+# Seconds for all of a question's downloads together, connect to last byte. The reply's placeholder is up
+# meanwhile, so this bounds only how long an answer may wait for a slow CDN.
+FETCH_TIMEOUT = 15.0
+NOT_DOWNLOADED = "could not be downloaded"
 
 
 async def read_capped(chunks: AsyncIterable[bytes], limit: int) -> bytes | None:
@@ -44,34 +48,47 @@ class AttachmentFetcher:
         if self._session is not None:
             await self._session.close()
 
-    async def prepare(self, attachments: list[AttachmentInfo], *, vision: bool) -> Prepared:
-        """Fetch what the limits allow, in order; everything else is skipped with a reason."""
+    async def prepare(
+        self, attachments: list[AttachmentInfo], *, vision: bool, within: float = FETCH_TIMEOUT
+    ) -> Prepared:
+        """Fetch what the limits allow, all at once and within ``within`` seconds together, kept in order;
+        everything else is skipped with a reason."""
         selection = select(attachments, vision=vision)
         prepared = Prepared(skipped=list(selection.skipped))
-        for info in selection.text:
-            data = await self._fetch(info, TEXT_MAX_BYTES, prepared)
-            text = None if data is None else decode_text(data)
-            if text is not None:
+        wanted = [(info, TEXT_MAX_BYTES, False) for info in selection.text]
+        wanted += [(info, IMAGE_MAX_BYTES, True) for info in selection.images]
+        if not wanted:
+            return prepared
+        downloads = [asyncio.create_task(self._fetch(info, limit)) for info, limit, _ in wanted]
+        try:
+            _, late = await asyncio.wait(downloads, timeout=max(within, 0.0))
+        finally:
+            for download in downloads:
+                download.cancel()
+        for (info, _, image), download in zip(wanted, downloads, strict=True):
+            if download in late:
+                log.warning("Attachment %s not downloaded within %.0f s", info.id, within)
+            result = Skipped(info.filename, NOT_DOWNLOADED) if download in late else download.result()
+            if isinstance(result, Skipped):
+                prepared.skipped.append(result)
+            elif image:
+                prepared.images.append(image_url(result, info))
+            elif (text := decode_text(result)) is not None:
                 prepared.texts.append((info.filename, text))
-            elif data is not None:
+            else:
                 prepared.skipped.append(Skipped(info.filename, "not a text file or an image"))
-        for info in selection.images:
-            data = await self._fetch(info, IMAGE_MAX_BYTES, prepared)
-            if data is not None:
-                prepared.images.append(image_url(data, info))
         return prepared
 
-    async def _fetch(self, info: AttachmentInfo, limit: int, prepared: Prepared) -> bytes | None:
+    async def _fetch(self, info: AttachmentInfo, limit: int) -> bytes | Skipped:
+        """The file's bytes, or why the model won't get them."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT))
+            self._session = aiohttp.ClientSession()
         try:
             async with self._session.get(info.url) as response:
                 response.raise_for_status()
                 data = await read_capped(response.content.iter_chunked(64 * 1024), limit)
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("Attachment %s could not be downloaded: %s", info.id, type(exc).__name__)
-            prepared.skipped.append(Skipped(info.filename, "could not be downloaded"))
-            return None
-        if data is None:  # the size Discord reported was wrong; stopped at the limit
-            prepared.skipped.append(Skipped(info.filename, over_limit(limit)))
-        return data
+            return Skipped(info.filename, NOT_DOWNLOADED)
+        # None: the size Discord reported was wrong; reading stopped at the limit.
+        return data if data is not None else Skipped(info.filename, over_limit(limit))

@@ -152,11 +152,14 @@ def image_url(data: bytes, info: AttachmentInfo) -> str:
     return f"data:{media};base64,{base64.b64encode(data).decode()}"
 
 
+def file_block(name: str, body: str) -> str:
+    """A text file as it follows the prompt in the user turn."""
+    return f"\n\nAttached file `{name}`:\n```\n{body}\n```"
+
+
 def user_content(prompt: str, prepared: Prepared) -> str | list[ContentPart]:
     """The user turn: the prompt, each text file under its name, then the images as content parts."""
-    text = prompt
-    for name, body in prepared.texts:
-        text += f"\n\nAttached file `{name}`:\n```\n{body}\n```"
+    text = prompt + "".join(file_block(name, body) for name, body in prepared.texts)
     if not prepared.images:
         return text
     parts: list[ContentPart] = [{"type": "text", "text": text}]

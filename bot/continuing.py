@@ -14,7 +14,7 @@ from bot.channels import settings_channel_id
 from bot.client import StreamcordBot
 from bot.discord_targets import ChannelTarget
 from bot.streaming.continuation import CutOff, continue_request
-from bot.streaming.options import AnswerOptions
+from bot.streaming.options import AnswerOptions, Asked, Ready
 from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,12 @@ async def continue_answer(
         cut_off.guild_id, settings_channel_id, cut_off.user_id, role_ids
     )
     bot.streams.start(
-        chat=continue_request(cut_off),
+        question=Ready(Asked(continue_request(cut_off))),
         requester=Requester(cut_off.user_id, cut_off.guild_id, cut_off.channel_id),
         target=ChannelTarget(bot, cut_off.channel_id, reply_to=cut_off.message_ids[-1]),
         ticket=admitted.ticket,
         options=AnswerOptions(reasoning=admitted.settings.reasoning),
+        continues=cut_off.record,
     )
     bot.streams.cut_offs.forget(cut_off)
     log.info("Continuing a cut-off answer in channel %s for user %s", cut_off.channel_id, cut_off.user_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.attachments import AttachmentInfo
 from bot.llm import ContentPart, Message
 from bot.settings import ChannelSettings
 from bot.status import split_status
@@ -20,6 +21,7 @@ class Turn:
     role: str  # "user" or "assistant"
     content: str | list[ContentPart]  # a list only for a question with images
     speaker: str | None = None  # a user turn's display name
+    attachments: tuple[AttachmentInfo, ...] = ()  # an earlier turn's files, not yet read into content
 
 
 def shown_answer(content: str) -> str:

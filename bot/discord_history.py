@@ -7,11 +7,17 @@ import logging
 import discord
 
 from bot import paced
+from bot.attachments import AttachmentInfo
 from bot.conversation import without_mention
 from bot.history import ChatMessage
 from bot.streaming.pacer import Pacer
 
 log = logging.getLogger(__name__)
+
+
+def attachment_infos(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
+    """What Discord tells about a message's files, before anything is downloaded."""
+    return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
 
 
 def chat_message(message: discord.Message, bot_id: int) -> ChatMessage:
@@ -23,6 +29,7 @@ def chat_message(message: discord.Message, bot_id: int) -> ChatMessage:
         content=without_mention(message.content, bot_id),
         reference_id=reference.message_id if reference is not None else None,
         from_bot=message.author.id == bot_id,
+        attachments=tuple(attachment_infos(message.attachments)),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from bot.attachments import AttachmentInfo
 from bot.conversation import Turn, join_pages, shown_answer
 from bot.store.answers import Answer, AnswersStore
 
@@ -31,6 +32,7 @@ class ChatMessage:
     content: str  # without the mention that addressed the bot
     reference_id: int | None  # the message it replies to
     from_bot: bool  # written by this bot
+    attachments: tuple[AttachmentInfo, ...] = ()
 
 
 class MessageFetcher(Protocol):
@@ -146,18 +148,19 @@ class History:
 
     @staticmethod
     def _add_user(turns: list[Turn], message: ChatMessage) -> None:
-        if message.content:
-            turns.append(Turn("user", message.content, message.author_name))
+        if message.content or message.attachments:
+            turns.append(Turn("user", message.content, message.author_name, message.attachments))
 
     async def _add_answer(self, turns: list[Turn], channel_id: int, answer: Answer) -> None:
-        """The answer's full text from every page (up to a missing one), then a /chat prompt's text."""
+        """The answer's full text from every page (up to a missing one), then a /chat prompt's text. A
+        continued answer's pages carry its cut-off line in the middle: each page loses its status lines."""
         pages: list[str] = []
         for page_id in answer.message_ids:
             page = await self._message(channel_id, page_id)
             if page is None:
                 break
-            pages.append(page.content)
-        text = shown_answer(join_pages(pages))
+            pages.append(shown_answer(page.content))
+        text = join_pages(pages)
         if text:
             turns.append(Turn("assistant", text))
         origin = answer.origin

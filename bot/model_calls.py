@@ -48,6 +48,14 @@ class FallingBack:
 Event = str | Reasoning | Finish | Retrying | FallingBack
 
 
+@dataclass
+class _Budget:
+    """One answer's retry budget: it counts from the answer's first failure, whichever model met it, so the
+    fallback retries only in what is left."""
+
+    first_failure: float | None = None
+
+
 class ModelCaller:
     def __init__(
         self,
@@ -79,13 +87,14 @@ class ModelCaller:
         if chat.fallback_model and chat.fallback_model != chat.model:
             models.append(chat.fallback_model)
         failure: Failure | None = None
+        budget = _Budget()
         for model in models:
             if model != chat.model:
                 log.warning("Model %s: falling back to %s", chat.model, model)
                 yield FallingBack(model, failure)
             answered = False
             try:
-                async for event in self._one_model(dataclasses.replace(chat, model=model)):
+                async for event in self._one_model(dataclasses.replace(chat, model=model), budget):
                     answered = answered or not isinstance(event, Retrying)
                     yield event
                 return
@@ -98,7 +107,7 @@ class ModelCaller:
                 if answered or not failure.falls_back or model == models[-1]:
                     raise
 
-    async def _one_model(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
+    async def _one_model(self, chat: ChatRequest, budget: _Budget) -> AsyncGenerator[Event, None]:
         circuit = self._circuit(chat.model)
         verdict = circuit.enter()
         if not verdict.allowed:
@@ -106,7 +115,7 @@ class ModelCaller:
             raise CircuitOpen(chat.model, verdict.retry_in)
         told = False  # the circuit has heard how this answer went
         try:
-            async for event in self._attempts(chat, circuit):
+            async for event in self._attempts(chat, circuit, budget):
                 if not told and not isinstance(event, Retrying):
                     circuit.succeeded()
                     told = True
@@ -120,13 +129,18 @@ class ModelCaller:
             if not told:  # stopped, or a failure that says nothing about the server's health
                 circuit.abandoned(probe=verdict.probe)
 
-    async def _attempts(self, chat: ChatRequest, circuit: CircuitBreaker) -> AsyncGenerator[Event, None]:
-        first_failure: float | None = None
+    async def _attempts(
+        self, chat: ChatRequest, circuit: CircuitBreaker, budget: _Budget
+    ) -> AsyncGenerator[Event, None]:
         retry = 0
         while True:
             started = self._clock()
-            # Retries must end inside the budget even if the server hangs instead of failing.
-            limit = None if first_failure is None else first_failure + self._policy.budget - started
+            # Retries must end inside the budget even if the server hangs instead of failing; a model's
+            # first attempt (the fallback's too) is no retry.
+            first_failure = budget.first_failure
+            limit = None
+            if retry and first_failure is not None:
+                limit = first_failure + self._policy.budget - started
             answered = False
             try:
                 async with contextlib.aclosing(self._llm.stream_chat(chat)) as events:
@@ -143,7 +157,9 @@ class ModelCaller:
                 failure = classify(exc, now=time.time())
                 self.errors.record(failure.kind)
                 now = self._clock()
-                first_failure = now if first_failure is None else first_failure
+                if budget.first_failure is None:
+                    budget.first_failure = now
+                first_failure = budget.first_failure
                 retry += 1
                 # An open circuit (or this answer being its probe) means: don't pile retries on the server.
                 delay = None

@@ -13,9 +13,6 @@ from enum import StrEnum
 import httpx2
 import openai
 
-# A Retry-After past this is not a hint worth honouring inside any sensible budget.
-MAX_RETRY_AFTER = 600.0
-
 
 class FailureKind(StrEnum):
     RATE_LIMITED = "rate limited"  # 429
@@ -98,8 +95,20 @@ def error_code(exc: openai.APIStatusError) -> str | None:
     return code if isinstance(code, str) else None
 
 
+_IMAGE_WORDS = ("image", "vision", "multimodal", "multi-modal")
+
+
+def refuses_images(exc: BaseException) -> bool:
+    """A 400 saying the model takes no images: not a too-long prompt, nor any other bad request."""
+    if not isinstance(exc, openai.BadRequestError) or error_code(exc) == "context_length_exceeded":
+        return False
+    said = f"{exc.message} {exc.body}".lower()
+    return any(word in said for word in _IMAGE_WORDS)
+
+
 def retry_after_seconds(headers: Mapping[str, str], *, now: float) -> float | None:
-    """``retry-after-ms`` (OpenAI), else ``retry-after`` as seconds or an HTTP date; None if absent or odd."""
+    """``retry-after-ms`` (OpenAI), else ``retry-after`` as seconds or an HTTP date; None if absent or odd.
+    A long wait is returned as it is: the retry policy gives up on one past its budget."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         raw = headers.get(name)
         if raw is None:
@@ -107,9 +116,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float) -> float | No
         try:
             value = float(raw) * scale
         except ValueError:
-            continue
-        if math.isfinite(value) and 0 <= value <= MAX_RETRY_AFTER:
-            return value
+            continue  # not a number: maybe an HTTP date
+        return value if math.isfinite(value) and value >= 0 else None
     raw = headers.get("retry-after")
     if raw:
         try:
@@ -117,7 +125,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float) -> float | No
         except (TypeError, ValueError):
             return None
         value = when.timestamp() - now
-        return min(max(value, 0.0), MAX_RETRY_AFTER) if math.isfinite(value) else None
+        return max(value, 0.0) if math.isfinite(value) else None
     return None
 
 

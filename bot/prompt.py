@@ -7,11 +7,15 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from bot.attachments import Prepared, Skipped, file_block
 from bot.conversation import Turn, render_turns, system_messages
-from bot.llm import ChatRequest
+from bot.llm import ChatRequest, Message
 from bot.model_retry import FailureKind, classify
 from bot.settings import ChannelSettings
-from bot.tokens import message_tokens
+from bot.tokens import CHARS_PER_TOKEN, estimate_tokens, message_tokens
+
+MIN_FILE_TOKENS = 64  # less room than this for a file: leave it out rather than send a scrap
+TOO_BIG = "too big for the context"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,31 @@ def fit_request(
         fallback_model=settings.fallback_model,
     )
     return Fitted(request, len(past) - kept)
+
+
+def fit_files(settings: ChannelSettings, prompt: str, prepared: Prepared) -> tuple[Prepared, list[str]]:
+    """The question's text files inside `context_tokens`, after the system prompt and the prompt: in order,
+    each kept while it fits, the first that does not cut short to the room left, and any with less than
+    MIN_FILE_TOKENS of room left out. Returns them and the names of the files cut short."""
+    question: Message = {"role": "user", "content": prompt}
+    room = settings.context_tokens - sum(message_tokens(m) for m in [*system_messages(settings), question])
+    texts: list[tuple[str, str]] = []
+    skipped = list(prepared.skipped)
+    cut: list[str] = []
+    for name, body in prepared.texts:
+        cost = estimate_tokens(file_block(name, body))
+        if cost <= room:
+            texts.append((name, body))
+            room -= cost
+            continue
+        body_room = room - estimate_tokens(file_block(name, ""))
+        if body_room < MIN_FILE_TOKENS:
+            skipped.append(Skipped(name, TOO_BIG))
+            continue
+        texts.append((name, body[: body_room * CHARS_PER_TOKEN]))
+        cut.append(name)
+        room = 0
+    return Prepared(texts, prepared.images, skipped), cut
 
 
 def halved_history(chat: ChatRequest) -> tuple[ChatRequest, int] | None:

@@ -14,7 +14,7 @@ from bot.shards import GuildFilter, every_guild
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
 from bot.streaming.pacer import Pacer
-from bot.streaming.render import MARKER
+from bot.streaming.render import MARKER, render
 from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,9 @@ async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: Inflig
     last = pages[-1]
     text, _ = split_status(last.content)
     if last.content.endswith(MARKER):
-        content = f"{text}\n{INTERRUPTED_BY_RESTART}" if text else INTERRUPTED_BY_RESTART
-        if len(content) > 2000:
-            content = text  # no room for the line; at least remove the in-progress cursor
+        content, *overflow = render(text, streaming=False, footer=INTERRUPTED_BY_RESTART)
+        if overflow:  # no room for the line on this page; at least remove the in-progress cursor
+            content = text
         await paced.edit(pacer, last, content)
     if client.user is not None:
         await paced.remove_reaction(client, pacer, channel_id, pages[0].id, STOP_EMOJI, client.user.id)

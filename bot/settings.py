@@ -10,6 +10,7 @@ from typing import Any
 
 from bot import setting_values as values
 from bot.setting_values import SettingError as SettingError  # re-exported: callers know it from here
+from bot.streaming.options import ReasoningMode
 
 SYSTEM_PROMPT_MAX = 4000
 MAX_TOKENS_LIMIT = 32768
@@ -19,7 +20,7 @@ CONTEXT_TOKENS_MIN, CONTEXT_TOKENS_MAX = 256, 2_000_000
 _TRUE = frozenset({"true", "on", "yes"})
 _FALSE = frozenset({"false", "off", "no"})
 _EMPTY = values.EMPTY
-REASONING_MODES = ("hidden", "summary", "file")
+REASONING_MODES = tuple(mode.value for mode in ReasoningMode)
 REASONING_EFFORTS = ("low", "medium", "high")
 # The one default system prompt (SYSTEM_PROMPT overrides it; .env.example shows the same text).
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant in a Discord server."
@@ -36,7 +37,7 @@ class ChannelSettings:
     cooldown_seconds: int = 0
     daily_token_quota: int | None = None
     max_streams_per_user: int = 2
-    reasoning: str = "hidden"  # one of REASONING_MODES
+    reasoning: ReasoningMode = ReasoningMode.HIDDEN
     reasoning_effort: str | None = None  # one of REASONING_EFFORTS; None: not sent
     vision: bool = True
     allowed_roles: list[int] = dataclasses.field(default_factory=list)
@@ -207,6 +208,12 @@ def _choice(key: str, choices: tuple[str, ...], raw: str, *, optional: bool = Fa
     return text
 
 
+def _reasoning(raw: str) -> ReasoningMode:
+    choice = _choice("reasoning", REASONING_MODES, raw)
+    assert choice is not None  # not optional
+    return ReasoningMode(choice)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "model": _model,
     "system_prompt": _system_prompt,
@@ -217,7 +224,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "cooldown_seconds": lambda raw: _int_in("cooldown_seconds", 0, COOLDOWN_MAX, raw),
     "daily_token_quota": lambda raw: _int_in("daily_token_quota", 1, None, raw, optional=True),
     "max_streams_per_user": lambda raw: _int_in("max_streams_per_user", 1, STREAMS_PER_USER_MAX, raw),
-    "reasoning": lambda raw: _choice("reasoning", REASONING_MODES, raw),
+    "reasoning": _reasoning,
     "reasoning_effort": lambda raw: _choice("reasoning_effort", REASONING_EFFORTS, raw, optional=True),
     "vision": lambda raw: _switch("vision", raw),
     "allowed_roles": lambda raw: values.parse_ids("role", raw),
@@ -291,4 +298,6 @@ def resolve(
     so are channel values of server-only keys."""
     merged = {k: v for k, v in guild.items() if k in KEYS}
     merged.update((k, v) for k, v in channel.items() if k in KEYS and k not in SERVER_ONLY)
+    if "reasoning" in merged:  # stored as its text
+        merged["reasoning"] = ReasoningMode(merged["reasoning"])
     return dataclasses.replace(defaults, **merged)

@@ -102,6 +102,11 @@ def skipped_files(skipped: list[tuple[str, str]]) -> str:
     return f"{_NOTE}skipped " + ", ".join(f"{name} ({reason})" for name, reason in skipped)
 
 
+def cut_to_fit(names: list[str]) -> str:
+    """One line naming the text files cut short to fit `context_tokens`."""
+    return f"{_NOTE}cut short to fit the context: " + ", ".join(names)
+
+
 def in_queue(ahead: int) -> str:
     """The live line of an answer waiting for the bot to have room for it."""
     return f"{_QUEUED}queued: {ahead} ahead" if ahead else f"{_QUEUED}queued: next"

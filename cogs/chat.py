@@ -3,7 +3,7 @@ answer with the conversation behind it."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
 import re
 
@@ -17,14 +17,13 @@ from bot.attachments import AttachmentInfo
 from bot.channels import role_ids, settings_channel_id
 from bot.client import StreamcordBot
 from bot.continuing import try_continue
-from bot.conversation import Turn, without_mention
+from bot.conversation import without_mention
+from bot.discord_history import attachment_infos
 from bot.discord_targets import NO_MENTIONS, ChannelTarget, InteractionTarget
-from bot.llm import ChatRequest, models_within
-from bot.prompt import fit_request
-from bot.question import prepare_question
+from bot.llm import models_within
+from bot.question import EMPTY_PROMPT, Asking, Conversation
 from bot.reservations import Ticket
 from bot.settings import ChannelSettings
-from bot.status import left_out
 from bot.store.answers import AnswerOrigin
 from bot.streaming.continuation import is_continue
 from bot.streaming.options import AnswerOptions
@@ -34,27 +33,19 @@ from cogs.config import AUTOCOMPLETE_TIMEOUT
 log = logging.getLogger(__name__)
 
 THREAD_NAME_MAX = 100  # Discord's limit
-EMPTY_PROMPT = "Ask me something: your message had no text I can read."
 NO_CONTENT_INTENT = (
     "I only see messages here that mention me or reply to me: this bot runs without Discord's Message "
     "Content intent. Mention me (or reply to my answer) to continue the conversation."
 )
 MODEL_NOT_ALLOWED = "Only the people a server admin lists in `user_models` may pick a model."
 THREAD_FAILED = "I couldn't open a thread here. Ask a server admin to let me create public threads."
+MESSAGE_FAILED = "Something went wrong while answering this. Try again in a moment."
 
 
 def thread_name(prompt: str) -> str:
     """A thread title from the prompt's first words."""
     name = re.sub(r"\s+", " ", prompt).strip()
     return name[: THREAD_NAME_MAX - 1] + "…" if len(name) > THREAD_NAME_MAX else name or "Conversation"
-
-
-@dataclasses.dataclass(frozen=True)
-class Question:
-    """What an answer will ask the model, and how to show it."""
-
-    chat: ChatRequest
-    options: AnswerOptions
 
 
 class Chat(commands.Cog):
@@ -92,10 +83,10 @@ class Chat(commands.Cog):
             settings, ticket = admitted.settings, admitted.ticket
             with ticket.until_started():
                 chosen = await self._chosen_model(interaction, settings, model)
-                attached = _attachments([file] if file else [])
-                question = await self._question(
-                    settings, prompt, attached, user.display_name, [], model=chosen
-                )
+                # The file is downloaded inside the answer (which holds the ticket), after its placeholder
+                # has answered the interaction.
+                attached = tuple(attachment_infos([file] if file else []))
+                question = self._asking(settings, prompt, user.display_name, attached, chosen_model=chosen)
         except Refused as refusal:
             await _refuse(interaction, str(refusal))
             return
@@ -145,31 +136,23 @@ class Chat(commands.Cog):
             raise Refused(f"The model server has no model `{model[:100]}`.")
         return model
 
-    async def _question(
+    def _asking(
         self,
         settings: ChannelSettings,
         prompt: str,
-        attachments: list[AttachmentInfo],
         speaker: str,
-        history: list[Turn],
-        *,
-        model: str | None = None,
-    ) -> Question:
-        """The prompt with its attachments after the conversation that fits; Refused when there is nothing
-        to ask."""
-        content, options = await prepare_question(self.bot.attachments, prompt, attachments, settings)
-        if isinstance(content, str) and not content.strip():
-            raise Refused(EMPTY_PROMPT)
-        fitted = fit_request(settings, Turn("user", content, speaker), history, model=model)
-        if fitted.left_out:
-            options = dataclasses.replace(options, notes=(*options.notes, left_out(fitted.left_out)))
-        return Question(fitted.request, options)
+        attachments: tuple[AttachmentInfo, ...],
+        conversation: Conversation | None = None,
+        chosen_model: str | None = None,
+    ) -> Asking:
+        fetcher = self.bot.attachments
+        return Asking(settings, prompt, speaker, fetcher, attachments, conversation, chosen_model)
 
     async def _start_in_thread(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel,
-        question: Question,
+        question: Asking,
         origin: AnswerOrigin,
         ticket: Ticket,
     ) -> None:
@@ -198,7 +181,7 @@ class Chat(commands.Cog):
 
     def _start(
         self,
-        question: Question,
+        question: Asking,
         requester: Requester,
         target: ChannelTarget | InteractionTarget,
         origin: AnswerOrigin | None,
@@ -207,11 +190,11 @@ class Chat(commands.Cog):
     ) -> None:
         """Refused once shutdown began (the ticket is released)."""
         self.bot.streams.start(
-            chat=question.chat,
+            question=question,
             requester=requester,
             target=target,
             ticket=ticket,
-            options=question.options,
+            options=AnswerOptions(reasoning=question.settings.reasoning),
             origin=origin,
             prompt_message_id=prompt_message_id,
         )
@@ -234,6 +217,17 @@ class Chat(commands.Cog):
         if not addressed and message.guild is not None and not self.bot.config.message_content_intent:
             await self._explain_once(message)
             return
+        try:
+            await self._answer(message, me, whole_channel=whole_channel)
+        except Exception:
+            # discord.py would only log it: the person who asked is told too.
+            log.exception("Message %s in channel %s could not be answered", message.id, message.channel.id)
+            await self._reply(message, MESSAGE_FAILED)
+
+    async def _answer(self, message: discord.Message, me: discord.ClientUser, *, whole_channel: bool) -> None:
+        """Answer a message addressed to the bot (or in a conversation it keeps): continue a cut-off answer,
+        or start one with the conversation behind it."""
+        channel = message.channel
         prompt = without_mention(message.content, me.id)
         reference = message.reference.message_id if message.reference else None
         if is_continue(prompt) and reference is not None:
@@ -256,12 +250,16 @@ class Chat(commands.Cog):
             )
             settings = admitted.settings
             with admitted.ticket.until_started():
+                # The conversation and the files are read inside the answer (which holds the ticket), its
+                # placeholder showing meanwhile.
+                conversation: Conversation | None = None
+                history = self.bot.history
                 if whole_channel:
-                    history = await self.bot.history.recent(channel.id, message.id, settings.history)
-                else:
-                    history = await self.bot.history.chain(channel.id, reference, settings.history)
-                attached = _attachments(message.attachments)
-                question = await self._question(settings, prompt, attached, author.display_name, history)
+                    conversation = functools.partial(history.recent, channel.id, message.id, settings.history)
+                elif reference is not None:
+                    conversation = functools.partial(history.chain, channel.id, reference, settings.history)
+                attached = tuple(attachment_infos(message.attachments))
+                question = self._asking(settings, prompt, author.display_name, attached, conversation)
         except Quiet as refusal:  # a switched-off channel, or someone without access here, gets no answer
             log.info("Not answering user %s in channel %s: %s", author.id, channel.id, type(refusal).__name__)
             return
@@ -308,10 +306,6 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
-
-
-def _attachments(attachments: list[discord.Attachment]) -> list[AttachmentInfo]:
-    return [AttachmentInfo(a.id, a.filename, a.size, a.content_type, a.url) for a in attachments]
 
 
 async def setup(bot: StreamcordBot) -> None:

@@ -28,9 +28,20 @@ def test_found_by_any_message_for_the_requester_only_until_continued() -> None:
     answers = CutOffAnswers(keep=3)
     answers.remember(CUT)
     assert answers.find(11, user_id=99) is None
-    assert answers.find(11, user_id=1) is CUT
+    assert answers.find(11, user_id=1) == CUT
     answers.forget(CUT)
     assert answers.find(10, user_id=1) is None
     for n in range(4):
         answers.remember(CutOff(CHAT, "x", 1, 2, 3, (100 + n,)))
     assert answers.find(100, 1) is None and answers.find(103, 1) is not None  # the oldest went first
+
+
+def test_remembered_without_the_images_it_was_asked_with() -> None:
+    url = "data:image/png;base64," + "A" * 100_000
+    parts = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]
+    chat = ChatRequest("m", [{"role": "user", "content": parts}], 0.7, 20)
+    answers = CutOffAnswers()
+    answers.remember(CutOff(chat, "It is", user_id=1, guild_id=2, channel_id=3, message_ids=(10,)))
+    found = answers.find(10, user_id=1)
+    assert found is not None
+    assert found.chat.messages == [{"role": "user", "content": "What is this?"}]

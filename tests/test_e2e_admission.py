@@ -4,8 +4,9 @@ nothing reaches the model once shutdown began."""
 from __future__ import annotations
 
 from bot.client import StreamcordBot
+from bot.status import INTERRUPTED_BY_RESTART
 from fakes.llm_server import Scenario
-from tests.e2e import LONG, World, chat, running_bot, slow, wait_final, wait_idle
+from tests.e2e import LONG, World, chat, running_bot, slow, usage_rows, wait_final, wait_idle
 
 
 async def refused(world: World, user: int) -> str:
@@ -54,7 +55,9 @@ async def test_running_answers_count_against_the_daily_quota(world: World) -> No
 async def test_an_answer_admitted_as_shutdown_begins_never_reaches_the_model(
     world: World, bot: StreamcordBot
 ) -> None:
-    """A mention is admitted, then waits on Discord for its history while shutdown begins."""
+    """A mention is admitted and its answer, placeholder showing, waits on Discord for its history while
+    shutdown begins: it ends interrupted without asking the model, and its reservation is released. A mention
+    admitted after that is refused by the closed StreamManager."""
     earlier = await world.discord.post_message(world.channel_id, world.alice, "What is 2 + 2?")
     release = world.discord.hold_requests("GET", f"/messages/{earlier}")
     mention = await world.discord.post_message(
@@ -64,13 +67,25 @@ async def test_an_answer_admitted_as_shutdown_begins_never_reaches_the_model(
         lambda: any(r.method == "GET" and str(earlier) in r.path for r in world.discord.requests),
         what="history fetch under way",
     )
-    await bot.streams.shutdown(5)  # what close() does first
-    release.set()
     await world.discord.wait_for(
         lambda: any(m.reference_id == mention for m in world.discord.channel_messages(world.channel_id)),
-        what="an answer to the mention",
+        what="the placeholder",
     )
+    await bot.streams.shutdown(5)  # what close() does first
+    release.set()
     [answer] = [m for m in world.discord.channel_messages(world.channel_id) if m.reference_id == mention]
-    assert answer.content == "I'm restarting. Ask again in a moment."
+    await wait_final(world, answer.id, lambda content: content == INTERRUPTED_BY_RESTART)
+    late = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hi"
+    )
+    await world.discord.wait_for(
+        lambda: any(m.reference_id == late for m in world.discord.channel_messages(world.channel_id)),
+        what="an answer to the late mention",
+    )
+    [refusal] = [m for m in world.discord.channel_messages(world.channel_id) if m.reference_id == late]
+    assert refusal.content == "I'm restarting. Ask again in a moment."
     await wait_idle(world, bot)
     assert world.llm.requests == []
+    assert bot.admission.reservations.running((world.guild_id, world.alice)) == 0
+    [row] = await usage_rows(bot.db)
+    assert row["status"] == "interrupted"

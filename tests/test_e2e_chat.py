@@ -7,6 +7,7 @@ import pytest
 from bot.client import StreamcordBot
 from bot.streaming import display
 from bot.streaming.render import fences_balanced, render
+from cogs.chat import MESSAGE_FAILED
 from fakes.llm_server import Scenario, tokenize
 from tests.e2e import (
     LONG,
@@ -260,6 +261,30 @@ async def test_a_passing_discord_outage_does_not_lose_the_final_text(
     assert message.content == STORY
     assert sum(r.status == 503 for r in world.discord.requests) == 2
     assert await bot.db.fetchall("SELECT * FROM inflight") == []
+
+
+async def test_an_unexpected_error_on_a_mention_is_answered_and_the_bot_goes_on(
+    world: World, bot: StreamcordBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = bot.admission.check
+
+    async def fails_once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(bot.admission, "check", answer)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bot.admission, "check", fails_once)
+    asked = await world.discord.post_message(
+        world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hello"
+    )
+    await world.discord.wait_for(lambda: len(bot_messages(world)) == 1, what="a reply")
+    [reply] = bot_messages(world)
+    assert reply.content == MESSAGE_FAILED and reply.reference_id == asked
+    world.llm.enqueue(Scenario(text="Hello again."))
+    await world.discord.post_message(world.channel_id, world.alice, f"<@{world.discord.bot_user_id}> hello")
+    await world.discord.wait_for(
+        lambda: len(bot_messages(world)) == 2 and not bot.streams, timeout=20, what="the next answer"
+    )
+    assert bot_messages(world)[1].content == "Hello again."
 
 
 async def test_a_503_burst_that_exhausts_the_retries_mid_stream_leaves_no_mark(

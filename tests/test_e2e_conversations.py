@@ -49,6 +49,7 @@ async def test_a_chat_chain_continued_from_page_two_and_by_another_user(
     world.llm.enqueue(Scenario(text="Sure: it is placeholder text."))
     follow = await world.discord.post_message(world.channel_id, world.alice, "Shorter?", reply_to=page_two)
     second = await answer_to(world, follow)
+    await wait_idle(world, bot)  # its page is recorded a moment after Discord shows it
     world.llm.enqueue(Scenario(text="Printers use it."))
     bobs = await world.discord.post_message(world.channel_id, world.bob, "Who uses it?", reply_to=second)
     await answer_to(world, bobs)

@@ -36,14 +36,41 @@ async def test_cut_off_answer_continues_on_a_reply_and_on_fast_forward(
     assert continuation.reference_id == bot_messages(world)[0].id  # the next message of that answer
 
     await world.discord.add_reaction(world.channel_id, continuation.id, world.bob, "⏩")  # not the requester
-    await world.discord.add_reaction(world.channel_id, continuation.id, world.alice, "⏩")
-    await answers(world, bot, 3)
+    # A barrier: an answer to a mention sent after Bob's ⏩; had his ⏩ continued the answer, that
+    # continuation would be one more request and message by the time this answer is done.
+    world.llm.enqueue(Scenario(text="Pong."))
+    await mention(world, "ping")
+    assert (await answers(world, bot, 3))[2] == "Pong."
     assert len(world.llm.requests) == 3
-    assert world.llm.requests[2].body["messages"][-2:] == [
+
+    await world.discord.add_reaction(world.channel_id, continuation.id, world.alice, "⏩")
+    await answers(world, bot, 4)
+    assert len(world.llm.requests) == 4
+    assert world.llm.requests[3].body["messages"][-2:] == [
         {"role": "assistant", "content": "".join(words[:5])},
         {"role": "user", "content": "continue"},
     ]
-    assert bot_messages(world)[2].reference_id == continuation.id
+    assert bot_messages(world)[3].reference_id == continuation.id
+
+
+async def test_a_reply_to_a_continuation_sees_the_whole_continued_answer(
+    world: World, bot: StreamcordBot
+) -> None:
+    await bot.settings.set(world.guild_id, "channel", world.channel_id, "max_tokens", "5", world.admin)
+    world.llm.default = Scenario(text=STORY, obey_max_tokens=True)
+    first = "".join(tokenize(STORY)[:5])
+    await mention(world, "tell a story")
+    await answers(world, bot, 1)
+    await mention(world, "continue", reply_to=bot_messages(world)[0].id)
+    await answers(world, bot, 2)
+    world.llm.default = Scenario(text="The end.")
+    await mention(world, "and then?", reply_to=bot_messages(world)[1].id)
+    await answers(world, bot, 3)
+    assert world.llm.requests[2].body["messages"][-3:] == [
+        {"role": "user", "content": "tell a story", "name": "Alice"},
+        {"role": "assistant", "content": f"{first} {first}"},  # both parts, without the cut-off line
+        {"role": "user", "content": "and then?", "name": "Alice"},
+    ]
 
 
 async def test_content_filter_has_its_own_label(world: World, bot: StreamcordBot) -> None:

@@ -107,6 +107,22 @@ async def test_the_fallback_answers_labelled_and_usage_records_its_model(world: 
     assert row["completion_tokens"] == world.llm.requests[1].tokens_sent
 
 
+async def test_the_fallback_retries_only_in_what_is_left_of_the_answers_budget(world: World) -> None:
+    world.llm.start_outage(Outage(status=500))
+    async with running_bot(world, LLM_MAX_RETRIES="5", LLM_RETRY_BUDGET="1.5") as bot:
+        await bot.settings.set(
+            world.guild_id, "channel", world.channel_id, "fallback_model", "fake-model-mini", world.admin
+        )
+        message_id = await chat(world, "hello")
+        content = await finished(world, bot, message_id)
+        [row] = await usage_rows(bot.db)
+    # fake-model fails, retries after 1 s (inside 1.5 s), fails; the next retry (2 s more) would not fit.
+    # The fallback's first failure comes 1 s into the budget: a 1-s retry would not fit either.
+    assert [r.body["model"] for r in world.llm.requests] == ["fake-model", "fake-model", "fake-model-mini"]
+    assert "The model server had an error (HTTP 500)" in content
+    assert row["status"] == "error" and row["model"] == "fake-model"  # not the fallback that failed too
+
+
 async def test_the_circuit_opens_during_an_outage_and_a_probe_closes_it(world: World) -> None:
     world.llm.start_outage(Outage(status=500))
     async with running_bot(world, LLM_CIRCUIT_FAILURES="5", LLM_CIRCUIT_COOLDOWN="3") as bot:

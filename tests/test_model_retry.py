@@ -8,7 +8,7 @@ import httpx2
 import openai
 import pytest
 
-from bot.model_retry import Failure, FailureKind, RetryPolicy, classify, retry_after_seconds
+from bot.model_retry import Failure, FailureKind, RetryPolicy, classify, refuses_images, retry_after_seconds
 
 NOW = 1_700_000_000.0
 _REQUEST = httpx2.Request("POST", "http://model.test/v1/chat/completions")
@@ -61,7 +61,8 @@ def test_classify_reads_status_and_retry_after() -> None:
         ({"retry-after": email.utils.formatdate(NOW - 30, usegmt=True)}, 0.0),
         ({"retry-after": "soon"}, None),
         ({"retry-after": "-3"}, None),
-        ({"retry-after": "86400"}, None),
+        ({"retry-after": "86400"}, 86400.0),  # past any budget: the policy gives up (below)
+        ({"retry-after-ms": "900000"}, 900.0),
     ],
 )
 def test_retry_after(headers: dict[str, str], seconds: float | None) -> None:
@@ -92,9 +93,35 @@ def test_a_retry_that_cannot_finish_inside_the_budget_is_not_started() -> None:
     assert policy.delay(long_wait, 1, spent=0, attempt_took=0) is None
 
 
+def test_a_retry_after_of_hours_gives_up_instead_of_retrying_at_once() -> None:
+    failure = classify(status_error(429, {"retry-after": "7200"}), now=NOW)
+    assert failure.retry_after == 7200
+    assert RetryPolicy(budget=20, max_retries=2).delay(failure, 1, spent=0, attempt_took=0) is None
+
+
 @pytest.mark.parametrize(
     "kind",
     [FailureKind.AUTH, FailureKind.MODEL_NOT_FOUND, FailureKind.CONTEXT_LENGTH, FailureKind.BAD_REQUEST],
 )
 def test_errors_retrying_cannot_fix_are_never_retried(kind: FailureKind) -> None:
     assert RetryPolicy(budget=600, max_retries=10).delay(Failure(kind), 1, spent=0, attempt_took=0) is None
+
+
+def bad_request(message: str, code: str | None = None) -> openai.BadRequestError:
+    response = httpx2.Response(400, request=_REQUEST)
+    return openai.BadRequestError(message, response=response, body={"message": message, "code": code})
+
+
+@pytest.mark.parametrize(
+    ("exc", "about_images"),
+    [
+        (bad_request("fake-model is not a multimodal model: image input is not supported."), True),
+        (bad_request("Invalid content type. image_url is only supported by certain models."), True),
+        (bad_request("This model does not support vision."), True),
+        (bad_request("This model's maximum context length is 8192 tokens", "context_length_exceeded"), False),
+        (bad_request("temperature must be at most 2"), False),
+        (status_error(500), False),
+    ],
+)
+def test_only_a_bad_request_about_images_is_an_image_refusal(exc: Exception, about_images: bool) -> None:
+    assert refuses_images(exc) is about_images

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx2
 import openai
 
+from bot.attachments import Prepared, Skipped
 from bot.conversation import Turn
 from bot.llm import message_text
-from bot.prompt import context_full, fit_request, halved_history
+from bot.prompt import MIN_FILE_TOKENS, TOO_BIG, context_full, fit_files, fit_request, halved_history
 from bot.settings import ChannelSettings
 from bot.tokens import message_tokens
 
@@ -76,3 +77,27 @@ def test_only_a_context_length_refusal_is_a_full_context() -> None:
     )
     other = openai.BadRequestError("bad", response=response, body={"error": {"code": "invalid_value"}})
     assert context_full(full) and not context_full(other)
+
+
+def test_text_files_fit_the_budget_in_order_cut_short_or_left_out() -> None:
+    settings = ChannelSettings(model="m", system_prompt="", context_tokens=400)
+    prepared = Prepared(
+        texts=[("a.txt", "a" * 400), ("b.log", "b" * 4000), ("c.md", "c" * 40)],
+        skipped=[Skipped("x.zip", "not a text file or an image")],
+    )
+    fitted, cut = fit_files(settings, "read these", prepared)
+    [(a, a_body), (b, b_body)] = fitted.texts
+    assert (a, a_body) == ("a.txt", "a" * 400)  # fits whole
+    assert b == "b.log" and 0 < len(b_body) < 4000 and cut == ["b.log"]  # cut to what is left
+    assert fitted.skipped == [Skipped("x.zip", "not a text file or an image"), Skipped("c.md", TOO_BIG)]
+    question = fit_request(settings, Turn("user", "read these"), []).request.messages
+    used = message_tokens(question[-1]) + sum(len(f"{name}{body}") for name, body in fitted.texts) // 4
+    assert used <= settings.context_tokens
+
+
+def test_a_file_with_hardly_any_room_left_is_left_out_not_sent_as_a_scrap() -> None:
+    settings = ChannelSettings(model="m", system_prompt="", context_tokens=256)
+    fitted, cut = fit_files(
+        settings, "x" * 4 * (256 - MIN_FILE_TOKENS), Prepared(texts=[("a.txt", "a" * 9000)])
+    )
+    assert fitted.texts == [] and cut == [] and fitted.skipped == [Skipped("a.txt", TOO_BIG)]

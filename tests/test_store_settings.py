@@ -8,6 +8,7 @@ from bot.db import Database, DatabaseLocation, open_database
 from bot.settings import KEYS, ChannelSettings, SettingError, format_value, parse_value, resolve
 from bot.store import settings as settings_store
 from bot.store.settings import NOT_SET, SettingsStore
+from bot.streaming.options import ReasoningMode
 from tests.stores import ADMIN, CHANNEL, DEFAULTS, GUILD, OTHER_ADMIN, OTHER_CHANNEL, OTHER_GUILD
 
 
@@ -59,7 +60,7 @@ def test_keys_match_channel_settings_fields() -> None:
             ],
         ),
         ("user_models", "none", []),
-        ("reasoning", " File", "file"),
+        ("reasoning", " File", ReasoningMode.FILE),
         ("reasoning_effort", "HIGH", "high"),
         ("reasoning_effort", "none", None),
         ("vision", "off", False),

@@ -22,6 +22,16 @@ class AnswerOrigin:
 
 
 @dataclass(frozen=True)
+class AnswerRecord:
+    """Where an answer's pages are recorded: under its own request, or, for the continuation of a cut-off
+    answer, after that answer's pages, so a reply to any page sees the whole text."""
+
+    request_id: str
+    origin: AnswerOrigin
+    earlier_pages: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Answer:
     request_id: str
     origin: AnswerOrigin

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from bot.attachments import without_images
 from bot.llm import ChatRequest, Message
+from bot.store.answers import AnswerRecord
 
 CONTINUE_WORD = "continue"
 CONTINUE_EMOJI = "⏩"
@@ -24,6 +26,7 @@ class CutOff:
     guild_id: int | None
     channel_id: int
     message_ids: tuple[int, ...]
+    record: AnswerRecord | None = None  # where the continuation's pages are recorded
 
 
 def is_continue(prompt: str) -> bool:
@@ -46,6 +49,9 @@ class CutOffAnswers:
         self._by_message: OrderedDict[int, CutOff] = OrderedDict()
 
     def remember(self, cut_off: CutOff) -> None:
+        """Kept without its images: a thousand answers' base64 pictures would be hundreds of MB, and the
+        continuation needs the text the model wrote, not what it looked at."""
+        cut_off = replace(cut_off, chat=without_images(cut_off.chat))
         for message_id in cut_off.message_ids:
             self._by_message[message_id] = cut_off
         while len(self._by_message) > self._keep:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 
 from bot.admission import RESTARTING, Refused
-from bot.llm import ChatRequest
 from bot.model_calls import ModelCaller
 from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
-from bot.store.answers import AnswerOrigin, AnswersStore
+from bot.store.answers import AnswerOrigin, AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
 from bot.streaming.intake import Intake
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
-from bot.streaming.options import AnswerOptions, Limits
+from bot.streaming.options import AnswerOptions, Limits, Question
 from bot.streaming.pacer import Pacer
 from bot.streaming.stream import ReplyStream, Requester, StopRequest
 from bot.streaming.target import ReplyTarget
@@ -66,24 +66,27 @@ class StreamManager:
     def start(
         self,
         *,
-        chat: ChatRequest,
+        question: Question,
         requester: Requester,
         target: ReplyTarget,
         ticket: Ticket,
         prompt_message_id: int | None = None,
         options: AnswerOptions | None = None,
         origin: AnswerOrigin | None = None,
+        continues: AnswerRecord | None = None,
     ) -> ReplyStream:
-        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it.
-        ``ticket`` (its admission's reservation) is released when it is over. Refused once shutdown began:
-        the answer would run while the connections close under it."""
+        """Start an answer; with an origin its pages are recorded, so replies to any of them continue it. A
+        continuation's pages are recorded after those of the answer it ``continues``. ``ticket`` (its
+        admission's reservation) is released when it is over. Refused once shutdown began: the answer
+        would run while the connections close under it."""
         if self.closed:
             ticket.release()
             raise Refused(RESTARTING)
         request_id = uuid.uuid4().hex
+        record = continues or (None if origin is None else AnswerRecord(request_id, origin))
         stream = ReplyStream(
             request_id=request_id,
-            chat=chat,
+            question=question,
             requester=requester,
             target=target,
             models=self._models,
@@ -95,7 +98,7 @@ class StreamManager:
             options=options or AnswerOptions(),
             observer=self._observer,
             answers=self._answers,
-            origin=origin,
+            record=record,
         )
         task = asyncio.create_task(stream.run(), name=f"reply-{request_id}")
         self._streams[request_id] = (stream, task, prompt_message_id)
@@ -105,7 +108,7 @@ class StreamManager:
             request_id,
             requester.channel_id,
             requester.user_id,
-            chat.model,
+            question.model,
         )
         return stream
 
@@ -114,10 +117,14 @@ class StreamManager:
         ticket.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("Request %s crashed", stream.request_id, exc_info=task.exception())
-        elif stream.cut_off and stream.message_ids:
+        elif stream.cut_off and stream.chat is not None and stream.message_ids:
             r = stream.requester
             ids = tuple(stream.message_ids)
-            self.cut_offs.remember(CutOff(stream.chat, stream.text, r.user_id, r.guild_id, r.channel_id, ids))
+            record = stream.record
+            if record is not None:  # its continuation's pages follow these
+                record = dataclasses.replace(record, earlier_pages=(*record.earlier_pages, *ids))
+            cut_off = CutOff(stream.chat, stream.text, r.user_id, r.guild_id, r.channel_id, ids, record)
+            self.cut_offs.remember(cut_off)
 
     def by_message(self, message_id: int) -> ReplyStream | None:
         """The answer showing in this message, or answering this prompt message."""

@@ -15,6 +15,7 @@ from bot.circuit import CircuitOpen
 from bot.db.retry import FAILURES, retried
 from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
 from bot.model_calls import FallingBack, ModelCaller, Retrying
+from bot.model_retry import refuses_images
 from bot.prompt import context_full, halved_history
 from bot.status import (
     CONTENT_FILTER,
@@ -32,13 +33,13 @@ from bot.status import (
     too_long,
     too_slow,
 )
-from bot.store.answers import AnswerOrigin, AnswersStore
+from bot.store.answers import AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
 from bot.streaming.observer import NO_OBSERVER, FinishedAnswer, StreamObserver
-from bot.streaming.options import AnswerOptions, Limits
+from bot.streaming.options import AnswerOptions, Limits, Question, ReasoningMode, Unanswerable
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
 from bot.streaming.target import FileUpload, ReplyTarget
@@ -72,7 +73,7 @@ class ReplyStream:
         self,
         *,
         request_id: str,
-        chat: ChatRequest,
+        question: Question,
         requester: Requester,
         target: ReplyTarget,
         models: ModelCaller,
@@ -84,17 +85,19 @@ class ReplyStream:
         options: AnswerOptions,
         observer: StreamObserver = NO_OBSERVER,
         answers: AnswersStore,
-        origin: AnswerOrigin | None = None,
+        record: AnswerRecord | None = None,
     ) -> None:
         self.request_id = request_id
         self._answers = answers
-        self._origin = origin  # None: nobody can reply to this answer (ephemeral, continuations)
+        self.record = record  # None: nobody can reply to this answer (ephemeral)
         self._observer = observer
-        self.chat = chat
+        self.question = question
+        self.chat: ChatRequest | None = None  # once the question is read
         self.requester = requester
         self.target = target
         self._models = models
-        self._model = chat.model  # the model answering: the fallback once it stands in
+        self._model = question.model  # the model answering: the fallback once it stands in
+        self._answered = False  # some model sent something: the usage row names it
         self._trouble_shown = False  # a live status line says the model is struggling
         self._usage = usage
         self._inflight = inflight
@@ -113,7 +116,7 @@ class ReplyStream:
         self._deltas = 0
         self._limits = limits
         self._options = options
-        self._notes = list(options.notes)
+        self._notes: list[str] = []
         self._pages = PageLimit(limits.max_pages)
         self._overrun: str | None = None  # the label when a limit stopped the answer
         self._trim = False  # the text ran past MAX_REPLY_PAGES: cut it to fit
@@ -152,9 +155,10 @@ class ReplyStream:
             self.done.set()
 
     async def _run(self) -> None:
-        # The placeholder timer starts first: it is what the user waits for. A queued answer shows its place
-        # in the queue as soon as it is recorded and joins it.
-        delay = self.target.placeholder_delay()
+        # The placeholder timer starts first: it is what the user waits for. One that must download files or
+        # read the conversation first shows it at once; a queued answer shows its place in the queue as soon
+        # as it is recorded and joins it.
+        delay = 0.0 if self.question.reads else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
             recorded = await self._open_records()
@@ -187,7 +191,8 @@ class ReplyStream:
         r = self.requester
         try:
             async with asyncio.timeout(RECORD_TIMEOUT), self._inflight.transaction():
-                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, self.chat.model)
+                model = self.question.model  # known before the question is read
+                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, model)
                 await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
         except FAILURES as exc:
             log.error("Request %s not started: its usage could not be recorded: %r", self.request_id, exc)
@@ -207,7 +212,7 @@ class ReplyStream:
                     self._consumer.cancel()
                 raise
         except Exception as exc:
-            log.warning("Request %s (model %s) failed: %r", self.request_id, self.chat.model, exc)
+            log.warning("Request %s (model %s) failed: %r", self.request_id, self.question.model, exc)
             return exc
         return None
 
@@ -227,6 +232,10 @@ class ReplyStream:
         return self._stop is None and self._finish is not None and self._finish.reason == "length"
 
     async def _consume(self) -> None:
+        # Files and the conversation are read before the answer takes its place among those generating.
+        asked = await self.question.ask()
+        self.chat = asked.chat
+        self._notes += asked.notes
         async with self._intake.admitted(self._show_queue_position) as admission:
             self._admission = admission
             self._has_slot = True
@@ -246,6 +255,7 @@ class ReplyStream:
             await self._read_with_image_fallback()
         except openai.BadRequestError as exc:
             # The conversation is longer than the model's context after all: once more with half the history.
+            assert self.chat is not None
             shorter = halved_history(self.chat) if context_full(exc) else None
             if shorter is None or self._deltas or self._reasoning_deltas:
                 raise
@@ -257,9 +267,10 @@ class ReplyStream:
     async def _read_with_image_fallback(self) -> None:
         try:
             await self._read()
-        except openai.BadRequestError:
+        except openai.BadRequestError as exc:
             # A model without vision refuses image parts outright, before any text: once more without them.
-            if not has_images(self.chat) or self._deltas or self._reasoning_deltas:
+            assert self.chat is not None
+            if not refuses_images(exc) or not has_images(self.chat) or self._deltas or self._reasoning_deltas:
                 raise
             log.info("Request %s: the model refused images, asking again without them", self.request_id)
             self.chat = without_images(self.chat)
@@ -267,6 +278,7 @@ class ReplyStream:
             await self._read()
 
     async def _read(self) -> None:
+        assert self.chat is not None
         async with contextlib.aclosing(self._models.answer(self.chat)) as events:
             async for event in events:
                 if self._admission is not None and not self._admission.streaming:
@@ -274,6 +286,7 @@ class ReplyStream:
                 if isinstance(event, str):  # the answer: the hot path
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
+                        self._answered = True
                         self._thinking.end()
                         if self._trouble_shown:  # the answer replaces the status line
                             self.display.set_status(None)
@@ -284,11 +297,13 @@ class ReplyStream:
                         return  # closing the stream stops generation
                     self.display.update(self.text)
                 elif isinstance(event, Reasoning):
+                    self._answered = True
                     self._reasoning_deltas += 1
                     self._thinking.add(event.text)
                 elif isinstance(event, Retrying | FallingBack):
                     self._show_trouble(event)
                 else:
+                    self._answered = True
                     self._finish = event
 
     def _show_queue_position(self, ahead: int | None) -> None:
@@ -305,13 +320,15 @@ class ReplyStream:
 
     def _outcome(self, error: Exception | None) -> tuple[Status, str]:
         status, footer = self._ending(error)
-        if self._model != self.chat.model and self._first_token_at is not None:
+        if self._model != self.question.model and self._first_token_at is not None:
             footer = "\n".join(line for line in (answered_by(self._model), footer) if line)
         return status, footer
 
     def _ending(self, error: Exception | None) -> tuple[Status, str]:
         if self._stop is not None:
             return self._stop.status, self._stop.footer
+        if isinstance(error, Unanswerable):
+            return Status.ERROR, failed(str(error))
         if error is not None:
             mid_answer = self._first_token_at is not None
             return Status.ERROR, failed(describe_error(error, self._model, mid_answer=mid_answer))
@@ -326,14 +343,14 @@ class ReplyStream:
 
     def _reasoning_file(self) -> FileUpload | None:
         """The full thinking, attached in the `file` reasoning mode."""
-        if self._options.reasoning != "file" or not self._thinking.text:
+        if self._options.reasoning is not ReasoningMode.FILE or not self._thinking.text:
             return None
         return FileUpload(REASONING_FILE, self._thinking.text.encode())
 
     def _footer(self, outcome: str) -> str:
         """The status lines under the answer: notes, how long the model thought, how the answer ended."""
         lines = list(self._notes)
-        summary = self._thinking.summary() if self._options.reasoning == "summary" else None
+        summary = self._thinking.summary() if self._options.reasoning is ReasoningMode.SUMMARY else None
         lines += [line for line in (summary, outcome) if line]
         return "\n".join(lines)
 
@@ -342,8 +359,9 @@ class ReplyStream:
             return
         try:
             await self._inflight.set_messages(self.request_id, message_ids)
-            if self._origin is not None:
-                await self._answers.set_pages(self.request_id, self._origin, message_ids)
+            if self.record is not None:  # a continuation's pages follow those of the answer it continues
+                pages = [*self.record.earlier_pages, *message_ids]
+                await self._answers.set_pages(self.record.request_id, self.record.origin, pages)
         except FAILURES as exc:  # recovery then misses this page; the answer itself goes on
             log.warning("Request %s: pages not recorded: %r", self.request_id, exc)
 
@@ -368,11 +386,14 @@ class ReplyStream:
         elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
             prompt, completion, estimated = 0, 0, False
         else:
-            prompt = estimate_tokens("".join(message_text(m) for m in self.chat.messages))
+            messages = self.chat.messages if self.chat is not None else []
+            prompt = estimate_tokens("".join(message_text(m) for m in messages))
             # Servers send about one token a delta.
             completion, estimated = self._deltas + self._reasoning_deltas, True
             reasoning = self._reasoning_deltas
         ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
+        # The model that answered: not a fallback that failed too.
+        model = self._model if self._answered else self.question.model
         await self._usage.finish(
             self.request_id,
             status=status,
@@ -383,10 +404,10 @@ class ReplyStream:
             duration_ms=round((time.monotonic() - self._started) * 1000),
             error=self._error_detail(error),
             reasoning_tokens=reasoning,
-            model=self._model,
+            model=model,
         )
         self._observer.answer_finished(
-            FinishedAnswer(self.requester, status.value, prompt, completion, self._model, reasoning)
+            FinishedAnswer(self.requester, status.value, prompt, completion, model, reasoning)
         )
         log.info(
             "Request %s %s: %d+%d tokens%s",

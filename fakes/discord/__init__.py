@@ -23,7 +23,8 @@ What it enforces, as Discord does:
   without MESSAGE_CONTENT (unless the bot is mentioned or it is a DM). ``gateway_down()`` is an outage:
   connections (all, or those of some shards) drop and new ones get 503 until ``gateway_up()``.
 - Files: the bot's uploads are kept (``FakeMessage.attachments``) and, like files a user picks for an
-  attachment option (``upload()``), served at ``/attachments/{id}/{filename}``; buttons the bot sends can be
+  attachment option (``upload()``), served at ``/attachments/{id}/{filename}`` (``cdn_delay`` seconds late,
+  for a slow CDN; ``cdn_served`` counts the files sent); buttons the bot sends can be
   pressed (``click()``), and an UPDATE_MESSAGE callback edits the message they are on.
 - Sharding (sharding.py): ``GET /gateway/bot`` reports ``shards`` and ``session_start_limit``; IDENTIFY's
   ``[shard_id, shard_count]`` is checked (close 4010), one session per shard, one IDENTIFY per
@@ -150,6 +151,8 @@ class FakeDiscord(LoopbackServer):
     ) -> None:
         super().__init__()
         self.port = 0
+        self.cdn_delay = 0.0  # seconds the CDN takes before answering
+        self.cdn_served = 0  # files the CDN has sent
         self._runner: web.AppRunner | None = None
         self.state = State()
         payloads = Payloads(self.state)
@@ -205,6 +208,9 @@ class FakeDiscord(LoopbackServer):
         attachment = self.state.uploads.get(int(attachment_id)) if attachment_id.isdigit() else None
         if attachment is None or attachment.filename != request.match_info["filename"]:
             return web.Response(status=404)
+        await asyncio.sleep(self.cdn_delay)
+        self.cdn_served += 1
+        self._changed()
         # As a header: aiohttp's content_type argument refuses a charset parameter ("text/plain; charset=…").
         return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
 
