@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +149,15 @@ def compare_migrations(applied: list[AppliedMigration], files: list[MigrationFil
             "renumber it after the newest applied migration"
         )
     return MigrationStatus(applied=applied, pending=pending, problems=problems)
+
+
+async def read_migration_status(
+    migrations_dir: Path, applied_rows: Callable[[], Awaitable[Sequence[Row]]]
+) -> MigrationStatus:
+    """Compare a database with the migration files without creating or changing anything. ``applied_rows``
+    is the backend's read-only ``SELECT_APPLIED``: no rows when the database has no migrations table."""
+    files = load_migrations(migrations_dir)  # a broken directory is reported before the database is opened
+    return compare_migrations(applied_from_rows(await applied_rows()), files)
 
 
 def split_statements(script: str) -> list[str]:

@@ -28,10 +28,9 @@ from bot.db.migrations import (
     MigrationFile,
     MigrationStatus,
     Params,
-    applied_from_rows,
+    Row,
     apply_migrations,
-    compare_migrations,
-    load_migrations,
+    read_migration_status,
 )
 from bot.db.placeholders import to_numbered
 
@@ -240,13 +239,14 @@ def _positional(params: Params) -> Sequence[Any]:
 
 async def migration_status(url: str, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationStatus:
     """Compare a database with the migration files without creating or changing anything."""
-    files = load_migrations(migrations_dir)
-    label = describe_url(url)
-    with unavailable_as(label):
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
-        try:
-            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-            rows = await conn.fetch(SELECT_APPLIED) if exists else []
-        finally:
-            await conn.close()
-    return compare_migrations(applied_from_rows(rows), files)
+
+    async def applied_rows() -> Sequence[Row]:
+        with unavailable_as(describe_url(url)):
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+            try:
+                exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+                return await conn.fetch(SELECT_APPLIED) if exists else []
+            finally:
+                await conn.close()
+
+    return await read_migration_status(migrations_dir, applied_rows)

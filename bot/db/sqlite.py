@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,9 @@ from bot.db.migrations import (
     MigrationFile,
     MigrationStatus,
     Params,
-    applied_from_rows,
+    Row,
     apply_migrations,
-    compare_migrations,
-    load_migrations,
+    read_migration_status,
 )
 
 log = logging.getLogger(__name__)
@@ -191,16 +190,18 @@ class SqliteDatabase:
 async def migration_status(path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> MigrationStatus:
     """Compare a database with the migration files without creating or changing anything."""
     path = Path(path)
-    files = load_migrations(migrations_dir)
-    if not path.exists():
-        return compare_migrations([], files)
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = await SqliteDatabase._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
-    try:
-        exists = await db.fetchone(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        )
-        rows = await db.fetchall(SELECT_APPLIED) if exists else []
-    finally:
-        await db.close()
-    return compare_migrations(applied_from_rows(rows), files)
+
+    async def applied_rows() -> Sequence[Row]:
+        if not path.exists():
+            return []
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        db = await SqliteDatabase._connect(path, migrations_dir, uri, BUSY_TIMEOUT, uri=True)
+        try:
+            exists = await db.fetchone(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            )
+            return await db.fetchall(SELECT_APPLIED) if exists else []
+        finally:
+            await db.close()
+
+    return await read_migration_status(migrations_dir, applied_rows)

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import openai
 
 from bot.attachments import has_images, without_images
-from bot.circuit import CircuitOpen
-from bot.db.retry import FAILURES, retried
-from bot.llm import ChatRequest, Finish, Reasoning, describe_error, message_text
+from bot.db.retry import FAILURES
+from bot.llm import ChatRequest, Finish, Reasoning, describe_error
 from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.model_retry import refuses_images
 from bot.prompt import context_full, halved_history
@@ -36,20 +35,19 @@ from bot.status import (
 from bot.store.answers import AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.usage import UsageStore
+from bot.streaming.accounting import AnswerLedger, tokens_spent
 from bot.streaming.display import ReplyDisplay
 from bot.streaming.intake import Admission, Intake
-from bot.streaming.observer import NO_OBSERVER, FinishedAnswer, StreamObserver
+from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.options import AnswerOptions, Limits, Question, ReasoningMode, Unanswerable
 from bot.streaming.pacer import Pacer
 from bot.streaming.page_limit import PageLimit
 from bot.streaming.target import FileUpload, ReplyTarget
 from bot.streaming.thinking import Thinking
-from bot.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
 FINAL_EDIT_TIMEOUT = 30.0
-RECORD_TIMEOUT = 10.0  # the busy timeout bounds each statement; this bounds the wait for the connection too
 REASONING_FILE = "reasoning.md"
 
 
@@ -90,7 +88,6 @@ class ReplyStream:
         self.request_id = request_id
         self._answers = answers
         self.record = record  # None: nobody can reply to this answer (ephemeral)
-        self._observer = observer
         self.question = question
         self.chat: ChatRequest | None = None  # once the question is read
         self.requester = requester
@@ -99,8 +96,8 @@ class ReplyStream:
         self._model = question.model  # the model answering: the fallback once it stands in
         self._answered = False  # some model sent something: the usage row names it
         self._trouble_shown = False  # a live status line says the model is struggling
-        self._usage = usage
         self._inflight = inflight
+        self._ledger = AnswerLedger(request_id, requester, usage, inflight, observer)
         self._intake = intake
         self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
@@ -125,7 +122,6 @@ class ReplyStream:
         self._finish: Finish | None = None
         self._stop: StopRequest | None = None
         self._consumer: asyncio.Task[None] | None = None
-        self._started = time.monotonic()
         self._first_token_at: float | None = None
         self.done = asyncio.Event()
         self._has_slot = False
@@ -161,7 +157,7 @@ class ReplyStream:
         delay = 0.0 if self.question.reads else self.target.placeholder_delay()
         placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
         try:
-            recorded = await self._open_records()
+            recorded = await self._ledger.open(self.question.model)  # known before the question is read
             self._recorded.set_result(recorded)
             error = await self._generate() if recorded else None
         finally:
@@ -178,26 +174,17 @@ class ReplyStream:
             self.text = self._pages.fit(self.text, footer)
         self.display.finish(self.text, footer, self._reasoning_file())
         # Usage first: a shutdown may not wait for a slow channel's final edit.
-        await retried(lambda: self._record(status, error), f"usage of request {self.request_id}")
+        usage = self._finish.usage if self._finish else None
+        tokens = tokens_spent(usage, error, self.chat, self._deltas, self._reasoning_deltas)
+        # The model that answered: not a fallback that failed too.
+        model = self._model if self._answered else self.question.model
+        await self._ledger.close(
+            status, tokens, model=model, first_token_at=self._first_token_at, error=self._error_detail(error)
+        )
         if await self.display.wait_synced(FINAL_EDIT_TIMEOUT):
-            # Only now is the reply final; until here a crash leaves it for recovery at the next start.
-            await retried(lambda: self._inflight.remove(self.request_id), f"in-flight {self.request_id}")
+            await self._ledger.release()  # only now is the reply final
         else:
             log.warning("Request %s: reply left for recovery at the next start", self.request_id)
-
-    async def _open_records(self) -> bool:
-        """Write the usage and in-flight rows, together, before the model is asked: an answer nobody can
-        account for or recover must not run. Whether they were written."""
-        r = self.requester
-        try:
-            async with asyncio.timeout(RECORD_TIMEOUT), self._inflight.transaction():
-                model = self.question.model  # known before the question is read
-                await self._usage.start(self.request_id, r.guild_id, r.channel_id, r.user_id, model)
-                await self._inflight.add(self.request_id, r.guild_id, r.channel_id, r.user_id)
-        except FAILURES as exc:
-            log.error("Request %s not started: its usage could not be recorded: %r", self.request_id, exc)
-            return False
-        return True
 
     async def _generate(self) -> Exception | None:
         """Read the answer (unless stopped before it began); the error it met."""
@@ -376,44 +363,3 @@ class ReplyStream:
         if self._stop is not None and self._stop.error is not None:
             return self._stop.error
         return None if error is None else type(error).__name__
-
-    async def _record(self, status: Status, error: Exception | None) -> None:
-        usage = self._finish.usage if self._finish else None
-        reasoning = 0
-        if usage is not None:
-            prompt, completion, estimated = usage.prompt_tokens, usage.completion_tokens, False
-            reasoning = usage.reasoning_tokens
-        elif isinstance(error, CircuitOpen):  # refused without asking the model: nothing was spent
-            prompt, completion, estimated = 0, 0, False
-        else:
-            messages = self.chat.messages if self.chat is not None else []
-            prompt = estimate_tokens("".join(message_text(m) for m in messages))
-            # Servers send about one token a delta.
-            completion, estimated = self._deltas + self._reasoning_deltas, True
-            reasoning = self._reasoning_deltas
-        ttft = None if self._first_token_at is None else round((self._first_token_at - self._started) * 1000)
-        # The model that answered: not a fallback that failed too.
-        model = self._model if self._answered else self.question.model
-        await self._usage.finish(
-            self.request_id,
-            status=status,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            estimated=estimated,
-            ttft_ms=ttft,
-            duration_ms=round((time.monotonic() - self._started) * 1000),
-            error=self._error_detail(error),
-            reasoning_tokens=reasoning,
-            model=model,
-        )
-        self._observer.answer_finished(
-            FinishedAnswer(self.requester, status.value, prompt, completion, model, reasoning)
-        )
-        log.info(
-            "Request %s %s: %d+%d tokens%s",
-            self.request_id,
-            status.value,
-            prompt,
-            completion,
-            " (estimated)" if estimated else "",
-        )
