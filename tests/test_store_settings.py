@@ -191,13 +191,19 @@ async def test_another_process_s_write_shows_after_the_refresh_interval(
 ) -> None:
     monkeypatch.setattr(settings_store, "REFRESH_AFTER", 0.0)
     here, there = SettingsStore(db), SettingsStore(db)  # two processes sharing one database
+
+    async def refreshed() -> list[asyncio.Task[Any]]:
+        refresh = [t for t in asyncio.all_tasks() if t.get_name() == "settings-refresh"]
+        await asyncio.wait_for(asyncio.gather(*refresh), 5)
+        return refresh
+
     assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True
+    await refreshed()  # a refresh started by that read may not see the write below
     await there.set(GUILD, "channel", CHANNEL, "enabled", "off", ADMIN)
 
     assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is True  # the copy answers, is read again
-    refresh = [t for t in asyncio.all_tasks() if t.get_name() == "settings-refresh"]
-    await asyncio.wait_for(asyncio.gather(*refresh), 5)
-    assert refresh and (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
+    assert await refreshed()
+    assert (await here.get(GUILD, CHANNEL, DEFAULTS)).enabled is False
 
 
 async def test_invalid_value_writes_nothing(store: SettingsStore) -> None:
