@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:  # `python bench/chaos.py` puts bench/ on the path
 
 from bot.status import split_status  # noqa: E402
 from bot.streaming.render import MARKER  # noqa: E402
+from fakes import bot_env  # noqa: E402
 from fakes.discord import FakeDiscord, FakeInteraction  # noqa: E402
 from fakes.llm_server import FakeLLM, Scenario  # noqa: E402
 
@@ -108,13 +109,8 @@ class Soak:
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "DISCORD_TOKEN": self.discord.token,
-            "DEFAULT_MODEL": "fake-model",
-            "OPENAI_BASE_URL": self.llm.base_url,
-            "OPENAI_API_KEY": self.llm.api_key,
+            **bot_env(self.discord, self.llm),
             "DATABASE_PATH": str(self.db_path),
-            "DISCORD_API_BASE": self.discord.api_base,
-            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "LLM_MAX_RETRIES": "0",
             "LLM_TIMEOUT": "5",
             "METRICS_PORT": str(self.metrics_port),

@@ -33,6 +33,7 @@ from bot.config import load_config
 from bot.db import Database
 from bot.store.usage import UsageStore
 from bot.streaming.render import MARKER
+from fakes import bot_env
 from fakes.discord import FLAG_LOADING, FakeAttachment, FakeDiscord, FakeMessage
 from fakes.llm_server import FakeLLM, Scenario, tokenize
 
@@ -75,13 +76,8 @@ class World:
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
-            "DISCORD_TOKEN": self.discord.token,
-            "DEFAULT_MODEL": "fake-model",
-            "OPENAI_BASE_URL": self.llm.base_url,
-            "OPENAI_API_KEY": self.llm.api_key,
+            **bot_env(self.discord, self.llm),
             "DATABASE_PATH": str(self.db_path),
-            "DISCORD_API_BASE": self.discord.api_base,
-            "DISCORD_GATEWAY_URL": self.discord.gateway_url,
             "LLM_MAX_RETRIES": "0",
             "LLM_TIMEOUT": "5",
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from bot.status import INTERRUPTED_BY_RESTART, stopped_by
+from fakes import bot_env
 from fakes.discord import FakeDiscord, FakeMessage
 from fakes.llm_server import FakeLLM
 from tests.e2e import STOP, slow
@@ -118,14 +119,10 @@ async def test_two_processes_four_shards_one_proxy_one_database(postgres_url: st
                 )
             )
         env = {
-            "DISCORD_TOKEN": discord.token,
-            "DEFAULT_MODEL": "fake-model",
-            "OPENAI_BASE_URL": llm.base_url,
-            "OPENAI_API_KEY": llm.api_key,
+            **bot_env(discord, llm),
             "DATABASE_URL": postgres_url,
             "DISCORD_API_BASE": proxy,
             "DISCORD_REST_PROXY": "true",
-            "DISCORD_GATEWAY_URL": discord.gateway_url,
             "SHARD_COUNT": str(SHARDS),
             "LLM_MAX_RETRIES": "0",
         }
