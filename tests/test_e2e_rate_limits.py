@@ -1,0 +1,30 @@
+"""Discord's rate limits end to end: the bot sends nothing Discord refuses with a 429 except a request
+that only another client's spending could make fail, and then not a second one."""
+
+from __future__ import annotations
+
+from bot.client import StreamcordBot
+from fakes.llm_server import Scenario
+from tests.e2e import LONG, World, chat, wait_final, wait_idle
+
+
+async def test_a_429_on_an_interaction_edit_holds_the_whole_channel_and_starts_no_cascade(
+    world: World, bot: StreamcordBot
+) -> None:
+    """Another client spent the channel's edit budget: the next interaction edit there gets a 429, which
+    discord.py waits out and sends again. That retry spends the channel's budget too (its webhook path names
+    no channel), and the channel's other edits wait with it: no second 429."""
+    for _ in range(2):
+        world.llm.enqueue(Scenario(text=LONG, tokens_per_second=50))
+    replies = [await chat(world, "one"), await chat(world, "two")]
+    messages = [world.discord.messages[r] for r in replies]
+    await world.discord.wait_for(
+        lambda: all(len(m.versions) >= 2 for m in messages), what="both answers streaming"
+    )
+    world.discord.spend_channel_edits(world.channel_id)
+    await world.discord.wait_for(lambda: world.discord.count_429() >= 1, what="the edit refused")
+    for reply in replies:
+        await wait_final(world, reply)
+    await wait_idle(world, bot)
+    assert [m.content for m in messages] == [LONG, LONG]
+    assert world.discord.count_429() == 1
