@@ -28,3 +28,22 @@ async def test_a_429_on_an_interaction_edit_holds_the_whole_channel_and_starts_n
     await wait_idle(world, bot)
     assert [m.content for m in messages] == [LONG, LONG]
     assert world.discord.count_429() == 1
+
+
+
+async def test_edits_queued_while_a_slow_interaction_response_is_out_spend_the_channel_budget(
+    world: World, bot: StreamcordBot
+) -> None:
+    """Discord answers slowly: text arrives while the interaction response is still out, so the next edit
+    is queued before the reply exists. It must be paced as the edit it will be (it spends the channel's
+    edits), not as the response it was queued behind: four answers in one channel, no 429."""
+    world.discord.latency = 0.5
+    users = [world.alice, world.bob, world.mod, world.admin]
+    for _ in users:
+        world.llm.enqueue(Scenario(text=LONG, tokens_per_second=40))
+    replies = [await chat(world, f"q{i}", user=user) for i, user in enumerate(users)]
+    for reply in replies:
+        await wait_final(world, reply)
+    await wait_idle(world, bot)
+    assert [world.discord.messages[r].content for r in replies] == [LONG] * len(users)
+    assert world.discord.count_429() == 0
