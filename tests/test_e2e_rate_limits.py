@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
-from tests.e2e import LONG, World, chat, wait_final, wait_idle
+from tests.e2e import LONG, STORY, World, chat, running_bot, wait_final, wait_idle
 
 
 async def test_a_429_on_an_interaction_edit_holds_the_whole_channel_and_starts_no_cascade(
@@ -46,4 +46,25 @@ async def test_edits_queued_while_a_slow_interaction_response_is_out_spend_the_c
         await wait_final(world, reply)
     await wait_idle(world, bot)
     assert [world.discord.messages[r].content for r in replies] == [LONG] * len(users)
+    assert world.discord.count_429() == 0
+
+
+async def test_a_restarted_bot_waits_out_the_windows_its_previous_process_may_have_spent(
+    world: World,
+) -> None:
+    """Discord's windows outlive the process: one that just answered may have spent the channel's edits
+    right before it stopped, and its successor can't know how many. The successor of a busy process holds
+    its channel writes for one window."""
+    async with running_bot(world) as bot:
+        world.llm.enqueue(Scenario(text=STORY))
+        reply = await chat(world, "one")
+        await wait_final(world, reply)
+        await wait_idle(world, bot)
+    world.discord.spend_channel_edits(world.channel_id)  # what its last edits may have used
+    async with running_bot(world) as bot:
+        world.llm.enqueue(Scenario(text=LONG, tokens_per_second=40))
+        reply = await chat(world, "two")
+        await wait_final(world, reply)
+        await wait_idle(world, bot)
+    assert world.discord.messages[reply].content == LONG
     assert world.discord.count_429() == 0

@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import math
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Hashable
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+CHANNEL_WINDOW = 5.0  # seconds of a channel's message budgets (5 creates and 5 edits)
 # Interaction tokens live 15 minutes: far more than a bot answers in that time.
 WEBHOOK_CHANNELS_KEPT = 10_000
 
@@ -63,10 +65,15 @@ class Pacer:
         global_per_second: int = 50,
         global_headroom: int = 5,
         channel_limit: int = 5,
-        channel_window: float = 5.0,
+        channel_window: float = CHANNEL_WINDOW,
         global_window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        hold_at_start: bool = False,
     ) -> None:
+        """``hold_at_start``: the bot's previous process may have spent the channels' budgets just before
+        this one started, and Discord's windows are fixed, so the first requests could meet its spending:
+        nothing spends a channel budget until one channel window has passed since now. (The global window,
+        1 s, has passed before the process has even imported its modules.)"""
         if global_per_second - global_headroom < 1 or channel_limit < 1:
             raise ValueError("every budget needs a limit of at least 1")
         self._clock = clock
@@ -81,6 +88,7 @@ class Pacer:
             channel_window=channel_window,
             stats=self.stats,
             start=self._start,
+            held_until=clock() + channel_window if hold_at_start else -math.inf,
         )
         # The channel of each interaction webhook a job declared (its path names none): every request
         # through that token spends the channel's budget, a retry inside discord.py's call too.
