@@ -167,3 +167,24 @@ async def test_a_page_shown_before_its_id_was_recorded_is_finished_after_kill_9(
         await world.discord.wait_for(lambda: inflight_rows(world.db_path) == 0, what="orphan closed")
         [row] = await usage_rows(bot.db)
     assert row["status"] == "interrupted"
+
+
+async def test_a_mention_shows_nothing_before_its_answer_is_recorded(world: World, tmp_path: Path) -> None:
+    """A reply shown before its answer's rows exist is one no restart could find: a mention waits for the
+    database, even one whose placeholder would show at once (it reads the conversation first); an
+    interaction can't (Discord's 3-s deadline), so it shows its placeholder meanwhile."""
+    world.llm.enqueue(Scenario(text=STORY))
+    world.llm.enqueue(Scenario(text=STORY))
+    earlier = await world.discord.post_message(world.channel_id, world.bob, "what do you think?")
+    async with running_bot(world, DATABASE_BUSY_TIMEOUT="60") as bot:
+        with locked(world.db_path):
+            asked = await mention(world, "hello", reply_to=earlier)
+            interaction = await chat(world, "hello too", user=world.bob)  # answered once its deadline nears
+            assert world.discord.messages[interaction].content == "▌"
+            assert not any(m.reference_id == asked for m in world.discord.messages.values())
+        reply = await first_reply(world, asked)
+        await wait_final(world, reply)
+        await wait_final(world, interaction)
+        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answers over")
+    assert world.discord.messages[reply].content == STORY
+    assert world.discord.messages[interaction].content == STORY
