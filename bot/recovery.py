@@ -35,8 +35,9 @@ async def finalize_orphans(
     this process answers anything: what the sweep finds unfinished is a previous process's."""
     started = discord.utils.utcnow()
     orphans = await inflight.orphans(belongs)
-    await _close_orphans(client, inflight, pacer, orphans)
+    # First, while the rows say where to look: a kill during recovery leaves them for the next start.
     await _sweep(client, pacer, orphans, started)
+    await _close_orphans(client, inflight, pacer, orphans)
 
 
 async def _close_orphans(
@@ -84,15 +85,28 @@ async def _sweep(
         # With a margin: an interaction's placeholder may show while its answer still waits for the database.
         begun = orphan.started_at - timedelta(seconds=RECORD_TIMEOUT)
         since[orphan.channel_id] = min(since.get(orphan.channel_id, begun), begun)
-    for channel_id, after in since.items():
+    # Channels in parallel: each one's edits wait for its own budget.
+    await asyncio.gather(*(_sweep_channel(client, pacer, c, after, started) for c, after in since.items()))
+
+
+async def _sweep_channel(
+    client: discord.Client, pacer: Pacer, channel_id: int, after: datetime, before: datetime
+) -> None:
+    assert client.user is not None
+    try:
+        messages = await paced.messages_between(client, pacer, channel_id, after, before, SWEEP_LIMIT)
+    except (discord.HTTPException, *_PASSING) as exc:
+        log.warning("Channel %s not swept for unfinished replies: %r", channel_id, exc)
+        return
+    for message in messages:
+        if message.author.id != client.user.id or not message.content.endswith(MARKER):
+            continue
         try:
-            messages = await paced.messages_between(client, pacer, channel_id, after, started, SWEEP_LIMIT)
-            for message in messages:
-                if message.author.id == client.user.id and message.content.endswith(MARKER):
-                    await _finish_page(client, pacer, message, message.id)
-                    log.info("Closed page %s left streaming by a previous run", message.id)
-        except (discord.HTTPException, *_PASSING) as exc:
-            log.warning("Channel %s not swept for unfinished replies: %r", channel_id, exc)
+            await _finish_page(client, pacer, message, message)
+        except (discord.HTTPException, *_PASSING) as exc:  # the next start tries again
+            log.warning("Page %s left streaming could not be finished: %r", message.id, exc)
+            continue
+        log.info("Closed page %s left streaming by a previous run", message.id)
 
 
 async def _mark_with_retries(client: discord.Client, pacer: Pacer, orphan: InflightReply) -> str:
@@ -110,11 +124,13 @@ async def _mark_interrupted(client: discord.Client, pacer: Pacer, orphan: Inflig
     final version was shown (only its records were lost: it stays as the user saw it), and take the stop
     button off; returns the text shown."""
     pages = [await paced.fetch_message(client, pacer, orphan.channel_id, m) for m in orphan.message_ids]
-    text = await _finish_page(client, pacer, pages[-1], pages[0].id)
+    text = await _finish_page(client, pacer, pages[-1], pages[0])
     return "".join(page.content for page in pages[:-1]) + text
 
 
-async def _finish_page(client: discord.Client, pacer: Pacer, last: discord.Message, first_id: int) -> str:
+async def _finish_page(
+    client: discord.Client, pacer: Pacer, last: discord.Message, first: discord.Message
+) -> str:
     """The interrupted line in place of the cursor and any live status line on a reply's last page, unless
     its final version was shown; the stop button off its first page. Returns the page's text."""
     text, _ = split_status(last.content)
@@ -123,6 +139,7 @@ async def _finish_page(client: discord.Client, pacer: Pacer, last: discord.Messa
         if overflow:  # no room for the line on this page; at least remove the in-progress cursor
             content = text
         await paced.edit(pacer, last, content)
-    if client.user is not None:
-        await paced.remove_reaction(client, pacer, last.channel.id, first_id, STOP_EMOJI, client.user.id)
+    button = any(r.me and str(r.emoji) == STOP_EMOJI for r in first.reactions)
+    if button and client.user is not None:
+        await paced.remove_reaction(client, pacer, first.channel.id, first.id, STOP_EMOJI, client.user.id)
     return text
