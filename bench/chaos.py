@@ -44,7 +44,6 @@ STOP = "🛑"
 TERM_BOUND = 45.0  # SHUTDOWN_TIMEOUT (10 s) plus every bounded close (5 s each) and a margin
 READY_TIMEOUT = 60.0
 ORPHANS_TIMEOUT = 300.0
-RESTART_WINDOW = 10.0  # a new process can't know what the one before it spent of Discord's budgets
 MAX_CHARS = 1800  # every answer fits one message, so a reply's text can be compared with the model's
 _TAG = re.compile(r"\bq(\d+)\b")
 
@@ -91,7 +90,6 @@ class Soak:
         self.refused_ids: set[int] = set()  # replies Discord was told to refuse for good
         self.figures = Figures()
         self.proc: asyncio.subprocess.Process | None = None
-        self.starts: list[float] = []  # when each bot process connected
         self._tags = 0
 
     # ----------------------------------------------------------------- the world
@@ -155,7 +153,6 @@ class Soak:
         )
         if self.proc.returncode is not None:
             raise RuntimeError(f"the bot exited with {self.proc.returncode} at start; see {self.log_path}")
-        self.starts.append(time.monotonic())
 
     async def term_bot(self) -> None:
         assert self.proc is not None
@@ -390,16 +387,10 @@ class Soak:
             v.append(f"{self.double_status} replies with more than one status line")
         if self.incomplete:
             v.append(f"{self.incomplete} completed replies missing text")
-        self.n429 = self.discord.count_429()  # nothing injects a 429 from Discord
-        self.after_start_429 = sum(
-            1
-            for r in self.discord.requests
-            if r.status == 429 and any(0 <= r.at - t < RESTART_WINDOW for t in self.starts)
-        )
+        # Nothing injects a 429 from Discord; a restarted bot waits out what its predecessor may have spent.
+        self.n429 = self.discord.count_429()
         if self.n429:
-            v.append(
-                f"{self.n429} responses 429 ({self.after_start_429} within {RESTART_WINDOW:.0f} s of a start)"
-            )
+            v.append(f"{self.n429} responses 429")
         self.pings = 0
         for message in self.discord.messages.values():
             if message.author_id != bot_id:
@@ -434,7 +425,7 @@ class Soak:
             f"replies ending in the cursor: {self.cursor_left}; with two status lines: {self.double_status};"
             f" completed but missing text: {self.incomplete};"
             f" refused by Discord on purpose: {len(self.refused_ids)}",
-            f"429s: {self.n429} ({self.after_start_429} within {RESTART_WINDOW:.0f} s of a start);"
+            f"429s: {self.n429};"
             f" versions that could ping: {self.pings}; log tracebacks: {self.tracebacks};"
             f" 'never retrieved': {self.never_retrieved}",
             f"event-loop lag p99: {p99 * 1000:.0f} ms (median {median * 1000:.0f} ms, {len(lag)} samples)",

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Coroutine
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -37,10 +38,12 @@ from bot.store.inflight import InflightStore
 from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
 from bot.store.usage import UsageStore
+from bot.streaming.display import STOP_BUTTON_TIMEOUT
 from bot.streaming.manager import StreamManager
 from bot.streaming.observer import Observers, StreamObserver
 from bot.streaming.options import Limits
-from bot.streaming.pacer import Pacer
+from bot.streaming.pacer import CHANNEL_WINDOW, Pacer
+from bot.streaming.stream import FINAL_EDIT_TIMEOUT
 from bot.usage_report import UsageReports
 
 if TYPE_CHECKING:  # prometheus-client is loaded only with METRICS_PORT set
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.stop", "cogs.config", "cogs.usage", "cogs.continuation")
 SHUTDOWN_TIMEOUT = 10.0
+# After an answer's usage is recorded, its process may still write to Discord for this long.
+WRITES_AFTER_AN_ANSWER = FINAL_EDIT_TIMEOUT + STOP_BUTTON_TIMEOUT
 CLOSE_TIMEOUT = 5.0  # for each connection closed after the answers: nothing in shutdown waits unbounded
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -255,7 +260,8 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             api_key=config.openai_api_key,
             timeout=config.llm_timeout,
         )
-        pacer = Pacer(global_per_second=config.global_rate_limit)
+        hold = await _spent_lately(db, config)
+        pacer = Pacer(global_per_second=config.global_rate_limit, hold_at_start=hold)
         await pacer.start()
         metrics = _metrics() if config.metrics_port is not None else None
         try:
@@ -277,6 +283,18 @@ async def open_bot(config: Config) -> AsyncIterator[StreamcordBot]:
             await bounded(llm.close(), "the model client")
     finally:
         await bounded(db.close(), "the database")
+
+
+async def _spent_lately(db: Database, config: Config) -> bool:
+    """Whether a previous process may have spent channel budgets in Discord's current windows: one of its
+    answers was in progress when it ended, or ended lately (its final edit and stop button going out up
+    to WRITES_AFTER_AN_ANSWER later). Nothing else it writes comes near a channel's budget."""
+    since = discord.utils.utcnow() - timedelta(seconds=WRITES_AFTER_AN_ANSWER + CHANNEL_WINDOW)
+    longest = timedelta(seconds=config.llm_deadline + WRITES_AFTER_AN_ANSWER)
+    try:
+        return await UsageStore(db).active_since(since, longest=longest)
+    except DatabaseUnavailable:
+        return True  # can't tell: hold, it costs a few seconds
 
 
 async def bounded(closing: Awaitable[None], what: str) -> None:

@@ -67,6 +67,8 @@ def _edit_files(file: FileUpload | None) -> dict[str, Any]:
 class ChannelTarget:
     """Pages as ordinary channel messages, the first one replying to the prompt when there is one."""
 
+    answer_deadline = False
+
     def __init__(
         self,
         client: discord.Client,
@@ -132,6 +134,8 @@ class InteractionTarget:
     """The first page is the interaction's own response; later pages are follow-ups, all edited through the
     interaction webhook, which Discord exempts from the global rate limit. An ephemeral (private) answer has
     no stop button (ephemeral messages take no reactions; /stop works) and ends with its token."""
+
+    answer_deadline = True
 
     def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
         self.channel_id: int = interaction.channel_id  # type: ignore[assignment]

@@ -5,6 +5,8 @@ Each declares the Route of the request discord.py will send; discord.HTTPExcepti
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import discord
 
 from bot.discord_targets import NO_MENTIONS
@@ -28,6 +30,18 @@ async def recent_messages(
 
     async def read() -> list[discord.Message]:
         return [m async for m in channel.history(limit=min(limit, 100), before=discord.Object(before_id))]
+
+    return await pacer.run(read, Route.list_messages(channel_id))
+
+
+async def messages_between(
+    client: discord.Client, pacer: Pacer, channel_id: int, after: datetime, before: datetime, limit: int
+) -> list[discord.Message]:
+    """Up to `limit` messages created between two moments, oldest first (a request per 100)."""
+    channel = client.get_partial_messageable(channel_id)
+
+    async def read() -> list[discord.Message]:
+        return [m async for m in channel.history(limit=limit, after=after, before=before, oldest_first=True)]
 
     return await pacer.run(read, Route.list_messages(channel_id))
 

@@ -568,7 +568,7 @@ class FakeLLM(LoopbackServer):
                     if ending == "error":
                         error = {"message": scenario.error_message, "type": "server_error", "code": None}
                         await self._write(resp, f"data: {_dumps({'error': error})}\n\n")
-                    await resp.write_eof()
+                    await _end(resp)
                     return resp
                 await asyncio.Event().wait()  # hang until the client leaves (handler cancelled) or close()
 
@@ -577,7 +577,7 @@ class FakeLLM(LoopbackServer):
                 pending.append(f'{head}[],"usage":{_dumps(self._usage(rec))}}}\n\n')
             pending.append("data: [DONE]\n\n")
             await self._write(resp, "".join(pending))
-            await resp.write_eof()
+            await _end(resp)
         except _ClientGone:
             self._mark_disconnected(rec)
             return resp
@@ -660,6 +660,15 @@ def _plan(scenario: Scenario, n_tokens: int) -> tuple[int, str]:
         return n_tokens, "complete"
     n, ending = min(early, key=lambda item: item[0])
     return min(n_tokens, max(0, n)), ending
+
+
+async def _end(resp: web.StreamResponse) -> None:
+    """The body's last chunk; everything was sent, so a client that already left (after [DONE]) lost
+    nothing."""
+    try:
+        await resp.write_eof()
+    except ConnectionError:
+        pass
 
 
 async def _sleep_until(deadline: float) -> None:

@@ -19,6 +19,8 @@ from bot.streaming.target import DeliveryRetry, FileUpload
 class ScriptedTarget:
     """Fails the first `failures` puts with a passing error, then shows what it is given."""
 
+    answer_deadline = False
+
     def __init__(self, failures: int) -> None:
         self.channel_id = 1
         self.message_ids: list[int] = []

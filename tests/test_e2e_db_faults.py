@@ -16,11 +16,14 @@ from bot.client import StreamcordBot
 from bot.status import NOT_RECORDED
 from fakes.llm_server import Scenario
 from tests.e2e import (
+    LONG,
     STORY,
     World,
     bot_process,
     chat,
+    first_reply,
     inflight_message_ids,
+    mention,
     running_bot,
     usage_rows,
     wait_final,
@@ -39,6 +42,11 @@ def locked(db_path: Path) -> Iterator[None]:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def inflight_rows(db_path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM inflight").fetchone()[0])
 
 
 def failing_usage_writes(db_path: Path) -> None:
@@ -135,3 +143,48 @@ async def test_a_second_sigterm_exits_at_once_while_shutdown_waits_on_the_databa
             assert await asyncio.wait_for(process.wait(), 8) == 1
     assert "Received SIGTERM again: exiting now" in log_path.read_text()
     assert world.llm.requests == []
+
+
+async def test_a_page_shown_before_its_id_was_recorded_is_finished_after_kill_9(
+    world: World, tmp_path: Path
+) -> None:
+    """The reply reaches Discord before its message id reaches the database (here: locked): a kill -9 in
+    between leaves an in-flight row naming no page. The next start still finds the page and finishes it."""
+    world.llm.enqueue(Scenario(text=LONG, tokens_per_second=5, ttft=1.5))
+    async with bot_process(world, tmp_path / "bot.log") as process:
+        asked = await mention(world, "count")
+        await world.discord.wait_for(lambda: inflight_rows(world.db_path) == 1, what="answer recorded")
+        with locked(world.db_path):
+            reply = await first_reply(world, asked)
+            await world.discord.wait_for(
+                lambda: world.discord.messages[reply].content.startswith("t0"), what="first text shown"
+            )
+            process.kill()
+            await process.wait()
+    assert inflight_message_ids(world.db_path) == []  # the page was never recorded
+    async with running_bot(world) as bot:
+        await wait_final(world, reply, lambda content: content.endswith("⏹ interrupted: the bot restarted"))
+        await world.discord.wait_for(lambda: inflight_rows(world.db_path) == 0, what="orphan closed")
+        [row] = await usage_rows(bot.db)
+    assert row["status"] == "interrupted"
+
+
+async def test_a_mention_shows_nothing_before_its_answer_is_recorded(world: World, tmp_path: Path) -> None:
+    """A reply shown before its answer's rows exist is one no restart could find: a mention waits for the
+    database, even one whose placeholder would show at once (it reads the conversation first); an
+    interaction can't (Discord's 3-s deadline), so it shows its placeholder meanwhile."""
+    world.llm.enqueue(Scenario(text=STORY))
+    world.llm.enqueue(Scenario(text=STORY))
+    earlier = await world.discord.post_message(world.channel_id, world.bob, "what do you think?")
+    async with running_bot(world, DATABASE_BUSY_TIMEOUT="60") as bot:
+        with locked(world.db_path):
+            asked = await mention(world, "hello", reply_to=earlier)
+            interaction = await chat(world, "hello too", user=world.bob)  # answered once its deadline nears
+            assert world.discord.messages[interaction].content == "▌"
+            assert not any(m.reference_id == asked for m in world.discord.messages.values())
+        reply = await first_reply(world, asked)
+        await wait_final(world, reply)
+        await wait_final(world, interaction)
+        await world.discord.wait_for(lambda: len(bot.streams) == 0, what="answers over")
+    assert world.discord.messages[reply].content == STORY
+    assert world.discord.messages[interaction].content == STORY

@@ -64,6 +64,26 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
     }
 
 
+async def test_active_since_sees_answers_in_progress_or_ended_lately(usage: UsageStore, clock: Clock) -> None:
+    longest = timedelta(minutes=10)
+    assert not await usage.active_since(NOW - timedelta(minutes=1), longest=longest)
+    await usage.start("r1", GUILD, GENERAL, ALICE, "gpt-x")
+    clock.now = NOW + timedelta(minutes=5)
+    assert await usage.active_since(clock.now - timedelta(seconds=40), longest=longest)  # still in progress
+    await usage.finish(
+        "r1",
+        status=Status.COMPLETED,
+        prompt_tokens=1,
+        completion_tokens=1,
+        estimated=False,
+        ttft_ms=1,
+        duration_ms=1,
+    )
+    assert await usage.active_since(clock.now - timedelta(seconds=40), longest=longest)  # ended just now
+    clock.now += timedelta(minutes=1)
+    assert not await usage.active_since(clock.now - timedelta(seconds=40), longest=longest)
+
+
 async def test_finish_rejects_unknown_request_and_non_final_status(usage: UsageStore) -> None:
     with pytest.raises(LookupError, match="nope"):
         await usage.finish(

@@ -125,6 +125,15 @@ class UsageStore:
         if changed == 0:  # None: queued, so not known yet
             raise LookupError(f"no usage row for request {request_id!r}; call start() first")
 
+    async def active_since(self, since: datetime, *, longest: timedelta) -> bool:
+        """Whether an answer was in progress, or ended, after ``since`` (none lasts over ``longest``)."""
+        row = await self._db.fetchone(
+            "SELECT 1 AS active FROM usage WHERE started_at > ? AND (finished_at IS NULL OR finished_at > ?)"
+            " LIMIT 1",
+            (to_db_time(since - longest), to_db_time(since)),
+        )
+        return row is not None
+
     async def tokens_today(self, guild_id: int | None, user_id: int) -> int:
         """Tokens the user spent in this server since 00:00 UTC (for daily_token_quota)."""
         guild, params = same_guild(guild_id)

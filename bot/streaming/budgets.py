@@ -36,17 +36,23 @@ W = TypeVar("W", bound=Hashable)
 
 
 class SlidingWindow:
-    """Sliding window of slots: in-flight requests plus completion times younger than ``window``."""
+    """Sliding window of slots: in-flight requests plus completion times younger than ``window``; or every
+    slot taken until ``blocked_until`` (Discord said so with a 429, or another process may have spent it)."""
 
-    __slots__ = ("done", "inflight", "limit", "window")
+    __slots__ = ("blocked_until", "done", "inflight", "limit", "window")
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
         self.inflight = 0
         self.done: deque[float] = deque()  # completion times, non-decreasing
+        self.blocked_until = -INF
 
     def occupied(self, now: float) -> int:
+        count = self._count(now)
+        return max(count, self.limit) if now < self.blocked_until else count
+
+    def _count(self, now: float) -> int:
         done = self.done
         while done and done[0] + self.window <= now:
             done.popleft()
@@ -55,12 +61,18 @@ class SlidingWindow:
     def free_at(self, now: float, limit: int | None = None) -> float:
         """Earliest time fewer than ``limit`` slots are occupied without further completions (INF: only a
         completion can free one)."""
-        excess = self.occupied(now) - (self.limit if limit is None else limit) + 1
+        excess = self._count(now) - (self.limit if limit is None else limit) + 1
         if excess <= 0:
-            return now
-        if excess > len(self.done):
+            at = now
+        elif excess > len(self.done):
             return INF
-        return self.done[excess - 1] + self.window
+        else:
+            at = self.done[excess - 1] + self.window
+        return max(at, self.blocked_until)
+
+    def block(self, until: float) -> None:
+        """No slot frees before ``until``."""
+        self.blocked_until = max(self.blocked_until, until)
 
     def acquire(self) -> None:
         self.inflight += 1

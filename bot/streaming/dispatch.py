@@ -60,8 +60,10 @@ class Dispatcher:
         channel_window: float,
         stats: PacerStats,
         start: Callable[[Job, float], None],
+        held_until: float = -INF,
     ) -> None:
         self._clock = clock
+        self._held_until = held_until  # no channel budget is spent before (see Pacer's hold_at_start)
         self._global = global_budget
         self._routes = routes
         self._channel_limit = channel_limit
@@ -85,6 +87,8 @@ class Dispatcher:
         lane = self._lanes.get(budget)
         if lane is None:
             window = None if budget is None else SlidingWindow(self._channel_limit, self._channel_window)
+            if window is not None:
+                window.block(self._held_until)
             lane = self._lanes[budget] = Lane(budget, window)
         return lane
 

@@ -105,6 +105,7 @@ class ReplyDisplay:
         self._shown: list[str] = []  # each page as Discord shows it
         self._text_shown = False  # some of the answer's text has reached Discord
         self._queued = Queued.NONE
+        self._queued_break: int | None = None  # the page the queued flush starts, at a page break
         self._delivery = Delivery.IN_PROGRESS
         self._settled = asyncio.Event()  # set while delivery is not in progress
         self._retries = 0
@@ -185,10 +186,16 @@ class ReplyDisplay:
         if self._queued >= needed:
             return  # the waiting flush renders the latest frame when it runs
         self._queued = needed
-        # The route of the request the flush will most likely send, so the pacer spends the right budget
-        # (a new page is a create, the rest edits): the next page at a break, else the last one shown.
-        page = page_break if page_break is not None else max(len(self._shown) - 1, 0)
-        self._pacer.submit(self._key, self._flush, self._target.route(page), priority=urgent)
+        self._queued_break = page_break
+        self._submit()
+
+    def _submit(self) -> None:
+        """Hand the pacer the queued flush, with the route of the request it will most likely send, so the
+        pacer spends the right budget (a new page is a create, the rest edits): the next page at a break,
+        else the last one shown."""
+        page = self._queued_break if self._queued_break is not None else max(len(self._shown) - 1, 0)
+        route = self._target.route(page)
+        self._pacer.submit(self._key, self._flush, route, priority=self._queued is Queued.PRIORITY)
 
     async def _flush(self) -> None:
         self._queued = Queued.NONE
@@ -228,6 +235,10 @@ class ReplyDisplay:
             log.error("Reply %s: Discord refused page %d: %s", self._key, page, exc)
         else:
             self._observe(frame, sent_at)
+            if self._queued is not Queued.NONE and len(self._target.message_ids) > len(self._shown):
+                # Queued while this request created the reply: it will edit what now exists (a webhook
+                # edit spends the channel's budget, unlike the interaction response it was queued behind).
+                self._submit()
         self._retries = 0
         self._text_shown = self._text_shown or bool(frame.text)
         for sent in burst:

@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import math
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Hashable
@@ -50,6 +51,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+CHANNEL_WINDOW = 5.0  # seconds of a channel's message budgets (5 creates and 5 edits)
+# Interaction tokens live 15 minutes: far more than a bot answers in that time.
+WEBHOOK_CHANNELS_KEPT = 10_000
+
 
 class Pacer:
     """Schedules every Discord REST job of the bot; see the module docstring."""
@@ -60,10 +65,15 @@ class Pacer:
         global_per_second: int = 50,
         global_headroom: int = 5,
         channel_limit: int = 5,
-        channel_window: float = 5.0,
+        channel_window: float = CHANNEL_WINDOW,
         global_window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        hold_at_start: bool = False,
     ) -> None:
+        """``hold_at_start``: the bot's previous process may have spent the channels' budgets just before
+        this one started, and Discord's windows are fixed, so the first requests could meet its spending:
+        nothing spends a channel budget until one channel window has passed since now. (The global window,
+        1 s, has passed before the process has even imported its modules.)"""
         if global_per_second - global_headroom < 1 or channel_limit < 1:
             raise ValueError("every budget needs a limit of at least 1")
         self._clock = clock
@@ -78,7 +88,11 @@ class Pacer:
             channel_window=channel_window,
             stats=self.stats,
             start=self._start,
+            held_until=clock() + channel_window if hold_at_start else -math.inf,
         )
+        # The channel of each interaction webhook a job declared (its path names none): every request
+        # through that token spends the channel's budget, a retry inside discord.py's call too.
+        self._webhook_channels: dict[str, int] = {}
         self._pending: dict[Hashable, Job] = {}
         self._running: dict[Hashable, Job] = {}
         self._seq = itertools.count()
@@ -127,6 +141,7 @@ class Pacer:
         if self._closed:
             fut.cancel()
             return fut
+        self._learn_webhook_channel(route)
         job = self._pending.get(key)
         if job is not None:
             job.action = action
@@ -249,9 +264,28 @@ class Pacer:
         state.release(now)
         self._dispatch.notify(state)
 
+    def _learn_webhook_channel(self, route: Route) -> None:
+        scope = routes.webhook_scope(route.key)
+        if scope is None or route.channel_id is None:
+            return
+        channels = self._webhook_channels
+        channels.pop(scope, None)  # most recent last
+        channels[scope] = route.channel_id
+        if len(channels) > WEBHOOK_CHANNELS_KEPT:
+            del channels[next(iter(channels))]
+
+    def _in_channel(self, route: Route) -> Route:
+        """The route with the channel its webhook writes in, once a job has said which."""
+        if route.channel_id is not None:
+            return route
+        scope = routes.webhook_scope(route.key)
+        channel_id = None if scope is None else self._webhook_channels.get(scope)
+        return route if channel_id is None else route.spending(channel_id)
+
     # ----------------------------------------------------------------- TraceHost (bot.streaming.trace)
 
     def claim(self, route: Route) -> TracedRequest:
+        route = self._in_channel(route)
         job = self._current.get()
         claim = Claim.NONE if job is None else job.claim(route)
         spends_channel = route.channel_id is not None and Claim.CHANNEL not in claim
@@ -280,8 +314,15 @@ class Pacer:
     def block(self, until: float, route: Route | None) -> None:
         if route is None:
             self._global.block(until)
-        else:
-            self._routes.budget(route.key).block(until)
+            return
+        self._routes.budget(route.key).block(until)
+        if route.channel_budget is not None:
+            # The exhausted bucket may be the channel's (shared with other messages there): every request
+            # spending it waits, not only this route's.
+            lane = self._dispatch.lane(route.channel_budget)
+            assert lane.window is not None
+            lane.window.block(until)
+            self._dispatch.completed(lane, self._clock())
 
     def end(self, request: TracedRequest, now: float) -> None:
         job = request.job

@@ -32,6 +32,7 @@ __all__ = [
     "major_parameters",
     "redact",
     "token_hash",
+    "webhook_scope",
 ]
 
 # Accepts full URLs ("http://host/api/v10/...") as well as bare API paths.
@@ -39,6 +40,7 @@ _PREFIX_RE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?P<api>/api(?:/v\d+)?)
 # The segment after /webhooks/<id>/ or /interactions/<id>/ is always a token.
 _TOKEN_RE = re.compile(r"(?P<lead>/(?:webhooks|interactions)/\d+/)(?P<token>[^/?#\s]+)")
 _SNOWFLAKE_RE = re.compile(r"^\d+$")
+_WEBHOOK_KEY_RE = re.compile(r"^(?:POST|PATCH|DELETE) /webhooks/\{webhook_id\}/\{webhook_token\}")
 
 # Name given to the id that follows these collection segments (cosmetic; position is what matters).
 _MINOR_NAMES = {
@@ -130,6 +132,12 @@ def major_parameters(key: str) -> str:
     """The major-parameter part of a route key ('' if none); Discord buckets are per hash + this."""
     _, sep, major = key.partition(":")
     return major if sep else ""
+
+
+def webhook_scope(key: str) -> str | None:
+    """The webhook (id and token hash) of a route key that writes messages through one, else None. Its path
+    names no channel, yet every message it writes lands in the one channel of its interaction."""
+    return major_parameters(key) if _WEBHOOK_KEY_RE.match(key) else None
 
 
 def known_bucket(key: str) -> tuple[int, float] | None:

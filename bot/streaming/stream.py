@@ -155,7 +155,7 @@ class ReplyStream:
         # read the conversation first shows it at once; a queued answer shows its place in the queue as soon
         # as it is recorded and joins it.
         delay = 0.0 if self.question.reads else self.target.placeholder_delay()
-        placeholder = asyncio.get_running_loop().call_later(delay, self.display.show_placeholder)
+        placeholder = asyncio.get_running_loop().call_later(delay, self._placeholder_due)
         try:
             recorded = await self._ledger.open(self.question.model)  # known before the question is read
             self._recorded.set_result(recorded)
@@ -292,6 +292,18 @@ class ReplyStream:
                 else:
                     self._answered = True
                     self._finish = event
+
+    def _placeholder_due(self) -> None:
+        """Nothing shows before the answer's rows are written (a crash would leave a reply no restart can
+        find), unless Discord's deadline for an interaction can't wait for a slow database."""
+        if self._recorded.done() or self.target.answer_deadline:
+            self.display.show_placeholder()
+            return
+        self._recorded.add_done_callback(self._placeholder_recorded)
+
+    def _placeholder_recorded(self, recorded: asyncio.Future[bool]) -> None:
+        if recorded.result():  # else the answer ends at once, saying why
+            self.display.show_placeholder()
 
     def _show_queue_position(self, ahead: int | None) -> None:
         self.display.set_status(None if ahead is None else in_queue(ahead))

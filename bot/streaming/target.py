@@ -43,6 +43,7 @@ PLACEHOLDER_AFTER = 2.0
 class ReplyTarget(Protocol):
     channel_id: int
     message_ids: list[int]
+    answer_deadline: bool  # Discord wants something shown by placeholder_delay() (an interaction)
 
     def placeholder_delay(self) -> float:
         """Seconds from now until the placeholder must be shown."""

@@ -300,6 +300,11 @@ class FakeDiscord(LoopbackServer):
     def count_429(self) -> int:
         return self.limiter.rejected
 
+    def spend_channel_edits(self, channel_id: int) -> None:
+        """Someone else (the bot's previous process) used up the channel's edit budget for its current
+        window: the next edit there within it gets a 429."""
+        self.limiter.spend(f"message_edit:{channel_id}", "message_edit")
+
     @property
     def identify_violations(self) -> int:
         """IDENTIFYs refused with op 9 for breaking the per-bucket rate."""

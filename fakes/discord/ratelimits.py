@@ -91,6 +91,15 @@ class RateLimiter:
             uses.append(BucketUse(f"{family}:{major}", "default", _bucket_hash(family), "user"))
         return uses
 
+    def spend(self, key: str, family: str) -> None:
+        """Another client (a previous process of the bot, say) used up the bucket's current window."""
+        limit, window = self.bucket_limits[family]
+        now = time.monotonic()
+        win = self._windows.get(key)
+        if win is None or now >= win.reset_at:
+            win = self._windows[key] = _Window(limit, 0, now + window)
+        win.count = win.limit
+
     def take(self, uses: list[BucketUse], headers: dict[str, str]) -> dict[str, Any] | None:
         """Check every bucket; on success consume one from each and set headers of the tightest bucket.
 
