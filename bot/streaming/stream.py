@@ -34,6 +34,7 @@ from bot.status import (
 )
 from bot.store.answers import AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
+from bot.store.starts import AnswerStarts
 from bot.store.usage import UsageStore
 from bot.streaming.accounting import AnswerLedger, tokens_spent
 from bot.streaming.display import ReplyDisplay
@@ -78,6 +79,7 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
+        starts: AnswerStarts,
         intake: Intake,
         limits: Limits,
         options: AnswerOptions,
@@ -97,7 +99,7 @@ class ReplyStream:
         self._answered = False  # some model sent something: the usage row names it
         self._trouble_shown = False  # a live status line says the model is struggling
         self._inflight = inflight
-        self._ledger = AnswerLedger(request_id, requester, usage, inflight, observer)
+        self._ledger = AnswerLedger(request_id, requester, usage, inflight, starts, observer)
         self._intake = intake
         self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
