@@ -234,7 +234,8 @@ class ReplyDisplay:
             return
         self._set_delivery(Delivery.IN_PROGRESS)
         first_text = bool(self._wanted.text) and not self._text_sent
-        urgent = self._wanted.final or first_text or page_break is not None
+        # Nothing shown yet: an interaction unanswered for 3 s fails, and a question deserves a sign of life.
+        urgent = self._wanted.final or first_text or not self._shown or page_break is not None
         needed = Queued.PRIORITY if urgent else Queued.NORMAL
         if self._queued >= needed:
             return  # the waiting flush renders the latest frame when it runs
