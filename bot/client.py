@@ -37,6 +37,7 @@ from bot.store.answers import AnswersStore
 from bot.store.inflight import InflightStore
 from bot.store.retention import UsageRetention
 from bot.store.settings import SettingsStore
+from bot.store.starts import AnswerStarts
 from bot.store.usage import UsageStore
 from bot.streaming.display import STOP_BUTTON_TIMEOUT
 from bot.streaming.manager import StreamManager
@@ -96,6 +97,7 @@ class StreamcordBot(commands.Bot):
         self.settings = SettingsStore(db)
         self.usage = UsageStore(db)
         self.inflight = InflightStore(db)
+        self.starts = AnswerStarts(db, self.usage, self.inflight)
         self.answers = AnswersStore(db)
         # An answer's pages change until it ends: they are not cached while it streams.
         self.history = History(
@@ -122,6 +124,7 @@ class StreamcordBot(commands.Bot):
             pacer=pacer,
             usage=self.usage,
             inflight=self.inflight,
+            starts=self.starts,
             answers=self.answers,
             max_concurrent=config.max_concurrent_streams,
             limits=Limits(max_pages=config.max_reply_pages, deadline=config.llm_deadline),

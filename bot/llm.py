@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
@@ -21,6 +21,10 @@ from bot.reasoning import ThinkSplitter
 log = logging.getLogger(__name__)
 
 _MODELS_TTL = 300.0
+PAUSE_MAX = 1.0  # the longest a stream's reading pauses (bounded below the read timeout too)
+
+# What the reader waits for before the next read of a stream (the next edit), or None to read at once.
+BetweenReads = Callable[[], Awaitable[None] | None]
 
 
 # A content part: {"type": "text", "text": ...} or {"type": "image_url", "image_url": {"url": ...}}.
@@ -59,8 +63,16 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Text:
+    """Answer text that arrived together, and the number of chunks it came in (about one token each)."""
+
+    text: str
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reasoning:
-    """A piece of the model's thinking; answer text comes as plain str (the hot path builds no object)."""
+    """A piece of the model's thinking."""
 
     text: str
 
@@ -93,14 +105,22 @@ class LLMClient:
         )
         self._models: list[str] = []
         self._models_at = float("-inf")
+        # A pause must end well inside the read timeout, which keeps running while the socket is paused.
+        self._pause_max = min(PAUSE_MAX, timeout / 4)
 
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[str | Reasoning | Finish, None]:
-        """Yield answer deltas (str) and reasoning (`delta.reasoning_content`, `delta.reasoning`, or a
+    async def stream_chat(
+        self, request: ChatRequest, between_reads: BetweenReads | None = None
+    ) -> AsyncGenerator[Text | Reasoning | Finish, None]:
+        """Yield answer text and reasoning (`delta.reasoning_content`, `delta.reasoning`, or a
         leading `<think>` block in the content), then one Finish. Closing the generator (or cancelling its
         consumer) closes the HTTP response, which stops generation upstream.
+
+        After each piece of answer text, what ``between_reads`` returns is awaited with the socket paused:
+        the chunks arriving meanwhile gather in the kernel and are then read, parsed and handed on together.
+        Reading each token as it comes cost more CPU than everything else an answer does.
 
         The library still sends the request (auth, retries, timeouts, status errors), but the chunks are
         read as plain JSON: building a typed model per chunk was half the bot's CPU under load."""
@@ -117,31 +137,47 @@ class LLMClient:
             stream_options={"include_usage": True},
             reasoning_effort=request.reasoning_effort or openai.omit,
         ) as response:
-            # Keep reading after finish_reason: the usage chunk comes last.
-            async for chunk in _sse_json(response.http_response.aiter_bytes()):
-                if chunk is None:
-                    break
-                if chunk.get("error"):
-                    raise ModelStreamError(
-                        _stream_error(chunk["error"]), response.http_request, body=chunk["error"]
-                    )
-                usage = _usage(chunk.get("usage")) or usage
-                for choice in (chunk.get("choices") or [])[:1]:
-                    delta = choice.get("delta") or {}
-                    thought = delta.get("reasoning_content") or delta.get("reasoning")
-                    if thought:
-                        yield Reasoning(thought)
-                    content = delta.get("content")
-                    if content:
-                        if splitter is not None:
-                            thought, content = splitter.feed(content)
-                            if thought:
-                                yield Reasoning(thought)
+            # Keep reading after finish_reason: the usage chunk comes last. Everything that arrived together
+            # is handed on together: the answer text of a batch as one string, so the layers above run once
+            # per read, not once per token.
+            done = False
+            transport = _transport_of(response.http_response)
+            async for batch in _sse_batches(response.http_response.aiter_bytes()):
+                text: list[str] = []
+                for chunk in batch:
+                    if chunk is None:
+                        done = True
+                        break
+                    if chunk.get("error"):
+                        if text:  # the answer up to the error still shows
+                            yield Text("".join(text), len(text))
+                        raise ModelStreamError(
+                            _stream_error(chunk["error"]), response.http_request, body=chunk["error"]
+                        )
+                    usage = _usage(chunk.get("usage")) or usage
+                    for choice in (chunk.get("choices") or [])[:1]:
+                        delta = choice.get("delta") or {}
+                        thought = delta.get("reasoning_content") or delta.get("reasoning")
+                        content = delta.get("content")
+                        if content and splitter is not None:
+                            more, content = splitter.feed(content)
+                            thought = (thought or "") + more
                             if splitter.done:
                                 splitter = None
+                        if thought:
+                            if text:  # what came before the thought shows before it
+                                yield Text("".join(text), len(text))
+                                text = []
+                            yield Reasoning(thought)
                         if content:
-                            yield content
-                    reason = choice.get("finish_reason") or reason
+                            text.append(content)
+                        reason = choice.get("finish_reason") or reason
+                if text:
+                    yield Text("".join(text), len(text))
+                    if between_reads is not None:
+                        await self._pause(between_reads, transport)
+                if done:
+                    break
             else:
                 if reason is None:  # the body ended cleanly but early, e.g. a proxy gave up
                     raise openai.APIConnectionError(
@@ -152,8 +188,24 @@ class LLMClient:
             if thought:
                 yield Reasoning(thought)
             if content:
-                yield content
+                yield Text(content, 1)
         yield Finish(reason, usage)
+
+    async def _pause(self, between_reads: BetweenReads, transport: asyncio.Transport | None) -> None:
+        waiting = between_reads()
+        if waiting is None:
+            return
+        if transport is not None:
+            transport.pause_reading()
+        try:
+            async with asyncio.timeout(self._pause_max):
+                await waiting
+        except TimeoutError:
+            pass
+        finally:
+            # Always: a connection goes back to the pool after the stream, and must read there.
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
 
     async def list_models(self) -> list[str]:
         """Model ids the server offers, cached for a few minutes; [] when the server cannot list them."""
@@ -177,26 +229,40 @@ async def models_within(llm: LLMClient, timeout: float) -> list[str]:
         return []
 
 
-async def _sse_json(body: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
-    """The JSON payloads of a Server-Sent Events stream, then None for `[DONE]`; comments and other fields
-    are skipped. Lines (ending in LF or CRLF) are split here from the bytes as they arrive: the HTTP
-    library's text and line decoders cost more per chunk than the JSON."""
+def _transport_of(response: httpx2.Response) -> asyncio.Transport | None:
+    """The socket of a response read through the library's aiohttp transport, or None (another transport,
+    or a library version laid out differently: then reading just isn't paused)."""
+    stream = getattr(response.stream, "_stream", None)  # inside httpx's BoundAsyncStream
+    connection = getattr(getattr(stream, "_aiohttp_response", None), "connection", None)
+    transport = getattr(connection, "transport", None)
+    if transport is None or transport.is_closing() or not transport.is_reading():
+        return None
+    return cast(asyncio.Transport, transport)
+
+
+async def _sse_batches(body: AsyncIterator[bytes]) -> AsyncIterator[list[dict[str, Any] | None]]:
+    """The JSON payloads of a Server-Sent Events stream, a list per piece of the body (None for `[DONE]`);
+    comments and other fields are skipped. Lines (ending in LF or CRLF) are split here from the bytes as
+    they arrive: the HTTP library's text and line decoders cost more per chunk than the JSON."""
     rest = b""
     data: list[bytes] = []
     async for piece in body:
         lines = (rest + piece if rest else piece).split(b"\n")
         rest = lines.pop()  # an unfinished line waits for the next piece
+        batch: list[dict[str, Any] | None] = []
         for line in lines:
             if line.startswith(b"data:"):
                 data.append(line[5:].removeprefix(b" ").removesuffix(b"\r"))
             elif data and (not line or line == b"\r"):
                 payload, data = b"\n".join(data), []
-                yield None if payload == b"[DONE]" else orjson.loads(payload)
+                batch.append(None if payload == b"[DONE]" else orjson.loads(payload))
+        if batch:
+            yield batch
     if rest.startswith(b"data:"):
         data.append(rest[5:].removeprefix(b" ").removesuffix(b"\r"))
     if data:
         payload = b"\n".join(data)
-        yield None if payload == b"[DONE]" else orjson.loads(payload)
+        yield [None if payload == b"[DONE]" else orjson.loads(payload)]
 
 
 def _usage(raw: object) -> Usage | None:

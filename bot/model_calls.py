@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from bot.circuit import CircuitBreaker, CircuitOpen, CircuitStatus
-from bot.llm import ChatRequest, Finish, LLMClient, Reasoning
+from bot.llm import BetweenReads, ChatRequest, Finish, LLMClient, Reasoning, Text
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import Failure, RetryPolicy, classify
 
@@ -45,7 +45,7 @@ class FallingBack:
     failure: Failure | None
 
 
-Event = str | Reasoning | Finish | Retrying | FallingBack
+Event = Text | Reasoning | Finish | Retrying | FallingBack
 
 
 @dataclass
@@ -79,10 +79,12 @@ class ModelCaller:
         """Every model's circuit, for a health endpoint."""
         return [circuit.status() for circuit in self._circuits.values()]
 
-    async def answer(self, chat: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Deltas, reasoning and one Finish, as ``LLMClient.stream_chat`` yields them, with Retrying and
-        FallingBack on the way. Raises the last failure (CircuitOpen when nothing was sent) if no model
-        answered."""
+    async def answer(
+        self, chat: ChatRequest, between_reads: BetweenReads | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Deltas, reasoning and one Finish, as ``LLMClient.stream_chat`` yields them (``between_reads``
+        goes to it), with Retrying and FallingBack on the way. Raises the last failure (CircuitOpen when
+        nothing was sent) if no model answered."""
         models = [chat.model]
         if chat.fallback_model and chat.fallback_model != chat.model:
             models.append(chat.fallback_model)
@@ -94,7 +96,8 @@ class ModelCaller:
                 yield FallingBack(model, failure)
             answered = False
             try:
-                async for event in self._one_model(dataclasses.replace(chat, model=model), budget):
+                one = self._one_model(dataclasses.replace(chat, model=model), budget, between_reads)
+                async for event in one:
                     answered = answered or not isinstance(event, Retrying)
                     yield event
                 return
@@ -107,7 +110,9 @@ class ModelCaller:
                 if answered or not failure.falls_back or model == models[-1]:
                     raise
 
-    async def _one_model(self, chat: ChatRequest, budget: _Budget) -> AsyncGenerator[Event, None]:
+    async def _one_model(
+        self, chat: ChatRequest, budget: _Budget, between_reads: BetweenReads | None
+    ) -> AsyncGenerator[Event, None]:
         circuit = self._circuit(chat.model)
         verdict = circuit.enter()
         if not verdict.allowed:
@@ -115,7 +120,7 @@ class ModelCaller:
             raise CircuitOpen(chat.model, verdict.retry_in)
         told = False  # the circuit has heard how this answer went
         try:
-            async for event in self._attempts(chat, circuit, budget):
+            async for event in self._attempts(chat, circuit, budget, between_reads):
                 if not told and not isinstance(event, Retrying):
                     circuit.succeeded()
                     told = True
@@ -130,7 +135,7 @@ class ModelCaller:
                 circuit.abandoned(probe=verdict.probe)
 
     async def _attempts(
-        self, chat: ChatRequest, circuit: CircuitBreaker, budget: _Budget
+        self, chat: ChatRequest, circuit: CircuitBreaker, budget: _Budget, between_reads: BetweenReads | None
     ) -> AsyncGenerator[Event, None]:
         retry = 0
         while True:
@@ -143,7 +148,7 @@ class ModelCaller:
                 limit = first_failure + self._policy.budget - started
             answered = False
             try:
-                async with contextlib.aclosing(self._llm.stream_chat(chat)) as events:
+                async with contextlib.aclosing(self._llm.stream_chat(chat, between_reads)) as events:
                     async with asyncio.timeout(None if limit is None else max(limit, 0.0)):
                         first = await anext(events)
                     answered = True

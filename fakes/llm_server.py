@@ -158,6 +158,7 @@ class LLMRequest:
     reasoning_sent: int = 0
     first_reasoning_at: float | None = None
     keepalives_sent: int = 0
+    client_port: int | None = None  # the connection it came on (a reused connection keeps its port)
 
     @property
     def text_sent(self) -> str:
@@ -391,7 +392,8 @@ class FakeLLM(LoopbackServer):
             scenario = Scenario(context_length_exceeded=True, prompt_tokens=prompt_tokens)
         else:
             scenario = self._next_scenario(body)
-        rec = LLMRequest(body=body, started_at=started_at, scenario=scenario)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        rec = LLMRequest(body=body, started_at=started_at, scenario=scenario, client_port=peer and peer[1])
         self.requests.append(rec)
         self._changed()
         task = asyncio.current_task()

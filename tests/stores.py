@@ -4,7 +4,7 @@ settings."""
 from datetime import UTC, datetime
 
 from bot.settings import ChannelSettings
-from bot.store.usage import UsageStore
+from bot.store.usage import AnswerStart, UsageStore
 
 GUILD, OTHER_GUILD = 100, 200
 ALICE, BOB, CAROL = 1, 2, 3
@@ -41,7 +41,7 @@ async def record(
 ) -> None:
     """A request started and finished at ``at``; the clock is set back to NOW after."""
     clock.now = at
-    await usage.start(request_id, guild, channel, user, "m1")
+    await usage.start([AnswerStart(request_id, guild, channel, user, "m1")])
     await usage.finish(
         request_id,
         status=status,

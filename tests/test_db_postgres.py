@@ -17,7 +17,7 @@ from bot.db.sqlite import SqliteDatabase
 from bot.identify_gate import LocalIdentifyGate, identify_gate
 from bot.shards import on_shards, shard_of
 from bot.store.inflight import InflightStore
-from bot.store.usage import UsageStore
+from bot.store.usage import AnswerStart, UsageStore
 from tests.postgres import PostgresServer
 
 # sha256 of migrations/0001_init.sql as main recorded it in every SQLite database before the dialect split.
@@ -109,7 +109,7 @@ async def test_migrate_command_and_check_on_postgres(postgres_url: str) -> None:
 
 async def test_snowflakes_are_bigint(db: Database) -> None:
     snowflake = 1_300_000_000_000_000_000  # past 2**60, as Discord ids will be
-    await UsageStore(db).start("r", snowflake, snowflake + 1, snowflake + 2, "m")
+    await UsageStore(db).start([AnswerStart("r", snowflake, snowflake + 1, snowflake + 2, "m")])
     row = await db.fetchone("SELECT guild_id, channel_id, user_id FROM usage")
     assert tuple(row) == (snowflake, snowflake + 1, snowflake + 2)
 
@@ -124,8 +124,8 @@ async def test_a_live_processes_replies_are_not_orphans_but_a_dead_ones_are(post
             (b, "b-dies", mine),
             (b, "b-dies-other-shard", theirs),
         ):
-            await UsageStore(db).start(request_id, guild, 10, 1, "m")
-            await InflightStore(db).add(request_id, guild, 10, 1)
+            await UsageStore(db).start([AnswerStart(request_id, guild, 10, 1, "m")])
+            await InflightStore(db).add([AnswerStart(request_id, guild, 10, 1, "m")])
         assert await InflightStore(c).orphans() == []  # a and b both hold their instance locks
 
         await b.close()  # kill -9 ends its session, and with it its lock, the same way
@@ -144,8 +144,8 @@ async def test_the_instance_lock_is_taken_again_after_the_server_restarts(
     url = await postgres_server.create_database()
     a = await open_database(DatabaseLocation(tmp_path, url))
     try:
-        await UsageStore(a).start("r", 1 << 22, 10, 1, "m")
-        await InflightStore(a).add("r", 1 << 22, 10, 1)
+        await UsageStore(a).start([AnswerStart("r", 1 << 22, 10, 1, "m")])
+        await InflightStore(a).add([AnswerStart("r", 1 << 22, 10, 1, "m")])
         postgres_server.stop()
         postgres_server.start()
         other = await open_database(DatabaseLocation(tmp_path, url))

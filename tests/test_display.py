@@ -231,3 +231,30 @@ async def test_a_page_break_spends_the_create_budget_when_the_edit_budget_is_spe
         assert len(target.message_ids) == 2
     finally:
         await pacer.close()
+
+
+async def test_a_paused_reader_hands_its_text_to_the_flush_that_wakes_it(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
+    assert display.until_flush() is None  # nothing to wait for: read on
+    display.update("Paris")
+    waiting = display.until_flush()
+    assert waiting is not None
+    await waiting  # the flush starts
+    display.update("Paris is the")  # what arrived while the reader waited
+    await target.wait_for(lambda: bool(target.shown))
+    assert target.shown[0] == "Paris is the ▌"  # sent by the flush that woke the reader
+
+
+async def test_a_flush_waits_only_a_moment_for_a_reader_with_nothing_new(pacer: Pacer) -> None:
+    target = ScriptedTarget(0)
+    display = ReplyDisplay(
+        target, pacer, "r", on_gone=lambda: None, on_blocked=lambda _: None, on_page=no_page
+    )
+    display.update("Paris")
+    waiting = display.until_flush()
+    assert waiting is not None
+    await waiting  # woken, but the model sent nothing meanwhile
+    await target.wait_for(lambda: target.shown == ["Paris ▌"])

@@ -28,7 +28,7 @@ async def events(client: LLMClient) -> tuple[str, str, Finish]:
         elif isinstance(event, Finish):
             finish = event
         else:
-            answer += event
+            answer += event.text
     assert finish is not None
     return reasoning, answer, finish
 

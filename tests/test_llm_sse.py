@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.llm import Usage, _sse_json, _usage
+from bot.llm import Usage, _sse_batches, _usage
 
 
 async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
@@ -16,7 +16,8 @@ async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
 async def collect(*items: str, newline: str = "\n") -> list[dict[str, Any] | None]:
     """The events of the lines ``items``, the same however the body arrives in pieces."""
     body = newline.join(items).encode()
-    seen = [[event async for event in _sse_json(pieces(body, size))] for size in (1, 3, len(body) or 1)]
+    sizes = (1, 3, len(body) or 1)
+    seen = [[e async for batch in _sse_batches(pieces(body, size)) for e in batch] for size in sizes]
     assert all(events == seen[0] for events in seen)
     return seen[0]
 

@@ -4,7 +4,7 @@ import pytest
 
 from bot.db import Database, DatabaseLocation, Row, open_database
 from bot.store.inflight import InflightReply, InflightStore
-from bot.store.usage import UsageStore
+from bot.store.usage import AnswerStart, UsageStore
 from tests.postgres import INTEGRITY_ERRORS
 
 GUILD, CHANNEL, USER = 100, 10, 1
@@ -14,8 +14,8 @@ NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 async def begin(db: Database, request_id: str, *, guild: int | None = GUILD) -> InflightStore:
     """What a stream does when it starts: a usage row, then the in-flight row."""
     inflight = InflightStore(db, clock=lambda: NOW)
-    await UsageStore(db, clock=lambda: NOW).start(request_id, guild, CHANNEL, USER, "m")
-    await inflight.add(request_id, guild, CHANNEL, USER)
+    await UsageStore(db, clock=lambda: NOW).start([AnswerStart(request_id, guild, CHANNEL, USER, "m")])
+    await inflight.add([AnswerStart(request_id, guild, CHANNEL, USER, "m")])
     return inflight
 
 
@@ -87,4 +87,4 @@ async def test_close_orphan_marks_interrupted_and_forgets_it(db_location: Databa
 
 async def test_inflight_row_needs_its_usage_row(db: Database) -> None:
     with pytest.raises(INTEGRITY_ERRORS):
-        await InflightStore(db).add("no-usage", GUILD, CHANNEL, USER)
+        await InflightStore(db).add([AnswerStart("no-usage", GUILD, CHANNEL, USER, "m")])

@@ -5,7 +5,7 @@ from datetime import timedelta
 from bot.db import Database
 from bot.store.inflight import InflightStore
 from bot.store.retention import Forgotten, UsageRetention
-from bot.store.usage import UsageStore, UsageSummary
+from bot.store.usage import AnswerStart, UsageStore, UsageSummary
 from tests.stores import ALICE, BOB, GENERAL, GUILD, NOW, RANDOM, Clock, record
 
 
@@ -40,8 +40,8 @@ async def test_prune_keeps_totals_per_user_channel_model_and_day(db: Database) -
 async def test_prune_spares_answers_still_in_flight(db: Database) -> None:
     long_ago = NOW - timedelta(days=100)
     usage = UsageStore(db, clock=lambda: long_ago)
-    await usage.start("live", GUILD, GENERAL, ALICE, "m1")
-    await InflightStore(db, clock=lambda: long_ago).add("live", GUILD, GENERAL, ALICE)
+    await usage.start([AnswerStart("live", GUILD, GENERAL, ALICE, "m1")])
+    await InflightStore(db, clock=lambda: long_ago).add([AnswerStart("live", GUILD, GENERAL, ALICE, "m")])
     assert await UsageRetention(db, clock=lambda: NOW).prune(keep_days=1) == 0
     assert (await db.fetchone("SELECT COUNT(*) FROM usage"))[0] == 1
 

@@ -8,7 +8,7 @@ import pytest
 from bot.db import Database
 from bot.pricing import TokenCounts
 from bot.status import Status
-from bot.store.usage import CSV_COLUMNS, UsageStore, period_since
+from bot.store.usage import CSV_COLUMNS, AnswerStart, UsageStore, period_since
 from tests.stores import ALICE, BOB, CAROL, GENERAL, GUILD, NOW, OTHER_GUILD, RANDOM, Clock, record
 
 
@@ -23,7 +23,7 @@ def usage(db: Database, clock: Clock) -> UsageStore:
 
 
 async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) -> None:
-    await usage.start("r1", GUILD, GENERAL, ALICE, "gpt-x")
+    await usage.start([AnswerStart("r1", GUILD, GENERAL, ALICE, "gpt-x")])
     row = await db.fetchone("SELECT * FROM usage WHERE request_id = 'r1'")
     assert (row["status"], row["model"], row["finished_at"], row["prompt_tokens"]) == (
         "streaming",
@@ -90,7 +90,7 @@ async def test_finish_rejects_unknown_request_and_non_final_status(usage: UsageS
             "nope", status="completed", prompt_tokens=1, completion_tokens=1, estimated=False, ttft_ms=None,
             duration_ms=None,
         )  # fmt: skip
-    await usage.start("r1", GUILD, GENERAL, ALICE, "m")
+    await usage.start([AnswerStart("r1", GUILD, GENERAL, ALICE, "m")])
     with pytest.raises(ValueError, match="final status"):
         await usage.finish(
             "r1", status="streaming", prompt_tokens=1, completion_tokens=1, estimated=False, ttft_ms=None,
@@ -105,7 +105,8 @@ async def test_summaries_by_period_user_and_channel(usage: UsageStore, clock: Cl
     await record(usage, clock, "today1", at=NOW - timedelta(hours=1), user=ALICE, prompt=1, completion=2)
     await record(usage, clock, "today2", at=NOW, user=ALICE, channel=RANDOM, status="error", completion=0)
     await record(usage, clock, "elsewhere", at=NOW, guild=OTHER_GUILD, user=ALICE, prompt=999)
-    await usage.start("live", GUILD, GENERAL, CAROL, "m1")  # still streaming: counted, no tokens yet
+    # Still streaming: counted, no tokens yet.
+    await usage.start([AnswerStart("live", GUILD, GENERAL, CAROL, "m1")])
 
     everything = await usage.summary(guild_id=GUILD, since=None)
     assert (everything.requests, everything.prompt_tokens, everything.completion_tokens) == (6, 1031, 42)
@@ -165,7 +166,7 @@ async def test_last_request_at(usage: UsageStore, clock: Clock) -> None:
 
 async def test_200_concurrent_finishes_all_land(db: Database, usage: UsageStore) -> None:
     ids = [f"req-{i}" for i in range(200)]
-    await asyncio.gather(*(usage.start(rid, GUILD, GENERAL, i % 7, "m") for i, rid in enumerate(ids)))
+    await usage.start([AnswerStart(rid, GUILD, GENERAL, i % 7, "m") for i, rid in enumerate(ids)])
 
     async def finish(i: int, rid: str) -> None:
         await usage.finish(
@@ -213,7 +214,7 @@ async def test_export_csv(usage: UsageStore, clock: Clock) -> None:
 
 async def test_finish_records_the_model_that_answered(usage: UsageStore, db: Database) -> None:
     for request_id, answered_by in (("kept", None), ("fell-back", "fallback")):
-        await usage.start(request_id, GUILD, GENERAL, ALICE, "primary")
+        await usage.start([AnswerStart(request_id, GUILD, GENERAL, ALICE, "primary")])
         await usage.finish(
             request_id,
             status="completed",
@@ -237,7 +238,7 @@ async def test_export_csv_neutralises_cells_a_spreadsheet_would_run(
     usage: UsageStore, clock: Clock, hostile: str
 ) -> None:
     clock.now = NOW
-    await usage.start("r1", GUILD, GENERAL, ALICE, hostile)
+    await usage.start([AnswerStart("r1", GUILD, GENERAL, ALICE, hostile)])
     await usage.finish(
         "r1",
         status=Status.ERROR,
@@ -259,7 +260,7 @@ async def test_export_csv_neutralises_cells_a_spreadsheet_would_run(
 async def test_export_csv_reads_every_row_in_batches(usage: UsageStore, clock: Clock) -> None:
     for i in range(1234):  # several rows share each start time: batches must not skip or repeat them
         clock.now = NOW + timedelta(seconds=i // 3)
-        await usage.start(f"r{i:04d}", GUILD, GENERAL, ALICE, "m1")
+        await usage.start([AnswerStart(f"r{i:04d}", GUILD, GENERAL, ALICE, "m1")])
     out = io.StringIO()
     assert await usage.export_csv(date(2000, 1, 1), out, no_cost) == 1234
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))

@@ -150,6 +150,10 @@ class PostgresDatabase:
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        async with self._connection() as conn:
+            await conn.executemany(to_numbered(sql), [_positional(params) for params in rows])
+
     async def fetchone(self, sql: str, params: Params = ()) -> asyncpg.Record | None:
         async with self._connection() as conn:
             return await conn.fetchrow(to_numbered(sql), *_positional(params))

@@ -127,6 +127,10 @@ class SqliteDatabase:
         async with self._serialized(), self._conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        async with self._serialized():
+            await self._conn.executemany(sql, rows)
+
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         async with self._serialized(), self._conn.execute(sql, params) as cursor:
             return await cursor.fetchone()

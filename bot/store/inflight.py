@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.db import Database, from_db_time, to_db_time, utcnow
 from bot.shards import GuildFilter, every_guild
 from bot.status import Status
+from bot.store.usage import AnswerStart
 from bot.store.write_queue import WriteQueue
 
 
@@ -34,16 +34,13 @@ class InflightStore:
         self._clock = clock
         self.writes = WriteQueue(db)
 
-    def transaction(self) -> AbstractAsyncContextManager[None]:
-        """Writes a reply's usage row and its in-flight row together."""
-        return self._db.transaction()
-
-    async def add(self, request_id: str, guild_id: int | None, channel_id: int, user_id: int) -> None:
-        """Track a reply; its usage row must exist already (UsageStore.start)."""
-        await self._db.execute(
+    async def add(self, answers: Sequence[AnswerStart]) -> None:
+        """Track replies; their usage rows must exist already (UsageStore.start)."""
+        at, owner = to_db_time(self._clock()), self._db.instance_id
+        await self._db.execute_many(
             "INSERT INTO inflight (request_id, guild_id, channel_id, user_id, message_ids, started_at, owner)"
             " VALUES (?, ?, ?, ?, '[]', ?, ?)",
-            (request_id, guild_id, channel_id, user_id, to_db_time(self._clock()), self._db.instance_id),
+            [(a.request_id, a.guild_id, a.channel_id, a.user_id, at, owner) for a in answers],
         )
 
     async def set_messages(self, request_id: str, message_ids: list[int]) -> None:

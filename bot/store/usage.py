@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, TextIO
@@ -35,6 +35,17 @@ CSV_COLUMNS = (
 # Prices a row: (guild_id, model, its tokens) -> cost, or None for a model without a price.
 RowCost = Callable[[int | None, str, TokenCounts], Awaitable[float | None]]
 EXPORT_BATCH = 500  # rows read at a time by export_csv
+
+
+@dataclass(frozen=True)
+class AnswerStart:
+    """Who asked what, where: an answer's first rows (usage, in flight) before the model is asked."""
+
+    request_id: str
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    model: str
 
 
 @dataclass(frozen=True)
@@ -78,13 +89,17 @@ class UsageStore:
         self._clock = clock
         self.writes = WriteQueue(db)
 
-    async def start(
-        self, request_id: str, guild_id: int | None, channel_id: int, user_id: int, model: str
-    ) -> None:
-        await self.writes.write(
+    async def start(self, answers: Sequence[AnswerStart]) -> None:
+        """The answers' rows, streaming: written together (bot/store/starts.py), so not queued in an outage:
+        an answer whose row could not be written does not run."""
+        at = to_db_time(self._clock())
+        await self._db.execute_many(
             "INSERT INTO usage (request_id, guild_id, channel_id, user_id, model, status, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (request_id, guild_id, channel_id, user_id, model, Status.STREAMING, to_db_time(self._clock())),
+            [
+                (a.request_id, a.guild_id, a.channel_id, a.user_id, a.model, Status.STREAMING, at)
+                for a in answers
+            ],
         )
 
     async def finish(

@@ -3,18 +3,18 @@ with retries, however the answer ends."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.circuit import CircuitOpen
-from bot.db.retry import FAILURES, retried
+from bot.db.retry import retried
 from bot.llm import ChatRequest, Usage, message_text
 from bot.status import Status
 from bot.store.inflight import InflightStore
-from bot.store.usage import UsageStore
+from bot.store.starts import AnswerStarts
+from bot.store.usage import AnswerStart, UsageStore
 from bot.streaming.observer import FinishedAnswer, StreamObserver
 from bot.tokens import estimate_tokens
 
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from bot.streaming.stream import Requester
 
 log = logging.getLogger(__name__)
-
-RECORD_TIMEOUT = 10.0  # the busy timeout bounds each statement; this bounds the wait for the connection too
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,12 @@ class AnswerLedger:
         requester: Requester,
         usage: UsageStore,
         inflight: InflightStore,
+        starts: AnswerStarts,
         observer: StreamObserver,
     ) -> None:
         self._request_id = request_id
         self._requester = requester
+        self._starts = starts
         self._usage = usage
         self._inflight = inflight
         self._observer = observer
@@ -74,14 +74,11 @@ class AnswerLedger:
         """Write the usage and in-flight rows, together, before the model is asked: an answer nobody can
         account for or recover must not run. Whether they were written."""
         r = self._requester
-        try:
-            async with asyncio.timeout(RECORD_TIMEOUT), self._inflight.transaction():
-                await self._usage.start(self._request_id, r.guild_id, r.channel_id, r.user_id, model)
-                await self._inflight.add(self._request_id, r.guild_id, r.channel_id, r.user_id)
-        except FAILURES as exc:
-            log.error("Request %s not started: its usage could not be recorded: %r", self._request_id, exc)
-            return False
-        return True
+        start = AnswerStart(self._request_id, r.guild_id, r.channel_id, r.user_id, model)
+        if await self._starts.record(start):
+            return True
+        log.error("Request %s not started: its usage could not be recorded", self._request_id)
+        return False
 
     async def close(
         self, status: Status, tokens: Tokens, *, model: str, first_token_at: float | None, error: str | None

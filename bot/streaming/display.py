@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,9 @@ FINAL_MAX_RETRIES = 9
 RETRY_BACKOFF = 0.5  # seconds, doubled on each try
 MAX_BACKOFF = 4.0
 STOP_BUTTON_TIMEOUT = 5.0
+# How long a flush waits for a paused reader to take in what arrived meanwhile (one pass of the loop's
+# I/O, unless the model sent nothing since).
+CATCH_UP_MAX = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,63 @@ class ReplyDisplay:
         self._wanted: Frame | None = None  # None until something (even the placeholder) should show
         self._shown: list[str] = []  # each page as Discord shows it
         self._text_shown = False  # some of the answer's text has reached Discord
+        self._text_sent = False  # ... or is on its way: later text no longer jumps the queue
         self._queued = Queued.NONE
         self._queued_break: int | None = None  # the page the queued flush starts, at a page break
         self._delivery = Delivery.IN_PROGRESS
         self._settled = asyncio.Event()  # set while delivery is not in progress
         self._retries = 0
+        self._reader: asyncio.Future[None] | None = None  # a reader waiting for the next flush
+        self._catching_up: asyncio.Future[None] | None = None  # a flush waiting for that reader
+        self._read_paused_at: float | None = None  # text read after a pause may have arrived since then
+        self._reader_behind = False  # the reader paused: more text may be waiting for it
 
     def update(self, text: str) -> None:
         if self._unshown_since is None:
-            self._unshown_since = time.monotonic()
+            self._unshown_since = self._read_paused_at or time.monotonic()
+        self._read_paused_at = None
+        self._caught_up()
         # Called on every token: a plain constructor costs a fraction of dataclasses.replace().
         self._want(Frame(text, self._frame.status_line))
+
+    def until_flush(self) -> Awaitable[None] | None:
+        """What a reader of the model may wait for before reading on: the start of the flush that will send
+        the text it gave (text read before then would only join it in the same edit); None when no flush
+        is queued. The flush then waits a moment for the reader to catch up."""
+        if self._queued is Queued.NONE or self._catching_up is not None or self._delivery is Delivery.GONE:
+            return None  # nothing queued, or the flush under way takes what is read now
+        return self._wait_for_flush()
+
+    async def _wait_for_flush(self) -> None:
+        self._reader = reader = asyncio.get_running_loop().create_future()
+        self._reader_behind = True  # until it hands over its next text, even if it stops waiting first
+        paused_at = time.monotonic()
+        try:
+            await reader
+        finally:
+            self._reader = None
+            self._read_paused_at = paused_at
+
+    async def _catch_up(self) -> None:
+        """Wake a waiting reader and give it a moment to hand over what arrived while it waited."""
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+        if not self._reader_behind:
+            return
+        self._catching_up = caught_up = asyncio.get_running_loop().create_future()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CATCH_UP_MAX):
+                    await caught_up
+        finally:
+            self._catching_up = None
+
+    def _caught_up(self) -> None:
+        """The reader handed over all it read: a flush waiting for it goes on."""
+        self._reader_behind = False
+        if self._catching_up is not None and not self._catching_up.done():
+            self._catching_up.set_result(None)
 
     def set_status(self, line: str | None) -> None:
         """A live status line under the text (or alone, while there is none); None clears it. It never
@@ -126,6 +176,7 @@ class ReplyDisplay:
         self._want(self._frame)
 
     def finish(self, text: str, footer: str, file: FileUpload | None = None) -> None:
+        self._caught_up()
         self._want(Frame(text, footer or None, final=True, file=file))
         if self._delivery is not Delivery.GONE:
             self._button.hide()
@@ -135,6 +186,9 @@ class ReplyDisplay:
         if self._delivery is Delivery.GONE:
             return
         self._set_delivery(Delivery.GONE)
+        for waiting in (self._reader, self._catching_up):
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
         self._pacer.cancel(self._key)
         self._button.abandon()
 
@@ -180,8 +234,9 @@ class ReplyDisplay:
         if self._wanted is None or self._delivery is Delivery.GONE:
             return
         self._set_delivery(Delivery.IN_PROGRESS)
-        first_text = bool(self._wanted.text) and not self._text_shown
-        urgent = self._wanted.final or first_text or page_break is not None
+        first_text = bool(self._wanted.text) and not self._text_sent
+        # Nothing shown yet: an interaction unanswered for 3 s fails, and a question deserves a sign of life.
+        urgent = self._wanted.final or first_text or not self._shown or page_break is not None
         needed = Queued.PRIORITY if urgent else Queued.NORMAL
         if self._queued >= needed:
             return  # the waiting flush renders the latest frame when it runs
@@ -198,6 +253,7 @@ class ReplyDisplay:
         self._pacer.submit(self._key, self._flush, route, priority=self._queued is Queued.PRIORITY)
 
     async def _flush(self) -> None:
+        await self._catch_up()  # still queued meanwhile: what the reader hands over is for this flush
         self._queued = Queued.NONE
         frame = self._wanted
         if frame is None or self._delivery is Delivery.GONE:
@@ -208,6 +264,7 @@ class ReplyDisplay:
             self._set_delivery(Delivery.SYNCED)
             return
         burst = _burst(stale, len(self._shown))
+        self._text_sent = self._text_sent or bool(frame.text)
         page = burst[0]
         sent_at = time.monotonic()
         try:

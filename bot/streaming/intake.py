@@ -26,7 +26,7 @@ from bot.streaming.load import LoadSample, LoopMonitor
 
 log = logging.getLogger(__name__)
 
-START = 50  # admitted at once, before any measurement (about a tenth of a core at 40 tokens/s each)
+START = 200  # admitted at once, before any measurement (about half a core at 40 tokens/s each)
 FLOOR = 2  # always admitted, whatever the load
 LAG_LIMIT = 0.25  # seconds the loop may run late before admissions pause (edits go out about 1/s)
 CPU_LIMIT = 0.8  # share of one core the answers may take

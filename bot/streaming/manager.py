@@ -13,6 +13,7 @@ from bot.reservations import Ticket
 from bot.status import INTERRUPTED_BY_RESTART, Status
 from bot.store.answers import AnswerOrigin, AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
+from bot.store.starts import AnswerStarts
 from bot.store.usage import UsageStore
 from bot.streaming.continuation import CutOff, CutOffAnswers
 from bot.streaming.intake import Intake
@@ -33,6 +34,7 @@ class StreamManager:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
+        starts: AnswerStarts,
         answers: AnswersStore,
         max_concurrent: int | None,
         limits: Limits,
@@ -44,6 +46,7 @@ class StreamManager:
         self._pacer = pacer
         self._usage = usage
         self._inflight = inflight
+        self._starts = starts
         # Past what the process keeps up with, the bot's CPU, not Discord, becomes the limit: the rest wait
         # their turn behind a placeholder instead of slowing every answer and the gateway down.
         self.intake = Intake(max_concurrent)
@@ -93,6 +96,7 @@ class StreamManager:
             pacer=self._pacer,
             usage=self._usage,
             inflight=self._inflight,
+            starts=self._starts,
             intake=self.intake,
             limits=self._limits,
             options=options or AnswerOptions(),

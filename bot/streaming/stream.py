@@ -12,7 +12,7 @@ import openai
 
 from bot.attachments import has_images, without_images
 from bot.db.retry import FAILURES
-from bot.llm import ChatRequest, Finish, Reasoning, describe_error
+from bot.llm import ChatRequest, Finish, Reasoning, Text, describe_error
 from bot.model_calls import FallingBack, ModelCaller, Retrying
 from bot.model_retry import refuses_images
 from bot.prompt import context_full, halved_history
@@ -34,6 +34,7 @@ from bot.status import (
 )
 from bot.store.answers import AnswerRecord, AnswersStore
 from bot.store.inflight import InflightStore
+from bot.store.starts import AnswerStarts
 from bot.store.usage import UsageStore
 from bot.streaming.accounting import AnswerLedger, tokens_spent
 from bot.streaming.display import ReplyDisplay
@@ -78,6 +79,7 @@ class ReplyStream:
         pacer: Pacer,
         usage: UsageStore,
         inflight: InflightStore,
+        starts: AnswerStarts,
         intake: Intake,
         limits: Limits,
         options: AnswerOptions,
@@ -97,7 +99,7 @@ class ReplyStream:
         self._answered = False  # some model sent something: the usage row names it
         self._trouble_shown = False  # a live status line says the model is struggling
         self._inflight = inflight
-        self._ledger = AnswerLedger(request_id, requester, usage, inflight, observer)
+        self._ledger = AnswerLedger(request_id, requester, usage, inflight, starts, observer)
         self._intake = intake
         self._admission: Admission | None = None  # once admitted
         self.display = ReplyDisplay(
@@ -266,19 +268,21 @@ class ReplyStream:
 
     async def _read(self) -> None:
         assert self.chat is not None
-        async with contextlib.aclosing(self._models.answer(self.chat)) as events:
+        # Between reads the model's chunks gather until the next edit can show them.
+        reading = self._models.answer(self.chat, self.display.until_flush)
+        async with contextlib.aclosing(reading) as events:
             async for event in events:
                 if self._admission is not None and not self._admission.streaming:
                     self._admission.started()  # the model answers: from now on it costs what answers cost
-                if isinstance(event, str):  # the answer: the hot path
+                if isinstance(event, Text):  # the answer
                     if self._first_token_at is None:
                         self._first_token_at = time.monotonic()
                         self._answered = True
                         self._thinking.end()
                         if self._trouble_shown:  # the answer replaces the status line
                             self.display.set_status(None)
-                    self.text += event
-                    self._deltas += 1
+                    self.text += event.text
+                    self._deltas += event.chunks
                     if self._pages.exceeded(self.text):
                         self._overrun, self._trim = too_long(self._limits.max_pages), True
                         return  # closing the stream stops generation
