@@ -306,6 +306,10 @@ class Chat(commands.Cog):
             await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
+        except RuntimeError:  # aiohttp's "Session is closed": a message handled while the bot shuts down
+            if not self.bot.is_closed():
+                raise
+            log.info("Message %s not answered: the bot is shutting down", message.id)
 
 
 async def setup(bot: StreamcordBot) -> None:
