@@ -25,9 +25,7 @@ async def continue_answer(
 ) -> None:
     """Start the continuation; admission's Refused propagates, and the answer stays continuable.
     ``role_ids``: the requester's roles now (access and role_quotas apply as to a new question)."""
-    admitted = await bot.admission.check(
-        cut_off.guild_id, settings_channel_id, cut_off.user_id, role_ids
-    )
+    admitted = await bot.admission.check(cut_off.guild_id, settings_channel_id, cut_off.user_id, role_ids)
     bot.streams.start(
         question=Ready(Asked(continue_request(cut_off))),
         requester=Requester(cut_off.user_id, cut_off.guild_id, cut_off.channel_id),

@@ -14,7 +14,7 @@ from bot.discord_targets import STOP_EMOJI
 from bot.shards import GuildFilter, every_guild
 from bot.status import INTERRUPTED_BY_RESTART, split_status
 from bot.store.inflight import InflightReply, InflightStore
-from bot.streaming.accounting import RECORD_TIMEOUT
+from bot.store.starts import RECORD_TIMEOUT
 from bot.streaming.pacer import Pacer
 from bot.streaming.render import MARKER, render
 from bot.tokens import estimate_tokens

@@ -30,7 +30,6 @@ async def test_a_429_on_an_interaction_edit_holds_the_whole_channel_and_starts_n
     assert world.discord.count_429() == 1
 
 
-
 async def test_edits_queued_while_a_slow_interaction_response_is_out_spend_the_channel_budget(
     world: World, bot: StreamcordBot
 ) -> None:
