@@ -6,17 +6,18 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
 from bot import paced
-from bot.admission import Admission
+from bot.admission import RESTARTING, Admission
 from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
 from bot.config import Config
@@ -203,7 +204,10 @@ class StreamcordBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+        if self.admission.closing:  # commands are unloaded and the HTTP session closes under it
+            log.info("Command /%s not run: the bot is shutting down (%r)", _command_name(interaction), error)
+            message = RESTARTING
+        elif isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
             message = str(error) or "You can't use this command here."
         elif isinstance(getattr(error, "original", None), DatabaseUnavailable):  # /config set, /usage, …
             log.warning("Command /%s: %s", _command_name(interaction), getattr(error, "original", error))
@@ -218,12 +222,26 @@ class StreamcordBot(commands.Bot):
             )
             message = "Something went wrong running that command. The error has been logged."
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_MENTIONS)
-            else:
-                await interaction.response.send_message(message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            with self.unless_closing(f"The error of /{_command_name(interaction)}"):
+                if interaction.response.is_done():
+                    await interaction.followup.send(message, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                else:
+                    await interaction.response.send_message(
+                        message, ephemeral=True, allowed_mentions=NO_MENTIONS
+                    )
         except discord.HTTPException:
             log.warning("Could not tell user %s about a failed command", interaction.user.id)
+
+    @contextlib.contextmanager
+    def unless_closing(self, what: str) -> Iterator[None]:
+        """A Discord request made while the bot shuts down may find the HTTP session closed under it:
+        expected then, so logged; at any other time raised."""
+        try:
+            yield
+        except (RuntimeError, aiohttp.ClientError) as exc:
+            if not self.admission.closing:
+                raise
+            log.info("%s: not sent, the bot is shutting down (%r)", what, exc)
 
     async def close(self) -> None:
         # Streams first, while Discord and the database can still record how they ended.

@@ -219,7 +219,10 @@ class Chat(commands.Cog):
             return
         try:
             await self._answer(message, me, whole_channel=whole_channel)
-        except Exception:
+        except Exception as exc:
+            if self.bot.admission.closing:  # the HTTP session may be closing under it
+                log.info("Message %s not answered: the bot is shutting down (%r)", message.id, exc)
+                return
             # discord.py would only log it: the person who asked is told too.
             log.exception("Message %s in channel %s could not be answered", message.id, message.channel.id)
             await self._reply(message, MESSAGE_FAILED)
@@ -303,13 +306,10 @@ class Chat(commands.Cog):
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:
-            await paced.reply(self.bot.pacer, message, text)
+            with self.bot.unless_closing(f"The answer to message {message.id}"):
+                await paced.reply(self.bot.pacer, message, text)
         except discord.HTTPException as exc:
             log.warning("Could not answer message %s: %s %s", message.id, exc.status, exc.code)
-        except RuntimeError:  # aiohttp's "Session is closed": a message handled while the bot shuts down
-            if not self.bot.is_closed():
-                raise
-            log.info("Message %s not answered: the bot is shutting down", message.id)
 
 
 async def setup(bot: StreamcordBot) -> None:

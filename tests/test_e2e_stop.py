@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import recovery
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
 from tests.e2e import (
@@ -110,10 +111,11 @@ async def test_sigterm_finalises_answers_in_flight_and_exits_cleanly(world: Worl
         assert conn.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
 
-@pytest.mark.parametrize("outage", [0, 2], ids=["", "through_a_discord_outage"])
+@pytest.mark.parametrize("outage", [0, 12], ids=["", "through_a_discord_outage"])
 async def test_kill_9_then_restart_finalises_the_orphaned_reply(
-    world: World, tmp_path: Path, outage: int
+    world: World, tmp_path: Path, outage: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(recovery, "RETRY_BACKOFF", 0.01)  # the rounds of retries, not their spacing
     world.llm.enqueue(slow())
     async with bot_process(world, tmp_path / "bot.log") as process:
         message_id = await chat(world, "count")
@@ -130,7 +132,7 @@ async def test_kill_9_then_restart_finalises_the_orphaned_reply(
     assert shown.endswith("▌")
 
     message = world.discord.messages[message_id]
-    # A passing outage as the bot starts again: recovery retries rather than leave the cursor for good.
+    # An outage as the bot starts again: recovery retries until it passes rather than leave the cursor.
     world.discord.fail_requests("PATCH", f"/messages/{message_id}", 503, count=outage)
     async with running_bot(world) as bot:
         await wait_final(world, message_id, lambda content: "interrupted" in content)
