@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,4 +65,4 @@ async def check(
 def _when(circuit: CircuitStatus) -> str:
     if circuit.state is CircuitState.PROBING:
         return "one probe under way"
-    return f"next probe in {circuit.retry_in:.0f} s"
+    return f"next probe in {math.ceil(circuit.retry_in)} s"  # never rounds below the time left

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.client import StreamcordBot, open_bot
 from bot.config import load_config
 from bot.db import Database
-from bot.store.usage import UsageStore
+from bot.store.usage import AnswerStart, UsageStore
 from bot.streaming.render import MARKER
 from fakes import bot_env
 from fakes.discord import FLAG_LOADING, FakeAttachment, FakeDiscord, FakeMessage
@@ -150,7 +150,7 @@ async def add_row(
     """A finished request recorded at ``at`` (the store's clock is the only way to backdate one)."""
     store = UsageStore(db, clock=lambda: at)
     request_id = f"old-{at.isoformat()}-{user_id}"
-    await store.start(request_id, guild_id, channel_id, user_id, "fake-model")
+    await store.start([AnswerStart(request_id, guild_id, channel_id, user_id, "fake-model")])
     await store.finish(
         request_id,
         status="completed",

@@ -86,12 +86,12 @@ async def test_open_circuits_are_listed_and_only_all_of_them_fail_the_check(db: 
     main, fallback = circuit("m1", CircuitState.OPEN), circuit("m2", CircuitState.CLOSED)
     assert await check(lambda: None, db, list) == HealthReport()
     one_down = await check(lambda: None, db, lambda: [main, fallback])
-    assert (one_down.status, one_down.text) == (200, "ok\nmodel circuit open: m1 (next probe in 12 s)\n")
+    assert (one_down.status, one_down.text) == (200, "ok\nmodel circuit open: m1 (next probe in 13 s)\n")
     probing = circuit("m2", CircuitState.PROBING)
     all_down = await check(lambda: None, db, lambda: [main, probing])
     assert all_down.status == 503
     assert all_down.text.splitlines() == [
         "every model circuit is open",
-        "model circuit open: m1 (next probe in 12 s)",
+        "model circuit open: m1 (next probe in 13 s)",
         "model circuit probing: m2 (one probe under way)",
     ]

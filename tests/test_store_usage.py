@@ -67,7 +67,7 @@ async def test_start_then_finish(db: Database, usage: UsageStore, clock: Clock) 
 async def test_active_since_sees_answers_in_progress_or_ended_lately(usage: UsageStore, clock: Clock) -> None:
     longest = timedelta(minutes=10)
     assert not await usage.active_since(NOW - timedelta(minutes=1), longest=longest)
-    await usage.start("r1", GUILD, GENERAL, ALICE, "gpt-x")
+    await usage.start([AnswerStart("r1", GUILD, GENERAL, ALICE, "gpt-x")])
     clock.now = NOW + timedelta(minutes=5)
     assert await usage.active_since(clock.now - timedelta(seconds=40), longest=longest)  # still in progress
     await usage.finish(
