@@ -18,6 +18,7 @@ from typing import TextIO
 
 import discord
 
+from bot import gc_tuning
 from bot.budget import server_prices
 from bot.client import StartupError, open_bot
 from bot.config import (
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     configure_logging(config.log_level)
+    gc_tuning.tune()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(sync_commands(config) if args.command == "sync" else run(config))

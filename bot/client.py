@@ -16,7 +16,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot import paced
+from bot import gc_tuning, paced
 from bot.admission import RESTARTING, Admission
 from bot.attachment_fetch import AttachmentFetcher
 from bot.budget import Budget, BudgetWatch
@@ -137,6 +137,7 @@ class StreamcordBot(commands.Bot):
             metrics.count_streams(lambda: self.streams.generating, lambda: self.streams.queued)
             metrics.watch_circuits(self.models.circuits)
         self._background: set[asyncio.Task[None]] = set()
+        self._frozen = False  # start-up objects frozen out of the garbage collector (bot/gc_tuning.py)
         self.metrics_port: int | None = None  # where /metrics and /healthz listen, once they do
 
     async def setup_hook(self) -> None:
@@ -191,6 +192,9 @@ class StreamcordBot(commands.Bot):
 
     async def on_ready(self) -> None:
         assert self.user is not None
+        if not self._frozen:  # READY comes again after a reconnect that could not resume
+            self._frozen = True
+            gc_tuning.freeze_startup_objects()
         invite = discord.utils.oauth_url(
             self.user.id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
         )

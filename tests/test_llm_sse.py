@@ -1,11 +1,12 @@
-"""The Server-Sent Events reader behind stream_chat (pure)."""
+"""The Server-Sent Events reader behind stream_chat (pure), and stream_chat's usage."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bot.llm import Usage, _sse_batches, _usage
+from bot.llm import Usage, _usage
+from bot.sse import sse_pieces
 
 
 async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
@@ -17,7 +18,7 @@ async def collect(*items: str, newline: str = "\n") -> list[dict[str, Any] | Non
     """The events of the lines ``items``, the same however the body arrives in pieces."""
     body = newline.join(items).encode()
     sizes = (1, 3, len(body) or 1)
-    seen = [[e async for batch in _sse_batches(pieces(body, size)) for e in batch] for size in sizes]
+    seen = [[e async for piece in sse_pieces(pieces(body, size)) for e in piece] for size in sizes]
     assert all(events == seen[0] for events in seen)
     return seen[0]
 
@@ -54,3 +55,11 @@ def test_reasoning_tokens_come_from_the_completion_details() -> None:
     raw = {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 5}}
     assert _usage(raw) == Usage(3, 9, 5)
     assert _usage({**raw, "completion_tokens_details": None}) == Usage(3, 9)
+
+
+async def test_a_piece_parses_one_payload_at_a_time() -> None:
+    body = b'data: {"a": 1}\n\ndata: {"a": 2}\n\ndata: not json\n\n'
+    pieces_seen = sse_pieces(pieces(body, len(body)))
+    piece = await anext(pieces_seen)
+    assert next(piece) == {"a": 1}  # the broken third payload is not parsed until it is asked for
+    assert next(piece) == {"a": 2}
