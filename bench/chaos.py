@@ -406,6 +406,8 @@ class Soak:
         self.never_retrieved = log.count("never retrieved")
         if self.tracebacks or self.never_retrieved:
             v.append(f"log: {self.tracebacks} tracebacks, {self.never_retrieved} 'never retrieved'")
+        # The work folder is gone after a run without --keep: the log lines travel with the report.
+        self.log_excerpts = _log_excerpts(log, ("Traceback", "never retrieved"))
         bad_terms = [t for t in self.figures.terms if t[0] != 0 or t[1] > TERM_BOUND]
         if bad_terms:
             v.append(f"SIGTERM exits not 0 within {TERM_BOUND:.0f} s: {bad_terms}")
@@ -430,8 +432,19 @@ class Soak:
             f" 'never retrieved': {self.never_retrieved}",
             f"event-loop lag p99: {p99 * 1000:.0f} ms (median {median * 1000:.0f} ms, {len(lag)} samples)",
             f"violations: {len(f.violations)}" + "".join(f"\n  - {x}" for x in f.violations),
+            *(f"log excerpt:\n{excerpt}" for excerpt in self.log_excerpts),
         ]
         return "\n".join(lines)
+
+
+def _log_excerpts(log: str, markers: tuple[str, ...], before: int = 3, after: int = 25) -> list[str]:
+    """The lines around each marker (the logged message above a traceback, and the traceback)."""
+    lines = log.splitlines()
+    return [
+        "\n".join(lines[max(0, i - before) : i + after])
+        for i, line in enumerate(lines)
+        if any(marker in line for marker in markers)
+    ]
 
 
 async def soak(seed: int, duration: float, concurrency: int, workdir: Path) -> Soak:
