@@ -35,14 +35,10 @@ class _Decoder:
 
     def end(self) -> Iterator[Payload]:
         """The body ended: an event it did not close with a blank line still counts."""
-        if self._rest.startswith(b"data:"):
-            self._data.append(self._rest[5:].removeprefix(b" ").removesuffix(b"\r"))
-        self._rest = b""
-        if self._data:
-            yield self._payload()
+        return self.feed(b"\n\n")
 
     def _payload(self) -> Payload:
-        payload, self._data = b"\n".join(self._data) if len(self._data) > 1 else self._data[0], []
+        payload, self._data = b"\n".join(self._data), []
         return None if payload == b"[DONE]" else orjson.loads(payload)
 
 
