@@ -74,6 +74,11 @@ class StartupError(Exception):
     """The bot can't start for a reason the operator must fix; the message says which."""
 
 
+# discord.py's own pool is unlimited: a burst of 1,000 /chat opened 1,000 sockets for their answers (50 MB
+# at once). A hundred carry over a thousand requests a second; the rest wait their turn in order.
+REST_CONNECTIONS = 100
+
+
 class StreamcordBot(commands.Bot):
     def __init__(
         self, *, config: Config, db: Database, llm: LLMClient, pacer: Pacer, metrics: Metrics | None = None
@@ -89,6 +94,7 @@ class StreamcordBot(commands.Bot):
             http_trace=metrics.trace_into(pacer.trace_config()) if metrics else pacer.trace_config(),
             help_command=None,
             max_messages=None,  # nothing reads the message cache; every update event would search it
+            connector=aiohttp.TCPConnector(limit=REST_CONNECTIONS),
             **config.shards.client_options(),
         )
         self.config = config

@@ -64,14 +64,18 @@ async def test_admits_a_start_at_once_and_queues_the_rest_in_order(answers: Answ
     assert answers.positions[START:] == [[0], [1], [2]]
 
 
-async def test_a_slowed_loop_pauses_admissions_and_a_healthy_one_resumes_them(answers: Answers) -> None:
+async def test_a_slowed_loop_pauses_admissions_and_a_healthy_one_resumes_them() -> None:
+    now = [0.0]
+    answers = Answers(Intake(measure=False, clock=lambda: now[0]))
     answers.ask(START + 10)
     await answers.settled(lambda: answers.intake.queued == 10)
+    now[0] += STEADY  # the running answers' cost is measured from here on
     answers.intake.sample(SLOWED)
     assert (answers.intake.active, answers.intake.queued) == (START, 10)
     answers.intake.sample(HEALTHY)
     assert (answers.intake.active, answers.intake.queued) == (START + 10, 0)
     await answers.settled(lambda: all(p[-1:] == [None] for p in answers.positions[START:]))
+    await answers.release_all()
 
 
 async def test_cpu_cost_per_streaming_answer_bounds_how_many_run() -> None:
@@ -81,10 +85,14 @@ async def test_cpu_cost_per_streaming_answer_bounds_how_many_run() -> None:
     await answers.settled(lambda: answers.intake.streaming == START and answers.intake.queued == 3 * START)
     # Right after answers started, the CPU also pays for starting them: it says nothing of their cost.
     answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT))
+    assert answers.intake.active == START
+    now[0] += STEADY
+    # Settled: they take a third of the CPU they may, so three times as many fit.
+    answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT / 3))
     assert answers.intake.active == 3 * START
     await answers.settled(lambda: answers.intake.streaming == 3 * START)
     now[0] += STEADY
-    # Settled: 3 * START answers take all the CPU they may, so no more fit, even with the loop on time.
+    # 3 * START answers take all the CPU they may, so no more fit, even with the loop on time.
     answers.intake.sample(LoadSample(lag=0.0, cpu=CPU_LIMIT))
     assert answers.intake.active == 3 * START
     # They cost half as much: twice as many fit.
@@ -93,14 +101,20 @@ async def test_cpu_cost_per_streaming_answer_bounds_how_many_run() -> None:
     await answers.release_all()
 
 
-async def test_growth_is_stepwise_so_measurements_can_follow(answers: Answers) -> None:
+async def test_growth_is_stepwise_so_measurements_can_follow() -> None:
+    now = [0.0]
+    answers = Answers(Intake(measure=False, clock=lambda: now[0]))
     answers.ask(10 * START)
-    await answers.settled(lambda: answers.intake.active == START)
+    await answers.settled(lambda: answers.intake.streaming == START)
     answers.intake.sample(HEALTHY)
+    assert answers.intake.active == START  # a quiet loop says nothing yet: no cost has been measured
+    now[0] += STEADY
+    answers.intake.sample(HEALTHY)  # measured: cheap, so more fit
     assert answers.intake.active == 3 * START  # at most twice those streaming, plus a start, per sample
     await answers.settled(lambda: answers.intake.streaming == 3 * START)
     answers.intake.sample(HEALTHY)
     assert answers.intake.active == 7 * START
+    await answers.release_all()
 
 
 async def test_answers_waiting_for_their_model_do_not_grow_the_allowance() -> None:
@@ -143,3 +157,14 @@ async def test_a_hard_ceiling_holds_whatever_the_measurements_say() -> None:
     answers.intake.sample(HEALTHY)
     assert answers.intake.active == 3
     await answers.release_all()
+
+
+async def test_an_answer_cancelled_in_the_queue_gives_its_turn_to_the_next(answers: Answers) -> None:
+    answers.intake.sample(SLOWED)
+    answers.ask(FLOOR + 2)
+    await answers.settled(lambda: answers.intake.queued == 2)
+    answers.tasks[FLOOR].cancel()  # the first in line gives up; its task has not run its handler yet
+    answers.intake.sample(HEALTHY)  # a place frees at that very moment
+    await answers.settled(lambda: answers.tasks[FLOOR].done())
+    assert (answers.intake.active, answers.intake.queued) == (FLOOR + 1, 0)
+    assert answers.positions[FLOOR + 1] == [1, None]

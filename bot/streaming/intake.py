@@ -7,7 +7,8 @@ in it. An optional hard ceiling (MAX_CONCURRENT_STREAMS) caps the count whatever
 An admitted answer costs little until the model's first token; from then on it is *streaming*. The
 allowance grows at most to twice the streaming answers (plus a start) per sample, so a burst of requests is
 admitted in steps the measurements can follow. What one streaming answer costs is measured while none has
-started for a moment (starting one costs extra, once: a connection, database rows), and caps how many fit.
+started for a moment (starting one costs extra, once: a connection, database rows), and caps how many fit;
+until it is known, no more than the start run, however quiet the loop looks while a burst is still arriving.
 It never shrinks below a floor that keeps the queue moving however loaded the machine is. Admitted answers
 are never paused.
 """
@@ -15,6 +16,7 @@ are never paused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -109,9 +111,11 @@ class Intake:
         streaming = self._streaming
         if streaming and self._clock() - self._changed_at >= STEADY:
             self._cost = load.cpu / streaming
-        if keeping_up:
-            fit = CPU_LIMIT / self._cost if self._cost else math.inf
+        if keeping_up and self._cost:
+            fit = CPU_LIMIT / self._cost
             self._allowance = min(self._ceiling, fit, max(self._allowance, 2 * streaming + START))
+        elif keeping_up:
+            self._allowance = max(self._allowance, min(START, self._ceiling))
         else:
             self._allowance = min(self._allowance, self._active)
         self._allowance = max(self._allowance, min(FLOOR, self._ceiling))
@@ -146,7 +150,8 @@ class Intake:
                 self._active -= 1  # admitted just as it was cancelled: give the place back
                 self._admit()
             else:
-                self._queue.remove(entry)
+                with contextlib.suppress(ValueError):  # _admit() may have dropped it already
+                    self._queue.remove(entry)
                 self._positions_stale = True
             raise
         on_position(None)
@@ -154,6 +159,8 @@ class Intake:
     def _admit(self) -> None:
         while self._queue and self._active < self._allowance:
             admission, _ = self._queue.popleft()
+            if admission.done():  # cancelled while waiting; its task has not run its handler yet
+                continue
             self._active += 1
             admission.set_result(None)
             self._positions_stale = True
