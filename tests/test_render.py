@@ -15,6 +15,7 @@ from bot.streaming.render import (
     MARKER,
     MIN_LIMIT,
     RESERVED,
+    Layout,
     Page,
     fences_balanced,
     layout,
@@ -281,3 +282,24 @@ def test_prefix_stability_chunk_by_chunk_and_any_extension() -> None:
             assert_prefix_stable(renders[i], renders[j])
             final = render(text[: ends[j]], streaming=False, footer=rng.choice(["", STOP]), limit=limit)
             assert_prefix_stable(renders[i], final)
+
+
+def test_a_growing_layout_matches_a_fresh_one_at_every_step() -> None:
+    """A display's Layout lays out only the open page; what it returns is what a whole new layout returns,
+    chunk by chunk, for a final text with a footer, and for a text that is not the last one grown."""
+    rng = random.Random(2026)
+    for _ in range(30):
+        limit = rng.choice([*LIMITS, 2000])
+        text = random_text(rng, 5000 if limit == 2000 else 700)
+        growing = Layout(limit)
+        end = 0
+        while end < len(text):
+            end = min(len(text), end + rng.randint(1, 60))
+            streaming = end < len(text) or rng.random() < 0.5
+            footer = "" if streaming else rng.choice(["", STOP])
+            expected = layout(text[:end], streaming=streaming, footer=footer, limit=limit)
+            assert growing.pages(text[:end], streaming=streaming, footer=footer) == expected
+        trimmed = text[: rng.randint(0, len(text))].rstrip() + " …"  # a final text cut to fit
+        assert growing.pages(trimmed, streaming=False, footer=STOP) == layout(
+            trimmed, streaming=False, footer=STOP, limit=limit
+        )

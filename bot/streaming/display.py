@@ -12,7 +12,7 @@ from enum import Enum, IntEnum
 
 from bot.streaming.observer import NO_OBSERVER, StreamObserver
 from bot.streaming.pacer import Pacer
-from bot.streaming.render import render
+from bot.streaming.render import Layout
 from bot.streaming.stop_button import StopButton
 from bot.streaming.target import (
     DeliveryBlocked,
@@ -47,9 +47,6 @@ class Frame:
     status_line: str | None = None
     final: bool = False
     file: FileUpload | None = None  # attached to the last page with the final version
-
-    def pages(self) -> list[str]:
-        return render(self.text, streaming=not self.final, footer=self.status_line or "")
 
 
 class Delivery(Enum):
@@ -106,6 +103,7 @@ class ReplyDisplay:
         self._on_page = on_page
         self._button = StopButton(target, pacer, f"{key}:stop-button")
         self._wanted: Frame | None = None  # None until something (even the placeholder) should show
+        self._layout = Layout()
         self._shown: list[str] = []  # each page as Discord shows it
         self._text_shown = False  # some of the answer's text has reached Discord
         self._text_sent = False  # ... or is on its way: later text no longer jumps the queue
@@ -258,7 +256,8 @@ class ReplyDisplay:
         frame = self._wanted
         if frame is None or self._delivery is Delivery.GONE:
             return
-        pages = frame.pages()
+        laid_out = self._layout.pages(frame.text, streaming=not frame.final, footer=frame.status_line or "")
+        pages = [page.content for page in laid_out]
         stale = [i for i, content in enumerate(pages) if i >= len(self._shown) or self._shown[i] != content]
         if not stale:
             self._set_delivery(Delivery.SYNCED)

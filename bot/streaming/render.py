@@ -1,6 +1,7 @@
 """Lay out model text as the Discord message contents ("pages") of one reply.
 
-Pure functions; ``render`` is called on every paced edit with the whole text so far.
+Pure functions, and :class:`Layout`, which lays out a growing text page by page (the display keeps one per
+reply and asks it on every paced edit).
 
 Guarantees (asserted by tests/test_render.py):
 
@@ -74,36 +75,62 @@ def render(text: str, *, streaming: bool, footer: str = "", limit: int = 2000) -
 
 def layout(text: str, *, streaming: bool, footer: str = "", limit: int = 2000) -> list[Page]:
     """Like :func:`render`, keeping each page's added head and tail apart from its verbatim body."""
-    if limit < MIN_LIMIT:
-        raise ValueError(f"limit must be at least {MIN_LIMIT}, got {limit}")
-    pages: list[Page] = []
-    pos, lang = 0, None
-    while True:
-        head = "" if lang is None else f"{FENCE}{lang}\n"
-        room = limit - len(head) - RESERVED
-        if len(text) - pos <= room:
-            break
-        cut = pos + _choose_cut(text[pos : pos + room + 1], in_block=lang is not None, room=room)
-        body = text[pos:cut]
-        end_lang = _fence_state(body, lang)
-        pages.append(Page(head, body, "" if end_lang is None else CLOSE))
-        pos, lang = cut, end_lang
-    body = text[pos:]
-    last = Page(head, body, "" if _fence_state(body, lang) is None else CLOSE)
+    return Layout(limit).pages(text, streaming=streaming, footer=footer)
 
-    trailer = footer or ("" if streaming or text.strip() else EMPTY_RESPONSE)
-    marker = MARKER if streaming else ""
-    if trailer:
-        with_trailer = _append(last, trailer, "\n")
-        if len(_append(with_trailer, marker, " ").content) <= limit:
-            last = with_trailer
-        else:
-            pages.append(last)
-            if len(trailer) > limit - len(" " + MARKER):  # only an absurd footer; keep the page valid
-                trailer = trailer[: limit - len(" " + MARKER) - 1] + "…"
-            last = Page("", "", trailer)
-    pages.append(_append(last, marker, " "))
-    return pages
+
+class Layout:
+    """The pages of one reply as its text grows. By prefix stability a page once cut can't change while the
+    text only grows, so each paced edit lays out the open page alone, not the whole answer again."""
+
+    def __init__(self, limit: int = 2000) -> None:
+        if limit < MIN_LIMIT:
+            raise ValueError(f"limit must be at least {MIN_LIMIT}, got {limit}")
+        self._limit = limit
+        self._start()
+
+    def _start(self) -> None:
+        self._cut: list[Page] = []
+        self._pos = 0  # where the open page starts
+        self._lang: str | None = None  # the code block open there (its language), if any
+        self._decided = ""  # the text the cuts were decided on: each page's first room + 1 characters
+
+    def pages(self, text: str, *, streaming: bool, footer: str = "") -> list[Page]:
+        if not text.startswith(self._decided):  # not the same text grown (a final text trimmed to fit)
+            self._start()
+        while True:
+            head = "" if self._lang is None else f"{FENCE}{self._lang}\n"
+            room = self._limit - len(head) - RESERVED
+            if len(text) - self._pos <= room:
+                break
+            window_end = self._pos + room + 1
+            cut = self._pos + _choose_cut(
+                text[self._pos : window_end], in_block=self._lang is not None, room=room
+            )
+            body = text[self._pos : cut]
+            end_lang = _fence_state(body, self._lang)
+            self._cut.append(Page(head, body, "" if end_lang is None else CLOSE))
+            self._pos, self._lang = cut, end_lang
+            self._decided = text[:window_end]
+        return [*self._cut, *self._open_pages(text, head, streaming, footer)]
+
+    def _open_pages(self, text: str, head: str, streaming: bool, footer: str) -> list[Page]:
+        """The open page, with the trailer and marker (and a page of its own for a trailer that won't fit)."""
+        body = text[self._pos :]
+        last = Page(head, body, "" if _fence_state(body, self._lang) is None else CLOSE)
+        trailer = footer or ("" if streaming or text.strip() else EMPTY_RESPONSE)
+        marker = MARKER if streaming else ""
+        pages: list[Page] = []
+        if trailer:
+            with_trailer = _append(last, trailer, "\n")
+            if len(_append(with_trailer, marker, " ").content) <= self._limit:
+                last = with_trailer
+            else:
+                pages.append(last)
+                if len(trailer) > self._limit - len(" " + MARKER):  # only an absurd footer; keep it valid
+                    trailer = trailer[: self._limit - len(" " + MARKER) - 1] + "…"
+                last = Page("", "", trailer)
+        pages.append(_append(last, marker, " "))
+        return pages
 
 
 def _append(page: Page, extra: str, separator: str) -> Page:
