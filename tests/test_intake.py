@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.streaming import intake as intake_module
-from bot.streaming.intake import CPU_LIMIT, FLOOR, LAG_LIMIT, START, STEADY, Intake
+from bot.streaming.intake import (
+    CPU_LIMIT,
+    FAR_REFRESHES,
+    FLOOR,
+    LAG_LIMIT,
+    POSITION_REFRESH,
+    START,
+    STEADY,
+    Intake,
+)
 from bot.streaming.load import LoadSample
 
 HEALTHY = LoadSample(lag=0.0, cpu=0.05)
@@ -168,3 +177,22 @@ async def test_an_answer_cancelled_in_the_queue_gives_its_turn_to_the_next(answe
     await answers.settled(lambda: answers.tasks[FLOOR].done())
     assert (answers.intake.active, answers.intake.queued) == (FLOOR + 1, 0)
     assert answers.positions[FLOOR + 1] == [1, None]
+
+
+async def test_places_far_back_are_shown_less_often() -> None:
+    now = [0.0]
+    answers = Answers(Intake(measure=False, clock=lambda: now[0]))
+    answers.intake.sample(SLOWED)
+    answers.ask(FLOOR + 200)
+    await answers.settled(lambda: answers.intake.queued == 200)
+    for task in answers.tasks[FLOOR : FLOOR + 5]:  # the first five in line give up
+        task.cancel()
+    await answers.settled(lambda: answers.intake.queued == 195)
+    now[0] += POSITION_REFRESH
+    answers.intake.sample(SLOWED)
+    near, far = answers.positions[FLOOR + 5], answers.positions[FLOOR + 100]
+    assert (near, far) == ([5, 0], [100])  # near the front at once; 95 ahead only a few refreshes later
+    now[0] += POSITION_REFRESH * FAR_REFRESHES
+    answers.intake.sample(SLOWED)
+    assert (near, far) == ([5, 0], [100, 95])
+    await answers.release_all()

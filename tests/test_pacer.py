@@ -761,3 +761,36 @@ async def test_slots_free_when_the_response_arrives_not_when_the_action_returns(
     )
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert len(started) == 2 and started[1] < finished[0]
+
+
+async def test_while_the_global_budget_is_spent_a_no_channel_job_that_needs_none_still_goes(
+    make_pacer: Callable[..., Awaitable[Pacer]],
+    server: RateLimitedServer,
+    traced: Callable[[Pacer], aiohttp.ClientSession],
+) -> None:
+    """Reactions (global, no channel budget) queue in one lane with interaction responses (neither): the
+    responses behind them go at once, and the reactions once the global budget is back."""
+    pacer = await make_pacer()
+    session = traced(pacer)
+    server.scripted["/gateway/bot"] = (
+        429,
+        {"Retry-After": "0.4", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
+    )
+    async with session.get(server.base + "/gateway/bot") as response:
+        assert response.status == 429
+    reactions = [
+        pacer.submit(
+            f"r{i}",
+            http_action(session, "PUT", server.base + f"/channels/3/messages/{i}/reactions/x/@me"),
+            Route.reaction_add(3, i, "x"),
+        )
+        for i in range(20)
+    ]
+    answered = pacer.submit(
+        "ack",
+        http_action(session, "POST", server.base + "/interactions/9/tok/callback"),
+        Route.interaction_callback(9, "tok"),
+    )
+    assert await asyncio.wait_for(answered, 2) == 200
+    assert not any(r.done() for r in reactions)
+    assert await asyncio.wait_for(asyncio.gather(*reactions), 5) == [200] * 20

@@ -100,6 +100,7 @@ class Dispatcher:
         heapq.heappush(lane.heap, entry)
         if not job.route.uses_global:
             self._nonglobal_queued += 1
+            lane.nonglobal += 1
         # A non-ready lane may be blocked by its head's route while this job could go: look again.
         if lane.state is not LaneState.READY or lane.head() is job:
             self._schedule_lane(lane, self._clock())
@@ -108,6 +109,8 @@ class Dispatcher:
         job.entry = None  # its heap entry becomes stale and is skipped lazily
         if not job.route.uses_global:
             self._nonglobal_queued -= 1
+            if job.lane is not None:
+                job.lane.nonglobal -= 1
 
     def completed(self, lane: Lane | None, now: float) -> None:
         """A slot freed (in ``lane``'s channel, globally or on a route): what waited for it looks again."""
@@ -134,6 +137,7 @@ class Dispatcher:
         """Forget every queued job (the pacer has cancelled them)."""
         for lane in self._lanes.values():
             lane.heap.clear()
+            lane.nonglobal = 0
         self._ready.clear()
         self._timed.clear()
         self._nonglobal_queued = 0
@@ -255,6 +259,10 @@ class Dispatcher:
         if window is not None and window.occupied(now) >= window.limit:
             return _Wait(self._free_at(lane, head, now))  # an unpaced request took the slot meanwhile
         spaced = window is None or now >= lane.last_dispatch + self._spacing
+        if spaced and not global_room and lane.nonglobal == 0:
+            # Every job waits for the global budget alone: no need to look through them (hundreds of 🛑
+            # reactions queue in the no-channel lane while a burst of answers holds the global budget).
+            return _HELD
         wait = INF
         held = False
         blocked: list[RouteBudget[Lane]] = []

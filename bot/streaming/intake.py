@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from bot.streaming.load import LoadSample, LoopMonitor
 
@@ -33,10 +34,21 @@ FLOOR = 2  # always admitted, whatever the load
 LAG_LIMIT = 0.25  # seconds the loop may run late before admissions pause (edits go out about 1/s)
 CPU_LIMIT = 0.8  # share of one core the answers may take
 POSITION_REFRESH = 1.0  # seconds between queue-position updates (a reply is edited about once a second)
+# A place far back is shown less often, up to this many refreshes apart (one per ten places ahead): with
+# 800 waiting, refreshing every place each second doubled the bot's requests to Discord, and its CPU.
+FAR_REFRESHES = 10
 STEADY = 1.0  # seconds without a new answer before a sample says what a streaming answer costs
 
 # Called with the number of answers ahead while queued, then None once admitted (if it was queued).
 PositionCallback = Callable[[int | None], None]
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    admission: asyncio.Future[None]
+    on_position: PositionCallback
+    shown: int  # the place last shown
+    shown_at: float
 
 
 class Admission:
@@ -66,7 +78,7 @@ class Intake:
         self._streaming = 0  # admitted answers whose model has started answering
         self._changed_at = clock()  # the last admission or start
         self._cost: float | None = None  # share of a core one streaming answer takes, once measured
-        self._queue: deque[tuple[asyncio.Future[None], PositionCallback]] = deque()
+        self._queue: deque[_Waiting] = deque()
         self._positions_at = -math.inf
         self._positions_stale = False
         self._paused = False
@@ -140,9 +152,9 @@ class Intake:
 
     async def _wait(self, on_position: PositionCallback) -> None:
         admission: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (admission, on_position)
+        entry = _Waiting(admission, on_position, len(self._queue), self._clock())
         self._queue.append(entry)
-        on_position(len(self._queue) - 1)
+        on_position(entry.shown)
         try:
             await admission
         except asyncio.CancelledError:
@@ -158,7 +170,7 @@ class Intake:
 
     def _admit(self) -> None:
         while self._queue and self._active < self._allowance:
-            admission, _ = self._queue.popleft()
+            admission = self._queue.popleft().admission
             if admission.done():  # cancelled while waiting; its task has not run its handler yet
                 continue
             self._active += 1
@@ -167,10 +179,16 @@ class Intake:
             self._changed_at = self._clock()
 
     def _show_positions(self) -> None:
-        self._positions_at = self._clock()
+        now = self._positions_at = self._clock()
         self._positions_stale = False
-        for ahead, (_, on_position) in enumerate(self._queue):
-            on_position(ahead)
+        for ahead, waiting in enumerate(self._queue):
+            if ahead == waiting.shown:
+                continue
+            if now - waiting.shown_at < POSITION_REFRESH * min(FAR_REFRESHES, max(1, ahead // 10)):
+                self._positions_stale = True  # shown at a later refresh
+                continue
+            waiting.shown, waiting.shown_at = ahead, now
+            waiting.on_position(ahead)
 
     def _watch(self) -> None:
         """Measure only while there is something to admit or running: an idle bot does no work."""

@@ -88,12 +88,13 @@ class Lane:
     """Pending jobs that spend one channel budget (a channel's creates, or its edits; or no channel) plus
     that budget's window."""
 
-    __slots__ = ("budget", "heap", "last_dispatch", "served_at", "state", "version", "window")
+    __slots__ = ("budget", "heap", "last_dispatch", "nonglobal", "served_at", "state", "version", "window")
 
     def __init__(self, budget: ChannelBudget | None, window: SlidingWindow | None) -> None:
         self.budget = budget
         self.window = window
         self.heap: list[_Entry] = []
+        self.nonglobal = 0  # queued jobs whose requests don't spend the global budget
         self.last_dispatch = -INF
         self.served_at = -INF  # when the dispatcher last started one of its jobs (any lane, paced or not)
         self.state = LaneState.IDLE
