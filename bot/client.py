@@ -74,8 +74,8 @@ class StartupError(Exception):
     """The bot can't start for a reason the operator must fix; the message says which."""
 
 
-# discord.py's own pool is unlimited: a burst of 1,000 /chat opened 1,000 sockets for their answers (50 MB
-# at once). A hundred carry over a thousand requests a second; the rest wait their turn in order.
+# discord.py's own pool is unlimited: a burst of 1,000 /chat opened a socket per acknowledgement, and setting
+# them up slowed the acknowledgements. A hundred carry over a thousand requests a second; the rest queue.
 REST_CONNECTIONS = 100
 
 
