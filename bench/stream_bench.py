@@ -185,10 +185,12 @@ class BotProcess:
         times = self._ps.cpu_times()
         return times.user + times.system
 
-    def peak_rss_mb(self) -> float:
+    def rss_mb(self, *, peak: bool) -> float:
+        """The bot's resident memory now, or its peak so far."""
         assert self._proc is not None
+        key = "VmHWM:" if peak else "VmRSS:"
         for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
         return math.nan
 
@@ -396,6 +398,7 @@ class LevelFigures:
     cpu_s: float
     cpu_per_1k: float
     rss_mb: float
+    ready_rss_mb: float  # once ready, before the load: what start-up and the imports hold
     bench_cpu_s: float
     exit_code: int
     log_warnings: int
@@ -416,8 +419,9 @@ async def run_level(kind: BotKind, streams: int, load: Load, workdir: Path) -> L
         bot = BotProcess(kind, fake, llm, workdir, f"{kind.slug}-{streams}", load)
         await bot.start()
         try:
+            ready_rss = bot.rss_mb(peak=False)
             interactions, window = await drive_load(fake, llm, bot, seats, load)
-            rss = bot.peak_rss_mb()
+            rss = (bot.rss_mb(peak=True), ready_rss)
         finally:
             exit_code = await bot.stop()
         warnings, errors = bot.log_counts()
@@ -472,7 +476,7 @@ def measure(
     interactions: list[FakeInteraction],
     window: RunWindow,
     load: Load,
-    rss_mb: float,
+    rss_mb: tuple[float, float],  # peak, and once ready
     exit_code: int,
     log_warnings: int,
     log_errors: int,
@@ -540,7 +544,8 @@ def measure(
         unacked=sum(i.responded_at is None for i in interactions),
         cpu_s=window.bot_cpu_s,
         cpu_per_1k=window.bot_cpu_s / tokens * 1000 if tokens else math.nan,
-        rss_mb=rss_mb,
+        rss_mb=rss_mb[0],
+        ready_rss_mb=rss_mb[1],
         bench_cpu_s=window.bench_cpu_s,
         exit_code=exit_code,
         log_warnings=log_warnings,
@@ -709,7 +714,7 @@ def level_rows(streams: int) -> list[Row]:
         Row("wall time to all final", lambda f: f"{f.wall_s:.1f} s"),
         Row("bot CPU", lambda f: f"{f.cpu_s:.2f} s"),
         Row("bot CPU per 1,000 tokens", lambda f: f"{f.cpu_per_1k:.3f} s", "flat ≤ 2× (20→1000)"),
-        Row("bot peak RSS", lambda f: f"{f.rss_mb:.0f} MB"),
+        Row("bot peak RSS (RSS once ready)", lambda f: f"{f.rss_mb:.0f} MB ({f.ready_rss_mb:.0f})"),
         Row("bench (fakes) CPU", lambda f: f"{f.bench_cpu_s:.2f} s"),
         Row("bot log warnings / errors", lambda f: f"{f.log_warnings} / {f.log_errors}"),
         Row("bot exit code after SIGTERM", lambda f: str(f.exit_code), "0", lambda f: f.exit_code == 0),
