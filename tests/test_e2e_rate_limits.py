@@ -3,6 +3,11 @@ that only another client's spending could make fail, and then not a second one."
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from bot import client as bot_client
 from bot.client import StreamcordBot
 from fakes.llm_server import Scenario
 from tests.e2e import LONG, STORY, World, chat, running_bot, wait_final, wait_idle
@@ -67,3 +72,23 @@ async def test_a_restarted_bot_waits_out_the_windows_its_previous_process_may_ha
         await wait_idle(world, bot)
     assert world.discord.messages[reply].content == LONG
     assert world.discord.count_429() == 0
+
+
+async def test_a_burst_of_chats_behind_a_slow_discord_shares_a_bounded_pool_of_connections(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """discord.py's own pool is unlimited, so a burst of /chat would open a socket per acknowledgement. The
+    bot's pool is bounded: every answer is acknowledged and shown in full, never more requests at once
+    than it has connections."""
+    monkeypatch.setattr(bot_client, "REST_CONNECTIONS", 3)
+    world.discord.latency = 0.3
+    channels = [world.discord.add_channel(world.guild_id, f"burst-{i}") for i in range(8)]
+    for _ in channels:
+        world.llm.enqueue(Scenario(text=STORY))
+    async with running_bot(world, MAX_STREAMS_PER_USER="8") as bot:
+        replies = await asyncio.gather(*(chat(world, "tell me", channel=c) for c in channels))
+        for reply in replies:
+            await wait_final(world, reply)
+        await wait_idle(world, bot)
+    assert [world.discord.messages[r].content for r in replies] == [STORY] * len(channels)
+    assert world.discord.peak_in_flight <= 3

@@ -126,6 +126,7 @@ class FakeDiscord(LoopbackServer):
     rate_limits = _Part[bool]("rest")
     latency = _Part[float]("rest")
     requests = _Part[list[RequestRecord]]("rest")
+    peak_in_flight = _Part[int]("rest")  # most REST requests being answered at once
     unknown_routes = _Part[list[str]]("rest")
     ack_deadline = _Part[float]("_interaction_routes")
     token_ttl = _Part[float]("_interaction_routes")

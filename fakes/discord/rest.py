@@ -46,6 +46,8 @@ class RestServer:
         self.latency = latency  # seconds added to every request
         self.requests: list[RequestRecord] = []
         self.unknown_routes: list[str] = []
+        self._in_flight = 0
+        self.peak_in_flight = 0  # most requests being answered at once (each holds a client connection)
         # [method, path substring, status, remaining count, Discord error code, message]
         self._outages: list[list[Any]] = []
         self._holds: list[tuple[str, str, asyncio.Event]] = []  # (method, path substring, release)
@@ -72,6 +74,14 @@ class RestServer:
         return release
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
         path = request.rel_url.raw_path.split("/api/v10", 1)[1] or "/"
         method = request.method
