@@ -421,11 +421,12 @@ async def run_level(kind: BotKind, streams: int, load: Load, workdir: Path) -> L
         try:
             ready_rss = bot.rss_mb(peak=False)
             interactions, window = await drive_load(fake, llm, bot, seats, load)
-            rss = (bot.rss_mb(peak=True), ready_rss)
+            peak_rss = bot.rss_mb(peak=True)
         finally:
             exit_code = await bot.stop()
         warnings, errors = bot.log_counts()
-        return measure(kind, fake, llm, seats, interactions, window, load, rss, exit_code, warnings, errors)
+        figures = (peak_rss, ready_rss, exit_code, warnings, errors)
+        return measure(kind, fake, llm, seats, interactions, window, load, *figures)
 
 
 async def drive_load(
@@ -476,7 +477,8 @@ def measure(
     interactions: list[FakeInteraction],
     window: RunWindow,
     load: Load,
-    rss_mb: tuple[float, float],  # peak, and once ready
+    rss_mb: float,
+    ready_rss_mb: float,
     exit_code: int,
     log_warnings: int,
     log_errors: int,
@@ -544,8 +546,8 @@ def measure(
         unacked=sum(i.responded_at is None for i in interactions),
         cpu_s=window.bot_cpu_s,
         cpu_per_1k=window.bot_cpu_s / tokens * 1000 if tokens else math.nan,
-        rss_mb=rss_mb[0],
-        ready_rss_mb=rss_mb[1],
+        rss_mb=rss_mb,
+        ready_rss_mb=ready_rss_mb,
         bench_cpu_s=window.bench_cpu_s,
         exit_code=exit_code,
         log_warnings=log_warnings,

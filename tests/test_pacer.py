@@ -665,6 +665,16 @@ async def test_429_blocks_the_route_and_is_redacted(
     assert "429" in caplog.text
 
 
+async def hit_global_429(session: aiohttp.ClientSession, server: RateLimitedServer) -> None:
+    """A request the server refuses with a global 429: the global budget is spent for 0.4 s."""
+    server.scripted["/gateway/bot"] = (
+        429,
+        {"Retry-After": "0.4", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
+    )
+    async with session.get(server.base + "/gateway/bot") as response:
+        assert response.status == 429
+
+
 async def test_global_429_blocks_global_jobs_only(
     make_pacer: Callable[..., Awaitable[Pacer]],
     server: RateLimitedServer,
@@ -672,12 +682,7 @@ async def test_global_429_blocks_global_jobs_only(
 ) -> None:
     pacer = await make_pacer()
     session = traced(pacer)
-    server.scripted["/gateway/bot"] = (
-        429,
-        {"Retry-After": "0.4", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
-    )
-    async with session.get(server.base + "/gateway/bot") as response:
-        assert response.status == 429
+    await hit_global_429(session, server)
     started: list[float] = []
     global_job = pacer.submit(
         "g",
@@ -772,12 +777,7 @@ async def test_while_the_global_budget_is_spent_a_no_channel_job_that_needs_none
     responses behind them go at once, and the reactions once the global budget is back."""
     pacer = await make_pacer()
     session = traced(pacer)
-    server.scripted["/gateway/bot"] = (
-        429,
-        {"Retry-After": "0.4", "X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
-    )
-    async with session.get(server.base + "/gateway/bot") as response:
-        assert response.status == 429
+    await hit_global_429(session, server)
     reactions = [
         pacer.submit(
             f"r{i}",

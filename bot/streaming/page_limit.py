@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.streaming.render import layout, render
+from bot.streaming.render import Layout, layout, render
 
 # A page's body is at least about half a page (render.py cuts in a page's second half when it can), so the
 # layout needs checking only past this many characters a page, and then every so often.
@@ -17,11 +17,12 @@ class PageLimit:
     def __init__(self, max_pages: int) -> None:
         self.max_pages = max_pages
         self._next_check = max_pages * _SURELY_FITS_PER_PAGE
+        self._layout = Layout()  # the streaming text only grows: pages already cut are kept
 
     def exceeded(self, text: str) -> bool:
         if len(text) < self._next_check:
             return False
-        pages = len(layout(text, streaming=True))
+        pages = len(self._layout.pages(text, streaming=True))
         if pages <= self.max_pages:
             # Each page still to come holds at least about half a page; in the last one, look more often.
             self._next_check = len(text) + max(_CHECK_EVERY, (self.max_pages - pages) * _SURELY_FITS_PER_PAGE)
