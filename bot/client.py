@@ -31,6 +31,7 @@ from bot.llm import LLMClient
 from bot.model_calls import ModelCaller
 from bot.model_errors import ModelErrorLog
 from bot.model_retry import RetryPolicy
+from bot.own_edits import read_own_edits_lightly
 from bot.recovery import finalize_orphans
 from bot.shard_plan import IDENTIFY_SPACING
 from bot.store.alerts import AlertStore
@@ -112,6 +113,7 @@ class StreamcordBot(commands.Bot):
             self.answers,
             in_flight=lambda message_id: self.streams.by_message(message_id) is not None,
         )
+        read_own_edits_lightly(self._connection, self.history.forget)
         self.attachments = AttachmentFetcher()
         self.retention = UsageRetention(db)
         self.budget = Budget(self.usage, AlertStore(db), config.prices)

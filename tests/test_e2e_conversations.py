@@ -3,6 +3,8 @@ the real discord.py and openai clients against the loopback servers."""
 
 from __future__ import annotations
 
+import discord
+
 from bot.client import StreamcordBot
 from bot.db import DatabaseLocation, open_database
 from bot.store.answers import AnswerOrigin, AnswersStore
@@ -70,6 +72,43 @@ async def test_a_chat_chain_continued_from_page_two_and_by_another_user(
     ]
     assert first == bot_messages(world)[0].id
     assert_no_pings(world)
+
+
+async def test_edits_seen_on_the_gateway_reach_the_next_answer(world: World, bot: StreamcordBot) -> None:
+    edits: list[int] = []  # the message edits discord.py parsed and dispatched
+
+    async def on_raw_message_edit(payload: discord.RawMessageUpdateEvent) -> None:
+        edits.append(payload.message_id)
+
+    bot.add_listener(on_raw_message_edit)
+    world.llm.enqueue(Scenario(text="Paris."))
+    question = await mention(world, "Capital of France?")
+    first = await answer_to(world, question)
+    await wait_idle(world, bot)
+    world.llm.enqueue(Scenario(text="About two million."))
+    follow = await world.discord.post_message(world.channel_id, world.alice, "Population?", reply_to=first)
+    second = await answer_to(world, follow)
+    await wait_idle(world, bot)  # the chain behind it was read, and is remembered
+
+    # The bot corrects its first answer, then Alice her question: both echoes arrive on the gateway, in order.
+    await bot.get_partial_messageable(world.channel_id).get_partial_message(first).edit(content="Rome.")
+    await world.discord.edit_message(
+        world.channel_id, question, f"<@{world.discord.bot_user_id}> Capital of Italy?"
+    )
+    await world.discord.wait_for(lambda: question in edits, what="Alice's edit seen")
+    world.llm.enqueue(Scenario(text="Noted."))
+    last = await world.discord.post_message(world.channel_id, world.alice, "Thanks", reply_to=second)
+    await answer_to(world, last)
+
+    assert world.llm.requests[2].body["messages"][1:] == [
+        {"role": "user", "content": "Capital of Italy?", "name": "Alice"},
+        {"role": "assistant", "content": "Rome."},
+        {"role": "user", "content": "Population?", "name": "Alice"},
+        {"role": "assistant", "content": "About two million."},
+        {"role": "user", "content": "Thanks", "name": "Alice"},
+    ]
+    # The echoes of the bot's own edits (every streamed version, and the correction) built no Message.
+    assert edits == [question]
 
 
 async def seed_chain(world: World, turns: int) -> int:

@@ -328,6 +328,9 @@ class FakeDiscord(LoopbackServer):
     ) -> int:
         return self._messages.post(channel_id, user_id, content, reply_to=reply_to, attachments=attachments)
 
+    async def edit_message(self, channel_id: int, message_id: int, content: str) -> None:
+        self._messages.edit(self.state.message_in(channel_id, message_id), {"content": content})
+
     async def add_reaction(self, channel_id: int, message_id: int, user_id: int, emoji: str) -> None:
         self._messages.react(self.state.message_in(channel_id, message_id), user_id, emoji, add=True)
 
