@@ -68,6 +68,43 @@ class StopRequest:
 
 
 class ReplyStream:
+    # Slots: a thousand answers at once each hold one (their attributes' dict cost more than a kilobyte).
+    __slots__ = (
+        "_admission",
+        "_answered",
+        "_answers",
+        "_consumer",
+        "_deltas",
+        "_finish",
+        "_first_token_at",
+        "_has_slot",
+        "_inflight",
+        "_intake",
+        "_ledger",
+        "_limits",
+        "_model",
+        "_models",
+        "_notes",
+        "_options",
+        "_over",
+        "_overrun",
+        "_pages",
+        "_reasoning_deltas",
+        "_recorded",
+        "_stop",
+        "_thinking",
+        "_trim",
+        "_trouble_shown",
+        "chat",
+        "display",
+        "question",
+        "record",
+        "request_id",
+        "requester",
+        "target",
+        "text",
+    )
+
     def __init__(
         self,
         *,
@@ -125,7 +162,7 @@ class ReplyStream:
         self._stop: StopRequest | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._first_token_at: float | None = None
-        self.done = asyncio.Event()
+        self._over = False  # run() returned
         self._has_slot = False
         # Whether the usage and in-flight rows were written (known before the model is asked).
         self._recorded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -137,7 +174,7 @@ class ReplyStream:
     def stop(self, request: StopRequest) -> bool:
         """Cancel generation; closing the HTTP response stops the model server billing more tokens.
         Returns False when the answer was already over."""
-        if self._stop is not None or self.done.is_set() or (self._consumer and self._consumer.done()):
+        if self._stop is not None or self._over or (self._consumer and self._consumer.done()):
             return False
         self._stop = request
         if request.reply_gone:
@@ -150,7 +187,7 @@ class ReplyStream:
         try:
             await self._run()
         finally:
-            self.done.set()
+            self._over = True
 
     async def _run(self) -> None:
         # The placeholder timer starts first: it is what the user waits for. One that must download files or
