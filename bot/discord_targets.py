@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import aiohttp
 import discord
+from discord.http import MultipartParameters, handle_message_parameters
+from discord.webhook.async_ import async_context
 
 from bot.streaming.routes import Route
 from bot.streaming.target import (
@@ -64,6 +66,43 @@ def _edit_files(file: FileUpload | None) -> dict[str, Any]:
     )
 
 
+# discord.py's edit methods build a Message from every response: author, reactions, flags, objects that refer
+# to one another and so wait for the garbage collector, a few kilobytes each at an edit per answer per second.
+# The bot reads none of it: these send the same requests through discord.py's clients and drop the response.
+
+
+def _edit_parameters(content: str, file: FileUpload | None) -> MultipartParameters:
+    return handle_message_parameters(content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file))
+
+
+async def _edit_channel_message(
+    client: discord.Client, channel_id: int, message_id: int, content: str, file: FileUpload | None
+) -> None:
+    with _edit_parameters(content, file) as params:
+        await client.http.edit_message(channel_id, message_id, params=params)
+
+
+async def _edit_interaction_message(
+    interaction: discord.Interaction, message_id: int | None, content: str, file: FileUpload | None
+) -> None:
+    """Edit a message of the interaction's webhook: its original response when ``message_id`` is None."""
+    webhook, adapter = interaction.followup, async_context.get()
+    with _edit_parameters(content, file) as params:
+        request: dict[str, Any] = {
+            "session": webhook.session,
+            "proxy": webhook.proxy,
+            "proxy_auth": webhook.proxy_auth,
+            "payload": params.payload,
+            "multipart": params.multipart,
+            "files": params.files,
+        }
+        application_id, token = interaction.application_id, interaction.token
+        if message_id is None:
+            await adapter.edit_original_interaction_response(application_id, token, **request)
+        else:
+            await adapter.edit_webhook_message(application_id, token, message_id, **request)
+
+
 class ChannelTarget:
     """Pages as ordinary channel messages, the first one replying to the prompt when there is one."""
 
@@ -91,8 +130,8 @@ class ChannelTarget:
     async def put(self, page: int, content: str, file: FileUpload | None = None) -> None:
         with _engine_errors(expirable=False):
             if page < len(self.message_ids):
-                await self._channel.get_partial_message(self.message_ids[page]).edit(
-                    content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
+                await _edit_channel_message(
+                    self._client, self.channel_id, self.message_ids[page], content, file
                 )
                 return
             extra = _send_files(file)
@@ -182,13 +221,9 @@ class InteractionTarget:
                 if response.message_id is None:
                     raise DeliveryFailed("the interaction response carried no message id")
                 self.message_ids.append(response.message_id)
-            elif page == 0:
-                await interaction.edit_original_response(
-                    content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
-                )
             elif page < len(self.message_ids):
-                await interaction.followup.edit_message(
-                    self.message_ids[page], content=content, allowed_mentions=NO_MENTIONS, **_edit_files(file)
+                await _edit_interaction_message(
+                    interaction, self.message_ids[page] if page else None, content, file
                 )
             else:
                 message = await interaction.followup.send(
